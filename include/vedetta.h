@@ -1,0 +1,273 @@
+/*  vedetta.h: the public API of libvedetta, the client library of the vedetta broker.
+
+    A client connects to one broker over CurveZMQ with its agency's secret key file, publishes
+    envelopes (each answered by a receipt), subscribes to topic patterns and receives deliveries.
+
+    Threads: a vd_client_t belongs to one thread at a time; separate clients are independent.
+    Errors: every function that can fail returns a vd_err_t (0 success, negative error) or NULL;
+    vd_strerror() names any code. libvedetta never prints and never aborts its host process.
+    Ownership: results the caller must free say so; `const` results are borrowed and say for how
+    long. Wire format: proto/PROTOCOL.md.  */
+
+#ifndef VEDETTA_H_INCLUDED
+#define VEDETTA_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VD_EXPORT     __attribute__((visibility("default")))
+#define VD_NODISCARD  __attribute__((warn_unused_result))
+#else
+#define VD_EXPORT
+#define VD_NODISCARD
+#endif
+
+#define VD_VERSION_MAJOR 0
+#define VD_VERSION_MINOR 1
+#define VD_VERSION_PATCH 0
+
+/*  Error codes. They travel on the wire (number and name), so: append only, never renumber.
+    X(NAME, value, meaning)  */
+#define VD_ERRORS(X)                                                                               \
+    X(OK, 0, "success")                                                                            \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(EPROTO, -3, "malformed frame or command")                                                    \
+    X(ELIMIT, -4, "over a protocol limit")                                                         \
+    X(EVERSION, -5, "unsupported protocol version")                                                \
+    X(ESESSION, -6, "no session: send hello first")                                                \
+    X(EAUTH, -7, "key unknown or revoked")                                                         \
+    X(ESENDER, -8, "sender does not match the authenticated key")                                  \
+    X(EFIELD, -9, "envelope field missing or invalid")                                             \
+    X(EACCES, -10, "denied by policy")                                                             \
+    X(ETLP, -11, "denied by TLP rules")                                                            \
+    X(ETIMEOUT, -12, "timed out")                                                                  \
+    X(ECONN, -13, "not connected")                                                                 \
+    X(EIO, -14, "input/output error")                                                              \
+    X(ECONFIG, -15, "invalid configuration")                                                       \
+    X(ENOTFOUND, -16, "not found")                                                                 \
+    X(ESIG, -17, "signature missing or invalid")                                                   \
+    X(ESTORE, -18, "store failure")                                                                \
+    X(ERATE, -19, "rate limit exceeded")                                                           \
+    X(EINTERNAL, -20, "broker internal error")
+
+typedef enum {
+#define VD_ERR_ENUM_(name, value, text) VD_##name = value,
+    VD_ERRORS(VD_ERR_ENUM_)
+#undef VD_ERR_ENUM_
+} vd_err_t;
+
+//  Meaning of an error code, e.g. "denied by policy". Never NULL; static storage.
+VD_EXPORT const char *
+vd_strerror(int code);
+
+//  Short name of an error code without the VD_ prefix, e.g. "EACCES" ("EUNKNOWN" if unknown).
+VD_EXPORT const char *
+vd_strerror_name(int code);
+
+//  The code whose name is `name` ("EACCES"), or VD_EINVAL if none.
+VD_EXPORT int
+vd_strerror_code(const char *name);
+
+/*  -------------------------------------------------------------------------------------------
+    Envelope: one message, as published or as delivered. Fields are named as on the wire
+    (proto/PROTOCOL.md §4): string fields "id", "sender", "topic", "kind", "status", "tlp",
+    "category", "severity", "ctype", "incident", "stage", "urgency", "certainty", "lang";
+    time fields (ms since the Unix epoch, UTC) "sent", "aware_at", "expires", "ack_by".  */
+
+typedef struct vdp_envelope_t vd_envelope_t;
+
+//  A new empty envelope. Caller owns it; free with vd_envelope_destroy(). NULL if out of memory.
+VD_EXPORT vd_envelope_t *
+vd_envelope_new(void);
+
+//  Frees the envelope and sets *self_p to NULL. Accepts NULL and *self_p == NULL.
+VD_EXPORT void
+vd_envelope_destroy(vd_envelope_t **self_p);
+
+/*  Sets a string field (see above); "to" appends one recipient org id; "refs" appends one
+    reference written "sender/id". The value is checked and copied.
+    Returns VD_OK, VD_EINVAL (unknown field or invalid value), VD_ELIMIT (too long / too many).  */
+VD_EXPORT VD_NODISCARD int
+vd_envelope_set(vd_envelope_t *self, const char *field, const char *value);
+
+//  Sets a time field to `ms` (UTC ms). Returns VD_OK or VD_EINVAL (unknown field, ms < 0).
+VD_EXPORT VD_NODISCARD int
+vd_envelope_set_time(vd_envelope_t *self, const char *field, int64_t ms);
+
+//  Copies `size` bytes as the body. Returns VD_OK, VD_ENOMEM, or VD_ELIMIT (over the body cap).
+VD_EXPORT VD_NODISCARD int
+vd_envelope_set_body(vd_envelope_t *self, const void *data, size_t size);
+
+//  A string field, or NULL when absent or unknown. Borrowed while `self` lives unchanged.
+VD_EXPORT const char *
+vd_envelope_get(const vd_envelope_t *self, const char *field);
+
+//  A time field in UTC ms, or 0 when absent.
+VD_EXPORT int64_t
+vd_envelope_get_time(const vd_envelope_t *self, const char *field);
+
+//  The body and its size. Borrowed while `self` lives unchanged.
+VD_EXPORT const void *
+vd_envelope_body(const vd_envelope_t *self, size_t *size);
+
+//  Number of recipients in "to", and the i-th one (NULL past the end).
+VD_EXPORT size_t
+vd_envelope_to_count(const vd_envelope_t *self);
+VD_EXPORT const char *
+vd_envelope_to(const vd_envelope_t *self, size_t index);
+
+//  Number of references, and the i-th one's sender and id (VD_EINVAL past the end).
+VD_EXPORT size_t
+vd_envelope_refs_count(const vd_envelope_t *self);
+VD_EXPORT int
+vd_envelope_ref(const vd_envelope_t *self, size_t index, const char **sender, const char **id);
+
+/*  Fields stamped by the broker on delivered envelopes (0 on envelopes being published):
+    the broker's sequence number, when it accepted the message (UTC ms), and the subscription
+    pattern that matched it (NULL if none).  */
+VD_EXPORT uint64_t
+vd_envelope_seq(const vd_envelope_t *self);
+VD_EXPORT int64_t
+vd_envelope_accepted_at(const vd_envelope_t *self);
+VD_EXPORT const char *
+vd_envelope_subscription(const vd_envelope_t *self);
+
+/*  The envelope as one line of JSON, every field present included (body as a string if it is
+    valid UTF-8 text, else base64 in "body_b64"). Caller owns the result; free with free().
+    NULL if out of memory.  */
+VD_EXPORT char *
+vd_envelope_to_json(const vd_envelope_t *self);
+
+/*  -------------------------------------------------------------------------------------------
+    Receipts: the broker's answer to one publish.  */
+
+typedef enum {
+    VD_RECEIPT_ACCEPTED = 1,  // stored and routed; seq is its sequence number
+    VD_RECEIPT_DUPLICATE = 2, // (sender, id) was accepted before; seq is the first one's
+    VD_RECEIPT_REJECTED = 3   // not accepted; code and reason say why
+} vd_receipt_status_t;
+
+typedef struct {
+    char id[40];                // the envelope id this receipt answers
+    vd_receipt_status_t status; //
+    uint64_t seq;               // accepted/duplicate: the message's sequence number
+    int64_t accepted_at;        // accepted/duplicate: UTC ms
+    int code;                   // rejected: a vd_err_t
+    char reason[256];           // rejected: human-readable reason from the broker
+} vd_receipt_t;
+
+//  "accepted", "duplicate" or "rejected" (static storage).
+VD_EXPORT const char *
+vd_receipt_status_name(vd_receipt_status_t status);
+
+/*  -------------------------------------------------------------------------------------------
+    Client.  */
+
+typedef struct vd_client_t vd_client_t;
+
+//  A new, unconnected client. Caller owns it; free with vd_client_destroy(). NULL on no memory.
+VD_EXPORT vd_client_t *
+vd_client_new(void);
+
+//  Disconnects (saying bye), wipes key material, frees, sets *self_p to NULL. Accepts NULL.
+VD_EXPORT void
+vd_client_destroy(vd_client_t **self_p);
+
+/*  Heartbeat interval in ms (default 2000, minimum 100): the client pings an idle broker at this
+    interval and treats 3 missed intervals as a lost connection, which it re-establishes (new
+    handshake, hello, and every subscription restored). Call before vd_client_connect().  */
+VD_EXPORT int
+vd_client_set_heartbeat(vd_client_t *self, int interval_ms);
+
+/*  Connects to `endpoint` (e.g. "tcp://127.0.0.1:7447"), authenticating the broker by its
+    public key (40-char Z85) and itself with the agency secret file at `secret_path` (refused if
+    group or others may read it). Performs the handshake and the hello/welcome exchange, waiting
+    at most `timeout_ms`.
+    Returns VD_OK; VD_EINVAL (bad argument or key file), VD_EAUTH (the broker refused the key),
+    VD_EVERSION, VD_ETIMEOUT (no welcome in time: also what an unknown key looks like, since the
+    broker drops refused handshakes silently), VD_ENOMEM.  */
+VD_EXPORT VD_NODISCARD int
+vd_client_connect(vd_client_t *self,
+                  const char *endpoint,
+                  const char *broker_public_key,
+                  const char *secret_path,
+                  int timeout_ms);
+
+//  This client's org id as the broker authenticated it, e.g. "comune:i726"; NULL before the
+//  welcome. Borrowed while `self` lives.
+VD_EXPORT const char *
+vd_client_org(const vd_client_t *self);
+
+//  The i-th inbox topic of this org (where directed messages arrive), NULL past the end.
+VD_EXPORT const char *
+vd_client_inbox(const vd_client_t *self, size_t index);
+
+/*  Publishes `env` and waits up to `timeout_ms` for its receipt. Fills in "id" (a random UUID)
+    and "sent" (now) when they are unset, and "sender" with this client's org.
+    Returns VD_OK when a receipt arrived (read receipt->status: a rejection is VD_OK with
+    status VD_RECEIPT_REJECTED), VD_EINVAL, VD_ELIMIT, VD_ETIMEOUT, VD_ECONN.  */
+VD_EXPORT VD_NODISCARD int
+vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, int timeout_ms);
+
+/*  Queues `env` for publishing without waiting (fills id/sent/sender as above). Queued commands
+    leave in one batch at the next vd_client_flush() or any call that waits; receipts are read
+    with vd_client_receipt(). Returns VD_OK, VD_EINVAL, VD_ELIMIT, VD_ECONN.  */
+VD_EXPORT VD_NODISCARD int
+vd_client_publish_async(vd_client_t *self, vd_envelope_t *env);
+
+//  Sends whatever is queued now. Returns VD_OK or VD_ECONN.
+VD_EXPORT int
+vd_client_flush(vd_client_t *self);
+
+/*  Next receipt of an asynchronous publish, waiting up to `timeout_ms` (0: don't wait).
+    Returns VD_OK, VD_ETIMEOUT.  */
+VD_EXPORT VD_NODISCARD int
+vd_client_receipt(vd_client_t *self, vd_receipt_t *receipt, int timeout_ms);
+
+/*  Subscribes to `pattern` (segments joined by '.', '*' one segment, '>' the rest) and waits
+    for the broker's answer. The subscription is restored after a reconnect.
+    Returns VD_OK, VD_EACCES (policy denies it; `reason` filled if not NULL), VD_EINVAL,
+    VD_ETIMEOUT, VD_ECONN.  */
+VD_EXPORT VD_NODISCARD int
+vd_client_subscribe(vd_client_t *self,
+                    const char *pattern,
+                    char *reason,
+                    size_t reason_size,
+                    int timeout_ms);
+
+//  Removes a subscription. Returns VD_OK, VD_ENOTFOUND, VD_EINVAL, VD_ETIMEOUT, VD_ECONN.
+VD_EXPORT VD_NODISCARD int
+vd_client_unsubscribe(vd_client_t *self, const char *pattern, int timeout_ms);
+
+/*  Next delivered message, waiting up to `timeout_ms` (0: don't wait, -1: forever). Keeps
+    the connection alive while waiting (heartbeats, reconnect).
+    On VD_OK *env_p is a new envelope the caller owns (free with vd_envelope_destroy()).
+    Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_ENOMEM.  */
+VD_EXPORT VD_NODISCARD int
+vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms);
+
+/*  Keygen: creates an agency key. Writes the secret file `secret_path` (mode 0600; refuses to
+    overwrite) and the public agency file `public_path` that the broker's operator installs in
+    its registry directory. `role` is one of comune, cosc, anci, cnaipic, broker;
+    `jurisdictions` a comma-separated list of COSC jurisdictions ("toscana") or "national".
+    Returns VD_OK, VD_EINVAL (bad org id, role or jurisdiction), VD_EIO.  */
+VD_EXPORT VD_NODISCARD int
+vd_keygen(const char *org,
+          const char *name,
+          const char *role,
+          const char *jurisdictions,
+          const char *label,
+          const char *secret_path,
+          const char *public_path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

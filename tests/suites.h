@@ -1,0 +1,17 @@
+/*  The unit suites, one per module: test_<module>.c defines <module>_suite().  */
+#ifndef VDT_SUITES_H_INCLUDED
+#define VDT_SUITES_H_INCLUDED
+
+#include <check.h>
+
+Suite *vdp_ids_suite(void);
+Suite *vdp_topic_suite(void);
+Suite *vdp_envelope_suite(void);
+Suite *vdp_msg_suite(void);
+Suite *vdp_agency_suite(void);
+Suite *vdb_registry_suite(void);
+Suite *vdb_subs_suite(void);
+Suite *vdb_acl_suite(void);
+Suite *vdb_config_suite(void);
+
+#endif
