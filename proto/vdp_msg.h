@@ -57,14 +57,14 @@ vdp_receipt_status_t vdp_receipt_status_from_name(const char *s);
     vdp_envelope_t passed to vdp_reader_next(), which borrows from the frame.  */
 typedef struct {
     vdp_op_t op;
-    uint64_t ref;                            // hello, sub, unsub, ping / welcome, ok, error, pong
+    uint64_t ref; // hello, sub, unsub, ping / welcome, ok, error, pong
     //  hello
-    uint32_t version;                        // hello, welcome
-    char agent[VDP_MAX_SHORT + 1];           // hello: client software
-    uint32_t heartbeat_ms;                   // hello: asked; welcome: granted
+    uint32_t version;              // hello, welcome
+    char agent[VDP_MAX_SHORT + 1]; // hello: client software
+    uint32_t heartbeat_ms;         // hello: asked; welcome: granted
     //  welcome
-    char broker[VDP_MAX_ORG + 1];            // the broker's org id
-    char org[VDP_MAX_ORG + 1];               // the client's org, from its key
+    char broker[VDP_MAX_ORG + 1]; // the broker's org id
+    char org[VDP_MAX_ORG + 1];    // the client's org, from its key
     char role[VDP_MAX_SHORT + 1];
     char jur[VDP_MAX_JUR][VDP_MAX_SEGMENT + 1];
     size_t jur_count;
@@ -78,52 +78,52 @@ typedef struct {
     //  receipt
     char id[VDP_ID_LEN + 1];
     vdp_receipt_status_t status;
-    uint64_t seq;                            // receipt, deliver
-    int64_t at;                              // receipt, deliver: accepted_at
+    uint64_t seq; // receipt, deliver
+    int64_t at;   // receipt, deliver: accepted_at
     //  receipt (rejected), error
-    int32_t code;                            // a vd_err_t
+    int32_t code; // a vd_err_t
     char reason[VDP_MAX_REASON + 1];
 } vdp_cmd_t;
 
 //  Zeroes a command.
-void
-vdp_cmd_reset(vdp_cmd_t *self);
+void vdp_cmd_reset(vdp_cmd_t *self);
 
 typedef struct {
     const uint8_t *data; // borrowed frame
     size_t size;
     size_t pos;
-    size_t count;        // commands read so far
-    bool broken;         // the msgpack structure is broken: no further command
+    size_t count; // commands read so far
+    bool broken;  // the msgpack structure is broken: no further command
 } vdp_reader_t;
 
 //  Starts reading a frame of `size` bytes. Borrows `data`.
-void
-vdp_reader_init(vdp_reader_t *self, const uint8_t *data, size_t size);
+void vdp_reader_init(vdp_reader_t *self, const uint8_t *data, size_t size);
 
 /*  Decodes the next command into `cmd` (and, for PUB/DELIVER, its envelope into `env`, reset
-    first; body and raw borrow from the frame).
+    first; body and raw borrow from the frame). `env` must not be NULL when the frame may hold
+    a pub or a deliver; for a deliver the reader also sets env->seq, env->accepted_at and
+    env->subscription.
     Returns VD_OK: a command was read;
     VD_ENOTFOUND: the frame is finished (no bytes left, or broken earlier);
-    VD_EPROTO: broken msgpack structure, the rest of the frame is dropped (self->broken set);
-    VD_ELIMIT: the frame holds more than VDP_MAX_BATCH commands (rest dropped, broken set);
-    or, with the reader still usable for the next command: VD_EPROTO (unknown op, wrong field
-    types), VD_ELIMIT, VD_EFIELD (bad envelope: cmd->op is VDP_OP_PUB and env->id holds the id if
-    it could be read).
+    with self->broken set (the rest of the frame is dropped): VD_EPROTO (broken msgpack
+    structure: truncated, an invalid byte, nesting deeper than VDP_MAX_DEPTH) or VD_ELIMIT (a
+    map over VDP_MAX_MAP_KEYS, more than VDP_MAX_BATCH commands, a frame over VDP_MAX_FRAME);
+    or, with the reader still usable for the next command: VD_EPROTO (not a map, unknown op,
+    missing or repeated key, wrong type, invalid value), VD_ELIMIT (a string or list over its
+    cap), or for PUB/DELIVER whatever vdp_envelope_decode() returned (VD_EPROTO, VD_ELIMIT,
+    VD_EFIELD) with env->id and env->sender holding the envelope's id and sender if readable.
+    After such an error cmd->op is the command's op if it could be read (VDP_OP_NONE if not)
+    and cmd->ref its ref if it had a readable one, so that the error can be answered.
     `reason` (if not NULL) explains any error.  */
-int
-vdp_reader_next(vdp_reader_t *self,
-                vdp_cmd_t *cmd,
-                vdp_envelope_t *env,
-                char *reason,
-                size_t reason_size);
+int vdp_reader_next(
+    vdp_reader_t *self, vdp_cmd_t *cmd, vdp_envelope_t *env, char *reason, size_t reason_size);
 
 typedef struct {
-    uint8_t *data;    // owned, grows
-    size_t size;      // bytes used
+    uint8_t *data; // owned, grows
+    size_t size;   // bytes used
     size_t capacity;
-    size_t count;     // commands written
-    bool failed;      // an allocation failed: the frame is unusable until reset
+    size_t count; // commands written
+    bool failed;  // an allocation failed: the frame is unusable until reset
 } vdp_writer_t;
 
 void vdp_writer_init(vdp_writer_t *self);
@@ -133,13 +133,18 @@ void vdp_writer_reset(vdp_writer_t *self);
 void vdp_writer_release(vdp_writer_t *self);
 
 /*  Appenders, one per command. Each returns VD_OK or VD_ENOMEM (then self->failed is set).
+    Keys are written in a fixed order, "op" first. Free text (agent, reason) longer than its cap
+    is cut at a UTF-8 boundary; other strings are written as given (the reader on the other side
+    enforces the caps). Error and rejected-receipt commands carry `err`, the code's name.
     Callers flush a writer before it would pass VDP_MAX_BATCH commands or VDP_MAX_FRAME bytes
     (vdp_writer_room() says whether `bytes` more fit).  */
 bool vdp_writer_room(const vdp_writer_t *self, size_t bytes);
+//  hello with v = VDP_VERSION.
 int vdp_writer_hello(vdp_writer_t *self, uint64_t ref, const char *agent, uint32_t heartbeat_ms);
 int vdp_writer_welcome(vdp_writer_t *self, const vdp_cmd_t *welcome); // all welcome fields
 //  Publishes an envelope: env->raw if set, else encodes env.
 int vdp_writer_pub(vdp_writer_t *self, const vdp_envelope_t *env);
+//  accepted/duplicate: id, status, seq, at; rejected: id, status, code, err, reason.
 int vdp_writer_receipt(vdp_writer_t *self,
                        const char *id,
                        vdp_receipt_status_t status,
