@@ -1,0 +1,380 @@
+/*  vdb_registry: see vdb_registry.h.
+    Two open-addressing hash tables (linear probing, load factor at most 1/2, FNV-1a) index the
+    entries by CURVE key and by org id; both borrow their keys from the entries. We do not use
+    zhashx here: its lookup writes a cached bucket index into the table, so two threads reading
+    one "immutable" zhashx race. Lookups below only read, so any number of threads may share a
+    built registry. Entries never move once added (each is its own allocation), which is what
+    lets the tables and callers hold pointers to them.  */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vdb_registry.h"
+#include "vedetta.h"
+
+#define S_SUFFIX       ".agency"
+#define S_MIN_CAPACITY 16u
+
+typedef struct {
+    vdp_agency_t agency; // what lookups return a pointer to
+    char *source;        // owned: the file it came from; NULL when added by vdb_registry_add
+} s_entry_t;
+
+typedef struct {
+    const char *key; // borrowed from the entry; NULL marks an empty slot
+    s_entry_t *entry;
+} s_slot_t;
+
+typedef struct {
+    s_slot_t *slots; // owned
+    size_t capacity; // a power of two, or 0 before the first insert
+    size_t size;
+} s_table_t;
+
+struct vdb_registry_t {
+    s_entry_t **entries; // owned, each owned; in the order added
+    size_t count;
+    size_t capacity;
+    s_table_t by_key; // curve_public -> entry
+    s_table_t by_org; // org -> the org's first entry
+};
+
+static void s_errf(char *err, size_t err_size, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_errf(char *err, size_t err_size, const char *format, ...)
+{
+    if (!err || err_size == 0)
+        return;
+    va_list args;
+    va_start(args, format);
+    vsnprintf(err, err_size, format, args);
+    va_end(args);
+}
+
+static uint64_t
+s_hash(const char *key)
+{
+    uint64_t hash = 14695981039346656037u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        hash = (hash ^ *p) * 1099511628211u;
+    return hash;
+}
+
+static s_entry_t *
+s_table_find(const s_table_t *table, const char *key)
+{
+    if (table->capacity == 0)
+        return NULL;
+    size_t mask = table->capacity - 1;
+    //  Terminates: the load factor keeps at least half the slots empty.
+    for (size_t i = (size_t)s_hash(key) & mask;; i = (i + 1) & mask) {
+        const s_slot_t *slot = &table->slots[i];
+        if (!slot->key)
+            return NULL;
+        if (strcmp(slot->key, key) == 0)
+            return slot->entry;
+    }
+}
+
+//  Places a key known to be absent, in a table known to have room.
+static void
+s_table_place(s_slot_t *slots, size_t capacity, const char *key, s_entry_t *entry)
+{
+    size_t mask = capacity - 1;
+    size_t i = (size_t)s_hash(key) & mask;
+    while (slots[i].key)
+        i = (i + 1) & mask;
+    slots[i].key = key;
+    slots[i].entry = entry;
+}
+
+//  Makes room for one more key. Returns VD_OK or VD_ENOMEM (table unchanged).
+static int
+s_table_reserve(s_table_t *table)
+{
+    if ((table->size + 1) * 2 <= table->capacity)
+        return VD_OK;
+    size_t capacity = table->capacity ? table->capacity * 2 : S_MIN_CAPACITY;
+    s_slot_t *slots = calloc(capacity, sizeof *slots);
+    if (!slots)
+        return VD_ENOMEM;
+    for (size_t i = 0; i < table->capacity; i++)
+        if (table->slots[i].key)
+            s_table_place(slots, capacity, table->slots[i].key, table->slots[i].entry);
+    free(table->slots);
+    table->slots = slots;
+    table->capacity = capacity;
+    return VD_OK;
+}
+
+static void
+s_table_insert(s_table_t *table, const char *key, s_entry_t *entry)
+{
+    assert((table->size + 1) * 2 <= table->capacity);
+    s_table_place(table->slots, table->capacity, key, entry);
+    table->size++;
+}
+
+vdb_registry_t *
+vdb_registry_new(void)
+{
+    return calloc(1, sizeof(vdb_registry_t));
+}
+
+void
+vdb_registry_destroy(vdb_registry_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vdb_registry_t *self = *self_p;
+    free(self->by_org.slots);
+    free(self->by_key.slots);
+    for (size_t i = 0; i < self->count; i++) {
+        free(self->entries[i]->source);
+        free(self->entries[i]);
+    }
+    free(self->entries);
+    free(self);
+    *self_p = NULL;
+}
+
+static const char *
+s_source(const s_entry_t *entry)
+{
+    return entry->source ? entry->source : "(added)";
+}
+
+//  True if a and b hold the same jurisdictions, in any order (each list has no repeats).
+static bool
+s_same_jurisdictions(const vdp_agency_t *a, const vdp_agency_t *b)
+{
+    if (a->jur_count != b->jur_count)
+        return false;
+    for (size_t i = 0; i < a->jur_count; i++)
+        if (!vdp_agency_holds(b, a->jur[i]))
+            return false;
+    return true;
+}
+
+//  Adds a copy of `agency`, coming from file `source` (NULL: added by a caller). Errors name
+//  `source` and the entry it clashes with.
+static int
+s_add(vdb_registry_t *self,
+      const vdp_agency_t *agency,
+      const char *source,
+      char *err,
+      size_t err_size)
+{
+    const char *here = source ? source : "(added)";
+    char why[256];
+    if (vdp_agency_check(agency, why, sizeof why) != VD_OK) {
+        s_errf(err, err_size, "%s: %s", here, why);
+        return VD_EINVAL;
+    }
+    const s_entry_t *same = s_table_find(&self->by_key, agency->curve_public);
+    if (same) {
+        s_errf(err, err_size,
+               "%s: key/curve-public: %s is already registered by %s (org %s, label %s)", here,
+               agency->curve_public, s_source(same), same->agency.org, same->agency.label);
+        return VD_EINVAL;
+    }
+    const s_entry_t *first = s_table_find(&self->by_org, agency->org);
+    if (first) {
+        const vdp_agency_t *other = &first->agency;
+        const char *field = strcmp(other->name, agency->name) != 0 ? "agency/name"
+                            : other->role != agency->role          ? "agency/role"
+                            : !s_same_jurisdictions(other, agency) ? "agency/jurisdiction"
+                                                                   : NULL;
+        if (field) {
+            s_errf(err, err_size,
+                   "%s: %s: org %s is described differently in %s; all keys of one org must "
+                   "agree on name, role and jurisdictions",
+                   here, field, agency->org, s_source(first));
+            return VD_EINVAL;
+        }
+    }
+    if (s_table_reserve(&self->by_key) != VD_OK || s_table_reserve(&self->by_org) != VD_OK)
+        goto err_no_memory;
+    if (self->count == self->capacity) {
+        size_t capacity = self->capacity ? self->capacity * 2 : S_MIN_CAPACITY;
+        s_entry_t **entries = realloc(self->entries, capacity * sizeof *entries);
+        if (!entries)
+            goto err_no_memory;
+        self->entries = entries;
+        self->capacity = capacity;
+    }
+    s_entry_t *entry = calloc(1, sizeof *entry);
+    if (!entry)
+        goto err_no_memory;
+    entry->agency = *agency;
+    if (source && !(entry->source = strdup(source))) {
+        free(entry);
+        goto err_no_memory;
+    }
+    self->entries[self->count++] = entry;
+    s_table_insert(&self->by_key, entry->agency.curve_public, entry);
+    if (!first)
+        s_table_insert(&self->by_org, entry->agency.org, entry);
+    return VD_OK;
+
+err_no_memory:
+    s_errf(err, err_size, "%s: out of memory", here);
+    return VD_ENOMEM;
+}
+
+int
+vdb_registry_add(vdb_registry_t *self, const vdp_agency_t *agency, char *err, size_t err_size)
+{
+    if (!self || !agency) {
+        s_errf(err, err_size, "no registry or no agency");
+        return VD_EINVAL;
+    }
+    return s_add(self, agency, NULL, err, err_size);
+}
+
+static int
+s_compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+//  "x.agency", not hidden (editors and our own atomic writes keep dot-files there).
+static bool
+s_is_agency_file(const char *name)
+{
+    size_t len = strlen(name);
+    size_t suffix = strlen(S_SUFFIX);
+    return name[0] != '.' && len > suffix && strcmp(name + len - suffix, S_SUFFIX) == 0;
+}
+
+//  The sorted names of the agency files in `dir`. VD_OK, VD_EIO or VD_ENOMEM with err.
+static int
+s_list(const char *dir, char ***names_p, size_t *count_p, char *err, size_t err_size)
+{
+    *names_p = NULL;
+    *count_p = 0;
+    DIR *handle = opendir(dir);
+    if (!handle) {
+        s_errf(err, err_size, "%s: cannot open the registry directory: %s", dir, strerror(errno));
+        return VD_EIO;
+    }
+    char **names = NULL;
+    size_t count = 0, capacity = 0;
+    int rc = VD_OK;
+    errno = 0;
+    struct dirent *item;
+    while (rc == VD_OK && (item = readdir(handle))) {
+        if (!s_is_agency_file(item->d_name))
+            continue;
+        if (count == capacity) {
+            capacity = capacity ? capacity * 2 : S_MIN_CAPACITY;
+            char **grown = realloc(names, capacity * sizeof *grown);
+            if (!grown) {
+                rc = VD_ENOMEM;
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[count] = strdup(item->d_name)))
+            rc = VD_ENOMEM;
+        else
+            count++;
+        errno = 0;
+    }
+    if (rc == VD_OK && errno != 0) {
+        s_errf(err, err_size, "%s: cannot read the registry directory: %s", dir, strerror(errno));
+        rc = VD_EIO;
+    } else if (rc == VD_ENOMEM)
+        s_errf(err, err_size, "%s: out of memory", dir);
+    closedir(handle);
+    if (rc != VD_OK) {
+        for (size_t i = 0; i < count; i++)
+            free(names[i]);
+        free(names);
+        return rc;
+    }
+    //  Sorted, so that which of two clashing files is named first does not depend on the
+    //  file system's order.
+    if (count > 1)
+        qsort(names, count, sizeof *names, s_compare_names);
+    *names_p = names;
+    *count_p = count;
+    return VD_OK;
+}
+
+vdb_registry_t *
+vdb_registry_load(const char *dir, char *err, size_t err_size)
+{
+    if (!dir) {
+        s_errf(err, err_size, "no registry directory");
+        return NULL;
+    }
+    vdb_registry_t *self = vdb_registry_new();
+    if (!self) {
+        s_errf(err, err_size, "%s: out of memory", dir);
+        return NULL;
+    }
+    char **names;
+    size_t count;
+    if (s_list(dir, &names, &count, err, err_size) != VD_OK) {
+        vdb_registry_destroy(&self);
+        return NULL;
+    }
+    size_t dir_len = strlen(dir);
+    bool slash = dir_len > 0 && dir[dir_len - 1] == '/';
+    for (size_t i = 0; i < count && self; i++) {
+        char *path = malloc(dir_len + 1 + strlen(names[i]) + 1);
+        vdp_agency_t agency;
+        if (!path) {
+            s_errf(err, err_size, "%s: out of memory", dir);
+            vdb_registry_destroy(&self);
+        } else {
+            sprintf(path, "%s%s%s", dir, slash ? "" : "/", names[i]);
+            if (vdp_agency_load(path, &agency, err, err_size) != VD_OK ||
+                s_add(self, &agency, path, err, err_size) != VD_OK)
+                vdb_registry_destroy(&self);
+        }
+        free(path);
+    }
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    return self;
+}
+
+const vdp_agency_t *
+vdb_registry_key(const vdb_registry_t *self, const char *curve_z85)
+{
+    if (!self || !curve_z85)
+        return NULL;
+    const s_entry_t *entry = s_table_find(&self->by_key, curve_z85);
+    return entry ? &entry->agency : NULL;
+}
+
+const vdp_agency_t *
+vdb_registry_org(const vdb_registry_t *self, const char *org)
+{
+    if (!self || !org)
+        return NULL;
+    const s_entry_t *entry = s_table_find(&self->by_org, org);
+    return entry ? &entry->agency : NULL;
+}
+
+size_t
+vdb_registry_key_count(const vdb_registry_t *self)
+{
+    return self ? self->by_key.size : 0;
+}
+
+size_t
+vdb_registry_org_count(const vdb_registry_t *self)
+{
+    return self ? self->by_org.size : 0;
+}
