@@ -1,0 +1,215 @@
+/*  vdb_config: see vdb_config.h. zconfig parses the ZPL; this module walks the tree and accepts
+    only the keys it knows, so a typo is an error rather than a silently ignored setting.  */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "vdb_config.h"
+#include "vdb_log.h"
+#include "vdp_ids.h"
+#include "vedetta.h"
+
+static void
+s_resolve(char *out, size_t size, const char *base_dir, const char *path)
+{
+    if (path[0] == '\0' || path[0] == '/' || !base_dir || base_dir[0] == '\0')
+        snprintf(out, size, "%s", path);
+    else
+        snprintf(out, size, "%s/%s", base_dir, path);
+}
+
+void
+vdb_config_defaults(vdb_config_t *self, const char *base_dir)
+{
+    memset(self, 0, sizeof *self);
+    snprintf(self->endpoint, sizeof self->endpoint, "tcp://127.0.0.1:7447");
+    s_resolve(self->secret, sizeof self->secret, base_dir, "broker.secret");
+    s_resolve(self->registry, sizeof self->registry, base_dir, "agencies");
+    self->dedup_window = 100000;
+    self->session_backlog = 64u * 1024u * 1024u;
+    self->log_level = VDB_LOG_NOTICE;
+}
+
+static int
+s_fail(char *err, size_t err_size, const char *origin, const char *where, const char *what)
+{
+    if (err)
+        snprintf(err, err_size, "%s: %s: %s", origin, where, what);
+    return VD_ECONFIG;
+}
+
+//  Parses a positive size with an optional k/M/G suffix (powers of 1024).
+static int
+s_parse_size(const char *text, size_t min, size_t *out)
+{
+    errno = 0;
+    char *end = NULL;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno || end == text || text[0] == '-')
+        return -1;
+    unsigned long long scale = 1;
+    if (*end == 'k' || *end == 'K')
+        scale = 1024ull, end++;
+    else if (*end == 'M')
+        scale = 1024ull * 1024ull, end++;
+    else if (*end == 'G')
+        scale = 1024ull * 1024ull * 1024ull, end++;
+    if (*end != '\0' || value > SIZE_MAX / scale || value * scale < min)
+        return -1;
+    *out = (size_t) (value * scale);
+    return 0;
+}
+
+static int
+s_broker_key(vdb_config_t *self,
+             const char *key,
+             const char *value,
+             const char *base_dir,
+             const char *origin,
+             char *err,
+             size_t err_size)
+{
+    char where[64];
+    snprintf(where, sizeof where, "broker/%s", key);
+    if (strcmp(key, "name") == 0) {
+        if (!vdp_org_valid(value) || vdp_org_role(value) != VDP_ROLE_BROKER)
+            return s_fail(err, err_size, origin, where, "must be a broker org id (broker:<j>)");
+        snprintf(self->name, sizeof self->name, "%s", value);
+    }
+    else if (strcmp(key, "endpoint") == 0) {
+        if (strlen(value) == 0 || strlen(value) >= sizeof self->endpoint)
+            return s_fail(err, err_size, origin, where, "empty or too long");
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", value);
+    }
+    else if (strcmp(key, "secret") == 0 || strcmp(key, "registry") == 0) {
+        if (strlen(value) == 0)
+            return s_fail(err, err_size, origin, where, "must not be empty");
+        char *target = strcmp(key, "secret") == 0 ? self->secret : self->registry;
+        s_resolve(target, PATH_MAX, base_dir, value);
+    }
+    else if (strcmp(key, "policy") == 0)
+        s_resolve(self->policy, sizeof self->policy, base_dir, value);
+    else if (strcmp(key, "endpoint-file") == 0)
+        s_resolve(self->endpoint_file, sizeof self->endpoint_file, base_dir, value);
+    else
+        return s_fail(err, err_size, origin, where, "unknown key");
+    return VD_OK;
+}
+
+static int
+s_section_key(vdb_config_t *self,
+              const char *section,
+              const char *key,
+              const char *value,
+              const char *base_dir,
+              const char *origin,
+              char *err,
+              size_t err_size)
+{
+    char where[96];
+    snprintf(where, sizeof where, "%s/%s", section, key);
+    if (strcmp(section, "broker") == 0)
+        return s_broker_key(self, key, value, base_dir, origin, err, err_size);
+    if (strcmp(section, "limits") == 0) {
+        size_t *target = strcmp(key, "dedup-window") == 0      ? &self->dedup_window
+                         : strcmp(key, "session-backlog") == 0 ? &self->session_backlog
+                                                               : NULL;
+        if (!target)
+            return s_fail(err, err_size, origin, where, "unknown key");
+        size_t min = target == &self->session_backlog ? VDP_MAX_FRAME : 1;
+        if (s_parse_size(value, min, target) != 0)
+            return s_fail(err, err_size, origin, where, "not a valid size (or below the minimum)");
+        return VD_OK;
+    }
+    if (strcmp(section, "log") == 0) {
+        if (strcmp(key, "level") != 0)
+            return s_fail(err, err_size, origin, where, "unknown key");
+        int level = vdb_log_level_from_name(value);
+        if (level < 0)
+            return s_fail(err, err_size, origin, where,
+                          "must be error, warning, notice, info or debug");
+        self->log_level = level;
+        return VD_OK;
+    }
+    return s_fail(err, err_size, origin, section, "unknown section");
+}
+
+int
+vdb_config_parse(vdb_config_t *self,
+                 const char *text,
+                 const char *origin,
+                 const char *base_dir,
+                 char *err,
+                 size_t err_size)
+{
+    zconfig_t *root = zconfig_str_load(text);
+    if (!root)
+        return s_fail(err, err_size, origin, "syntax", "not valid ZPL");
+    int rc = VD_OK;
+    for (zconfig_t *section = zconfig_child(root); section && rc == VD_OK;
+         section = zconfig_next(section)) {
+        const char *section_name = zconfig_name(section);
+        if (zconfig_value(section) && *zconfig_value(section)) {
+            rc = s_fail(err, err_size, origin, section_name, "a section takes no value");
+            break;
+        }
+        if (strcmp(section_name, "broker") && strcmp(section_name, "limits") &&
+            strcmp(section_name, "log")) {
+            rc = s_fail(err, err_size, origin, section_name, "unknown section");
+            break;
+        }
+        for (zconfig_t *item = zconfig_child(section); item && rc == VD_OK;
+             item = zconfig_next(item)) {
+            if (zconfig_child(item)) {
+                rc = s_fail(err, err_size, origin, zconfig_name(item), "unexpected subsection");
+                break;
+            }
+            const char *value = zconfig_value(item) ? zconfig_value(item) : "";
+            rc = s_section_key(self, section_name, zconfig_name(item), value, base_dir, origin,
+                               err, err_size);
+        }
+    }
+    zconfig_destroy(&root);
+    return rc;
+}
+
+int
+vdb_config_load(vdb_config_t *self, const char *path, char *err, size_t err_size)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *file = fopen(path, "r");
+    if (!file) {
+        if (err)
+            snprintf(err, err_size, "%s: %s", path, strerror(errno));
+        return VD_EIO;
+    }
+    FILE *buffer = open_memstream(&text, &size);
+    char chunk[4096];
+    size_t n;
+    while (buffer && (n = fread(chunk, 1, sizeof chunk, file)) > 0)
+        fwrite(chunk, 1, n, buffer);
+    int read_failed = ferror(file);
+    fclose(file);
+    if (!buffer || fclose(buffer) != 0 || read_failed) {
+        free(text);
+        if (err)
+            snprintf(err, err_size, "%s: cannot read", path);
+        return VD_EIO;
+    }
+    char base_dir[PATH_MAX];
+    snprintf(base_dir, sizeof base_dir, "%s", path);
+    char *slash = strrchr(base_dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(base_dir, sizeof base_dir, ".");
+    vdb_config_defaults(self, base_dir);
+    int rc = vdb_config_parse(self, text, path, base_dir, err, err_size);
+    free(text);
+    return rc;
+}

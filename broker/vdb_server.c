@@ -1,0 +1,768 @@
+/*  vdb_server: see vdb_server.h.
+    Invariants:
+    - identity comes only from the ZAP User-Id of each inbound message; the key is looked up in
+      the registry on every frame, so a key that is no longer active is cut at its next frame;
+    - every pub command gets exactly one receipt (accepted, duplicate or rejected);
+    - a session receives a given message at most once, however many of its patterns match;
+    - nothing blocks the loop on one peer: sends are non-blocking, a full peer keeps a bounded
+      backlog, and past the bound its deliveries are dropped and counted.  */
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <czmq.h>
+#include <sodium.h>
+
+#include "vdb_acl.h"
+#include "vdb_index.h"
+#include "vdb_log.h"
+#include "vdb_registry.h"
+#include "vdb_server.h"
+#include "vdb_session.h"
+#include "vdb_subs.h"
+#include "vdb_zap.h"
+#include "vdp_agency.h"
+#include "vdp_ids.h"
+#include "vdp_msg.h"
+#include "vdp_topic.h"
+#include "vedetta.h"
+
+#define READ_BATCH        512  // messages read per poll round before flushing
+#define HOUSEKEEPING_MS   250  // how often idle sessions are looked for
+#define RETRY_MS          5    // poll timeout while some session's output is blocked
+#define DEFAULT_HB_MS     2000 // heartbeat granted when hello asks for none
+#define CMD_OVERHEAD      160  // bytes of a command beyond its variable parts
+
+struct vdb_server_t {
+    vdb_config_t config;
+    vdb_registry_t *registry;     // owned; swapped whole on reload
+    vdb_policy_t *policy;         // owned; swapped whole on reload
+    vdb_zap_t *zap;               // owned; created before the ROUTER binds
+    zsock_t *router;              // owned
+    void *router_handle;          // libzmq handle of router
+    zhashx_t *sessions;           // rid hex -> vdb_session_t (owned)
+    zlistx_t *dirty;              // vdb_session_t * with output pending (borrowed)
+    vdb_subs_t *subs;             // pattern -> vdb_session_t (borrowed)
+    vdb_index_t *index;           // (sender, id) -> seq, tlp
+    uint64_t seq;                 // last seq given
+    char name[VDP_MAX_ORG + 1];   // the broker's org id
+    char endpoint[256];           // bound endpoint
+    char public_key[VDP_KEY_Z85_LEN + 1];
+    vdb_server_stats_t stats;
+    vdp_envelope_t env;           // scratch for the command being handled
+    vdp_cmd_t cmd;                // scratch
+};
+
+typedef struct {
+    vdb_server_t *server;
+    const vdp_envelope_t *env;
+    const char *topic;      // delivery topic
+    const char *only_org;   // for directed messages: the recipient org
+} route_ctx_t;
+
+static int64_t
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+s_session_free(void **item_p)
+{
+    vdb_session_destroy((vdb_session_t **) item_p);
+}
+
+static void
+s_mark_dirty(vdb_server_t *self, vdb_session_t *session)
+{
+    if (!session->dirty) {
+        session->dirty = true;
+        zlistx_add_end(self->dirty, session);
+    }
+}
+
+static void
+s_session_close(vdb_server_t *self, vdb_session_t *session, const char *why)
+{
+    vdb_log_info("vdb_server: session closed org=%s key=%s why=%s dropped=%" PRIu64,
+                 session->agency ? session->agency->org : "?", session->key, why,
+                 session->dropped);
+    vdb_subs_remove_all(self->subs, session);
+    if (session->dirty) {
+        void *handle = zlistx_find(self->dirty, session);
+        if (handle)
+            zlistx_delete(self->dirty, handle);
+    }
+    zhashx_delete(self->sessions, session->rid_key); // destroys it
+    self->stats.sessions = zhashx_size(self->sessions);
+}
+
+//  Appends an error reply to a session's batch.
+static void
+s_error(vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, const char *reason)
+{
+    self->stats.errors++;
+    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(reason));
+    if (out && vdp_writer_error(out, ref, code, reason) == VD_OK)
+        s_mark_dirty(self, session);
+}
+
+//  Answers a peer that has no session (yet) with one error, sent at once or dropped.
+static void
+s_error_direct(vdb_server_t *self, const uint8_t *rid, size_t rid_len, uint64_t ref, int code,
+               const char *reason)
+{
+    self->stats.errors++;
+    vdp_writer_t out;
+    vdp_writer_init(&out);
+    if (vdp_writer_error(&out, ref, code, reason) == VD_OK &&
+        zmq_send(self->router_handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(self->router_handle, out.data, out.size, ZMQ_DONTWAIT);
+    vdp_writer_release(&out);
+}
+
+static void
+s_receipt(vdb_server_t *self, vdb_session_t *session, const char *id, vdp_receipt_status_t status,
+          uint64_t seq, int64_t at, int code, const char *reason)
+{
+    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(reason));
+    if (out && vdp_writer_receipt(out, id, status, seq, at, code, reason) == VD_OK)
+        s_mark_dirty(self, session);
+}
+
+static void
+s_reject(vdb_server_t *self, vdb_session_t *session, const char *id, int code, const char *reason)
+{
+    self->stats.rejected++;
+    vdb_log_notice("vdb_server: publish rejected org=%s id=%s rc=%s reason=%s",
+                   session->agency->org, id, vd_strerror_name(code), reason);
+    s_receipt(self, session, id, VDP_RECEIPT_REJECTED, 0, 0, code, reason);
+}
+
+//  -------------------------------------------------------------------------------------------
+//  Routing
+
+//  Queues one delivery of ctx->env to `subscriber` if it may receive it.
+static void
+s_deliver(void *subscriber, const char *pattern, void *arg)
+{
+    route_ctx_t *ctx = arg;
+    vdb_server_t *self = ctx->server;
+    vdb_session_t *session = subscriber;
+    const vdp_envelope_t *env = ctx->env;
+    if (session->last_seq == env->seq)
+        return; // another of its patterns matched already
+    if (ctx->only_org && strcmp(session->agency->org, ctx->only_org) != 0)
+        return; // a directed message goes to its recipient's sessions only
+    char reason[VDP_MAX_REASON + 1] = "";
+    int rc = vdb_acl_check_deliver(self->policy, session->agency, env, ctx->topic, reason,
+                                   sizeof reason);
+    if (rc != VD_OK) {
+        self->stats.withheld++;
+        vdb_log_info("vdb_server: withheld seq=%" PRIu64 " to=%s rc=%s reason=%s", env->seq,
+                     session->agency->org, vd_strerror_name(rc), reason);
+        return;
+    }
+    session->last_seq = env->seq;
+    if (session->backlog_bytes > self->config.session_backlog) {
+        session->dropped++;
+        self->stats.dropped++;
+        if (!session->overflowing)
+            vdb_log_warning("vdb_server: session backlog full, dropping deliveries org=%s key=%s",
+                            session->agency->org, session->key);
+        session->overflowing = true;
+        return;
+    }
+    session->overflowing = false;
+    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(pattern) + env->raw_len);
+    if (out &&
+        vdp_writer_deliver(out, pattern, env->seq, env->accepted_at, env->raw, env->raw_len) ==
+            VD_OK) {
+        self->stats.delivered++;
+        s_mark_dirty(self, session);
+    }
+}
+
+static void
+s_route(vdb_server_t *self, const vdp_envelope_t *env)
+{
+    route_ctx_t ctx = { .server = self, .env = env, .topic = env->topic };
+    if (strcmp(env->topic, "inbox") != 0) {
+        vdb_subs_match(self->subs, env->topic, s_deliver, &ctx);
+        return;
+    }
+    //  Directed: each recipient on its own inbox topics, and only its own sessions.
+    for (size_t i = 0; i < env->to_count; i++) {
+        const vdp_agency_t *recipient = vdb_registry_org(self->registry, env->to[i]);
+        if (!recipient)
+            continue; // checked at publish; a reload may have removed it since
+        char topics[VDP_MAX_JUR][VDP_MAX_TOPIC + 1];
+        size_t count = vdb_acl_inbox_topics(recipient, topics, VDP_MAX_JUR);
+        ctx.only_org = recipient->org;
+        for (size_t t = 0; t < count; t++) {
+            ctx.topic = topics[t];
+            vdb_subs_match(self->subs, topics[t], s_deliver, &ctx);
+        }
+    }
+}
+
+//  -------------------------------------------------------------------------------------------
+//  Commands
+
+static void
+s_hello(vdb_server_t *self, vdb_session_t **session_p, const uint8_t *rid, size_t rid_len,
+        const char *key, const vdp_agency_t *agency, const vdp_cmd_t *cmd)
+{
+    if (cmd->version != VDP_VERSION) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "protocol version %u not supported (this broker: %u)",
+                 cmd->version, VDP_VERSION);
+        if (*session_p)
+            s_error(self, *session_p, cmd->ref, VD_EVERSION, reason);
+        else
+            s_error_direct(self, rid, rid_len, cmd->ref, VD_EVERSION, reason);
+        return;
+    }
+    vdb_session_t *session = *session_p;
+    if (!session) {
+        session = vdb_session_new(rid, rid_len, key, agency);
+        if (!session || zhashx_insert(self->sessions, session->rid_key, session) != 0) {
+            vdb_session_destroy(&session);
+            s_error_direct(self, rid, rid_len, cmd->ref, VD_ENOMEM, "broker out of memory");
+            return;
+        }
+        self->stats.sessions = zhashx_size(self->sessions);
+        session->last_seen = zclock_mono();
+        *session_p = session;
+        char agent[VDP_MAX_SHORT + 1];
+        vdp_sanitize(cmd->agent, strlen(cmd->agent), agent, sizeof agent);
+        vdb_log_info("vdb_server: session opened org=%s key=%s label=%s agent=%s", agency->org,
+                     key, agency->label, agent);
+    }
+    uint32_t hb = cmd->heartbeat_ms ? cmd->heartbeat_ms : DEFAULT_HB_MS;
+    if (hb < VDP_MIN_HEARTBEAT_MS)
+        hb = VDP_MIN_HEARTBEAT_MS;
+    if (hb > VDP_MAX_HEARTBEAT_MS)
+        hb = VDP_MAX_HEARTBEAT_MS;
+    session->heartbeat_ms = hb;
+
+    vdp_cmd_t *welcome = &self->cmd; // the hello was copied out already; reuse the scratch
+    vdp_cmd_reset(welcome);
+    welcome->op = VDP_OP_WELCOME;
+    welcome->ref = cmd->ref;
+    welcome->version = VDP_VERSION;
+    welcome->heartbeat_ms = hb;
+    snprintf(welcome->broker, sizeof welcome->broker, "%s", self->name);
+    snprintf(welcome->org, sizeof welcome->org, "%s", agency->org);
+    snprintf(welcome->role, sizeof welcome->role, "%s", vdp_role_name(agency->role));
+    for (size_t i = 0; i < agency->jur_count && i < VDP_MAX_JUR; i++)
+        snprintf(welcome->jur[i], sizeof welcome->jur[i], "%s", agency->jur[i]);
+    welcome->jur_count = agency->jur_count < VDP_MAX_JUR ? agency->jur_count : VDP_MAX_JUR;
+    welcome->inbox_count = vdb_acl_inbox_topics(agency, welcome->inbox, VDP_MAX_JUR);
+    welcome->max_body = VDP_MAX_BODY;
+    welcome->max_frame = VDP_MAX_FRAME;
+    welcome->max_batch = VDP_MAX_BATCH;
+    vdp_writer_t *out = vdb_session_writer(session, 2048);
+    if (out && vdp_writer_welcome(out, welcome) == VD_OK)
+        s_mark_dirty(self, session);
+}
+
+static void
+s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
+{
+    const vdp_agency_t *who = session->agency;
+    char reason[VDP_MAX_REASON + 1] = "";
+    if (strcmp(env->sender, who->org) != 0) {
+        char sender[VDP_MAX_ORG + 1];
+        vdp_sanitize(env->sender, strlen(env->sender), sender, sizeof sender);
+        snprintf(reason, sizeof reason, "sender %s does not match the key's org %s", sender,
+                 who->org);
+        s_reject(self, session, env->id, VD_ESENDER, reason);
+        return;
+    }
+    const vdb_index_entry_t *first = vdb_index_get(self->index, env->sender, env->id);
+    if (first) { // a retry: harmless, answered with the first seq
+        self->stats.duplicates++;
+        s_receipt(self, session, env->id, VDP_RECEIPT_DUPLICATE, first->seq, 0, VD_OK, "");
+        return;
+    }
+    int64_t now = s_now_ms();
+    if (env->expires && env->expires <= now) {
+        s_reject(self, session, env->id, VD_EFIELD, "expires is in the past");
+        return;
+    }
+    int rc = vdb_acl_check_publish(self->policy, self->registry, who, env, reason, sizeof reason);
+    if (rc != VD_OK) {
+        s_reject(self, session, env->id, rc, reason);
+        return;
+    }
+    for (size_t i = 0; i < env->refs_count; i++) {
+        const vdp_ref_t *ref = &env->refs[i];
+        bool own_kind = env->kind == VDP_KIND_UPDATE || env->kind == VDP_KIND_CANCEL;
+        if (own_kind && strcmp(ref->sender, env->sender) != 0) {
+            s_reject(self, session, env->id, VD_EFIELD,
+                     "update and cancel may only refer to the sender's own messages");
+            return;
+        }
+        //  A reference the broker no longer remembers cannot be checked for downgrade; it is
+        //  accepted (the durable store makes the lookup complete).
+        const vdb_index_entry_t *target = vdb_index_get(self->index, ref->sender, ref->id);
+        if (target &&
+            vdb_acl_check_ref(env, ref->sender, target->tlp, reason, sizeof reason) != VD_OK) {
+            s_reject(self, session, env->id, VD_ETLP, reason);
+            return;
+        }
+    }
+    env->seq = self->seq + 1;
+    env->accepted_at = now;
+    if (vdb_index_put(self->index, env->sender, env->id,
+                      (vdb_index_entry_t) { .seq = env->seq, .tlp = env->tlp }) != VD_OK) {
+        s_reject(self, session, env->id, VD_ENOMEM, "broker out of memory");
+        return;
+    }
+    self->seq++;
+    self->stats.accepted++;
+    s_receipt(self, session, env->id, VDP_RECEIPT_ACCEPTED, env->seq, now, VD_OK, "");
+    vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq,
+                  who->org, env->topic, vdp_tlp_name(env->tlp));
+    s_route(self, env);
+}
+
+static void
+s_subscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
+{
+    char reason[VDP_MAX_REASON + 1] = "";
+    int rc = vdb_acl_check_subscribe(self->policy, session->agency, cmd->pattern, reason,
+                                     sizeof reason);
+    if (rc != VD_OK) {
+        vdb_log_notice("vdb_server: subscribe denied org=%s pattern=%s rc=%s reason=%s",
+                       session->agency->org, cmd->pattern, vd_strerror_name(rc), reason);
+        s_error(self, session, cmd->ref, rc, reason);
+        return;
+    }
+    if (!vdb_session_has_pattern(session, cmd->pattern)) {
+        if (zlistx_size(session->patterns) >= VDB_SESSION_MAX_SUBS) {
+            s_error(self, session, cmd->ref, VD_ELIMIT, "too many subscriptions on one session");
+            return;
+        }
+        char *copy = strdup(cmd->pattern);
+        if (!copy || vdb_subs_add(self->subs, cmd->pattern, session) < 0) {
+            free(copy);
+            s_error(self, session, cmd->ref, VD_ENOMEM, "broker out of memory");
+            return;
+        }
+        if (!zlistx_add_end(session->patterns, copy)) {
+            free(copy);
+            vdb_subs_remove(self->subs, cmd->pattern, session);
+            s_error(self, session, cmd->ref, VD_ENOMEM, "broker out of memory");
+            return;
+        }
+    }
+    vdb_log_info("vdb_server: subscribed org=%s pattern=%s", session->agency->org, cmd->pattern);
+    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD);
+    if (out && vdp_writer_ok(out, cmd->ref) == VD_OK)
+        s_mark_dirty(self, session);
+}
+
+static void
+s_unsubscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
+{
+    for (void *handle = zlistx_first(session->patterns); handle;
+         handle = zlistx_next(session->patterns)) {
+        if (strcmp(handle, cmd->pattern) == 0) {
+            zlistx_delete(session->patterns, zlistx_cursor(session->patterns));
+            vdb_subs_remove(self->subs, cmd->pattern, session);
+            vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD);
+            if (out && vdp_writer_ok(out, cmd->ref) == VD_OK)
+                s_mark_dirty(self, session);
+            return;
+        }
+    }
+    s_error(self, session, cmd->ref, VD_ENOTFOUND, "no such subscription");
+}
+
+static void
+s_simple(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
+{
+    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD);
+    if (!out)
+        return;
+    int rc = cmd->op == VDP_OP_PING ? vdp_writer_pong(out, cmd->ref) : VD_OK;
+    if (rc == VD_OK)
+        s_mark_dirty(self, session);
+}
+
+/*  Handles one frame from `rid` authenticated as `key`. Returns with every reply queued.  */
+static void
+s_frame(vdb_server_t *self, const uint8_t *rid, size_t rid_len, const char *key,
+        const uint8_t *data, size_t size)
+{
+    char rid_key[2 * VDB_RID_MAX + 1];
+    vdb_session_rid_key(rid, rid_len, rid_key);
+    vdb_session_t *session = zhashx_lookup(self->sessions, rid_key);
+    if (session && strcmp(session->key, key) != 0) { // routing id reused by another peer
+        s_session_close(self, session, "routing id reused");
+        session = NULL;
+    }
+    const vdp_agency_t *agency = vdb_registry_key(self->registry, key);
+    if (!agency || agency->status != VDP_KEY_ACTIVE) {
+        vdb_log_notice("vdb_server: frame from inactive key=%s, session cut", key);
+        s_error_direct(self, rid, rid_len, 0, VD_EAUTH, "key unknown or revoked");
+        if (session)
+            s_session_close(self, session, "key no longer active");
+        return;
+    }
+    if (session) {
+        session->agency = agency;
+        session->last_seen = zclock_mono();
+    }
+
+    vdp_reader_t reader;
+    vdp_reader_init(&reader, data, size);
+    char reason[VDP_MAX_REASON + 1];
+    while (true) {
+        vdp_cmd_t cmd; // decoded here; self->cmd is scratch for replies
+        reason[0] = '\0';
+        int rc = vdp_reader_next(&reader, &cmd, &self->env, reason, sizeof reason);
+        if (rc == VD_ENOTFOUND)
+            break;
+        if (!session && !(rc == VD_OK && cmd.op == VDP_OP_HELLO)) {
+            s_error_direct(self, rid, rid_len, rc == VD_OK ? cmd.ref : 0,
+                           rc == VD_OK ? VD_ESESSION : rc,
+                           rc == VD_OK ? "send hello first" : reason);
+            vdb_log_notice("vdb_server: frame before hello org=%s rc=%s", agency->org,
+                           vd_strerror_name(rc == VD_OK ? VD_ESESSION : rc));
+            break; // nothing else in the frame is acted upon without a session
+        }
+        if (rc != VD_OK) {
+            char safe[VDP_MAX_REASON + 1];
+            vdp_sanitize(reason, strlen(reason), safe, sizeof safe);
+            if (cmd.op == VDP_OP_PUB && self->env.id[0] && vdp_uuid_valid(self->env.id))
+                s_reject(self, session, self->env.id, rc, safe);
+            else {
+                vdb_log_notice("vdb_server: bad command org=%s rc=%s reason=%s", agency->org,
+                               vd_strerror_name(rc), safe);
+                s_error(self, session, cmd.op == VDP_OP_PUB ? 0 : cmd.ref, rc, safe);
+            }
+            if (reader.broken)
+                break;
+            continue;
+        }
+        switch (cmd.op) {
+        case VDP_OP_HELLO:
+            s_hello(self, &session, rid, rid_len, key, agency, &cmd);
+            break;
+        case VDP_OP_PUB:
+            s_publish(self, session, &self->env);
+            break;
+        case VDP_OP_SUB:
+            s_subscribe(self, session, &cmd);
+            break;
+        case VDP_OP_UNSUB:
+            s_unsubscribe(self, session, &cmd);
+            break;
+        case VDP_OP_PING:
+        case VDP_OP_PONG:
+            s_simple(self, session, &cmd);
+            break;
+        case VDP_OP_BYE:
+            s_session_close(self, session, "bye");
+            return;
+        default: {
+            char text[96];
+            snprintf(text, sizeof text, "op %s is not sent to the broker", vdp_op_name(cmd.op));
+            s_error(self, session, cmd.ref, VD_EPROTO, text);
+        }
+        }
+    }
+}
+
+//  Reads every message already waiting (up to READ_BATCH) without blocking.
+static void
+s_read_round(vdb_server_t *self)
+{
+    for (int i = 0; i < READ_BATCH; i++) {
+        zmq_msg_t rid, payload;
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, self->router_handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            return;
+        }
+        zmq_msg_init(&payload);
+        bool ok = zmq_msg_more(&rid) && zmq_msg_recv(&payload, self->router_handle, 0) >= 0;
+        bool extra = ok && zmq_msg_more(&payload);
+        while (ok && zmq_msg_more(&payload)) { // drain parts the protocol does not have
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            int rc = zmq_msg_recv(&part, self->router_handle, 0);
+            bool more = rc >= 0 && zmq_msg_more(&part);
+            zmq_msg_close(&part);
+            if (!more)
+                break;
+        }
+        const char *key = ok ? zmq_msg_gets(&payload, "User-Id") : NULL;
+        size_t rid_len = zmq_msg_size(&rid);
+        if (!ok || rid_len == 0 || rid_len > VDB_RID_MAX) {
+            //  Cannot happen on a ROUTER with ZAP; dropped rather than trusted
+        }
+        else if (!key || strlen(key) != VDP_KEY_Z85_LEN)
+            vdb_log_warning("vdb_server: frame without an authenticated User-Id dropped");
+        else if (extra)
+            s_error_direct(self, zmq_msg_data(&rid), rid_len, 0, VD_EPROTO,
+                           "a message must have exactly one frame");
+        else if (zmq_msg_size(&payload) > VDP_MAX_FRAME)
+            s_error_direct(self, zmq_msg_data(&rid), rid_len, 0, VD_ELIMIT,
+                           "frame larger than max_frame");
+        else
+            s_frame(self, zmq_msg_data(&rid), rid_len, key, zmq_msg_data(&payload),
+                    zmq_msg_size(&payload));
+        zmq_msg_close(&payload);
+        zmq_msg_close(&rid);
+    }
+}
+
+//  Sends what every dirty session has queued. Sessions libzmq could not take stay listed.
+static void
+s_flush_round(vdb_server_t *self)
+{
+    size_t count = zlistx_size(self->dirty);
+    for (size_t i = 0; i < count; i++) {
+        vdb_session_t *session = zlistx_first(self->dirty);
+        zlistx_delete(self->dirty, zlistx_cursor(self->dirty));
+        session->dirty = false;
+        if (vdb_session_seal(session) != VD_OK)
+            vdb_log_warning("vdb_server: out of memory sealing a batch org=%s",
+                            session->agency->org);
+        int rc = vdb_session_flush(session, self->router_handle);
+        if (rc == VD_ECONN)
+            s_session_close(self, session, "peer gone");
+        else if (rc == 1)
+            s_mark_dirty(self, session);
+    }
+}
+
+static void
+s_housekeeping(vdb_server_t *self)
+{
+    int64_t now = zclock_mono();
+    zlistx_t *expired = zlistx_new();
+    if (!expired)
+        return;
+    for (vdb_session_t *session = zhashx_first(self->sessions); session;
+         session = zhashx_next(self->sessions))
+        if (now - session->last_seen > 3 * (int64_t) session->heartbeat_ms)
+            zlistx_add_end(expired, session);
+    for (vdb_session_t *session = zlistx_first(expired); session;
+         session = zlistx_next(expired))
+        s_session_close(self, session, "heartbeat expired");
+    zlistx_destroy(&expired);
+}
+
+int
+vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
+{
+    int64_t next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
+    while (!*stop) {
+        zmq_pollitem_t items[] = {
+            { self->router_handle, 0, ZMQ_POLLIN, 0 },
+            { vdb_zap_socket(self->zap), 0, ZMQ_POLLIN, 0 },
+        };
+        long timeout = zlistx_size(self->dirty) ? RETRY_MS : HOUSEKEEPING_MS;
+        if (zmq_poll(items, 2, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            vdb_log_error("vdb_server: poll failed: %s", zmq_strerror(errno));
+            return VD_EINTERNAL;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            vdb_zap_handle(self->zap);
+        if (items[0].revents & ZMQ_POLLIN)
+            s_read_round(self);
+        s_flush_round(self);
+        if (zclock_mono() >= next_housekeeping) {
+            s_housekeeping(self);
+            next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
+        }
+    }
+    return VD_OK;
+}
+
+//  -------------------------------------------------------------------------------------------
+//  Set-up
+
+static int s_fail(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+s_fail(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (err) {
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(err, err_size, fmt, args);
+        va_end(args);
+    }
+    return -1;
+}
+
+static int
+s_load_key(vdb_server_t *self, uint8_t secret[32], char *err, size_t err_size)
+{
+    vdp_secret_t key;
+    char why[512] = "";
+    if (vdp_secret_load(self->config.secret, &key, why, sizeof why) != VD_OK)
+        return s_fail(err, err_size, "broker key: %s", why);
+    int rc = 0;
+    if (key.agency.role != VDP_ROLE_BROKER)
+        rc = s_fail(err, err_size, "broker key %s: role must be broker, not %s",
+                    self->config.secret, vdp_role_name(key.agency.role));
+    else if (self->config.name[0] && strcmp(self->config.name, key.agency.org) != 0)
+        rc = s_fail(err, err_size, "broker key is for %s but the configuration names %s",
+                    key.agency.org, self->config.name);
+    else if (zmq_z85_decode(secret, key.curve_secret) == NULL)
+        rc = s_fail(err, err_size, "broker key %s: %s", self->config.secret, "bad curve-secret");
+    else {
+        snprintf(self->name, sizeof self->name, "%s", key.agency.org);
+        snprintf(self->public_key, sizeof self->public_key, "%s", key.agency.curve_public);
+    }
+    vdp_secret_wipe(&key);
+    return rc;
+}
+
+static int
+s_bind(vdb_server_t *self, const uint8_t secret[32], char *err, size_t err_size)
+{
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->router)
+        return s_fail(err, err_size, "cannot create the ROUTER socket");
+    void *h = zsock_resolve(self->router);
+    self->router_handle = h;
+    int one = 1, zero = 0;
+    int64_t max_msg = 2 * (int64_t) VDP_MAX_FRAME; // between 1x and 2x: ELIMIT reply, then cut
+    int hwm = 10000;
+    if (zmq_setsockopt(h, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(h, ZMQ_CURVE_SECRETKEY, secret, 32) != 0 ||
+        zmq_setsockopt(h, ZMQ_ZAP_DOMAIN, VDB_ZAP_DOMAIN, strlen(VDB_ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(h, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(h, ZMQ_SNDTIMEO, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(h, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+        zmq_setsockopt(h, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(h, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(h, ZMQ_LINGER, &zero, sizeof zero) != 0)
+        return s_fail(err, err_size, "cannot configure the ROUTER socket: %s",
+                      zmq_strerror(errno));
+#ifdef ZMQ_ZAP_ENFORCE_DOMAIN
+    //  Draft option where available: refuse handshakes outright if no ZAP handler answers.
+    zmq_setsockopt(h, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
+#endif
+    if (zmq_bind(h, self->config.endpoint) != 0)
+        return s_fail(err, err_size, "cannot bind %s: %s", self->config.endpoint,
+                      zmq_strerror(errno));
+    size_t size = sizeof self->endpoint;
+    if (zmq_getsockopt(h, ZMQ_LAST_ENDPOINT, self->endpoint, &size) != 0)
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", self->config.endpoint);
+    return 0;
+}
+
+vdb_server_t *
+vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
+{
+    vdb_server_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        s_fail(err, err_size, "out of memory");
+        return NULL;
+    }
+    self->config = *config;
+    char why[512] = "";
+    uint8_t secret[32];
+    self->registry = vdb_registry_load(config->registry, why, sizeof why);
+    if (!self->registry) {
+        s_fail(err, err_size, "registry: %s", why);
+        goto err_destroy;
+    }
+    if (vdb_registry_key_count(self->registry) == 0) {
+        s_fail(err, err_size, "registry %s holds no agency file (*.agency)", config->registry);
+        goto err_destroy;
+    }
+    self->policy = config->policy[0]
+                       ? vdb_policy_load(config->policy, why, sizeof why)
+                       : vdb_policy_parse(vdb_policy_default_text(), "(embedded policy)", why,
+                                          sizeof why);
+    if (!self->policy) {
+        s_fail(err, err_size, "policy: %s", why);
+        goto err_destroy;
+    }
+    if (s_load_key(self, secret, err, err_size) != 0)
+        goto err_destroy;
+    self->sessions = zhashx_new();
+    self->dirty = zlistx_new();
+    self->subs = vdb_subs_new();
+    self->index = vdb_index_new(config->dedup_window);
+    if (!self->sessions || !self->dirty || !self->subs || !self->index) {
+        s_fail(err, err_size, "out of memory");
+        goto err_wipe;
+    }
+    zhashx_set_destructor(self->sessions, s_session_free);
+    //  The ZAP handler must exist before the ROUTER binds: without one libzmq admits any key.
+    self->zap = vdb_zap_new(self->registry);
+    if (!self->zap) {
+        s_fail(err, err_size, "cannot start the ZAP handler (another in this process?)");
+        goto err_wipe;
+    }
+    if (s_bind(self, secret, err, err_size) != 0)
+        goto err_wipe;
+    sodium_memzero(secret, sizeof secret);
+    vdb_log_notice("vdb_server: %s listening on %s key=%s agencies=%zu keys=%zu grants=%zu",
+                   self->name, self->endpoint, self->public_key,
+                   vdb_registry_org_count(self->registry), vdb_registry_key_count(self->registry),
+                   vdb_policy_grant_count(self->policy));
+    return self;
+
+err_wipe:
+    sodium_memzero(secret, sizeof secret);
+err_destroy:
+    vdb_server_destroy(&self);
+    return NULL;
+}
+
+void
+vdb_server_destroy(vdb_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vdb_server_t *self = *self_p;
+    zsock_destroy(&self->router);
+    vdb_zap_destroy(&self->zap);
+    zlistx_destroy(&self->dirty);
+    zhashx_destroy(&self->sessions);
+    vdb_subs_destroy(&self->subs);
+    vdb_index_destroy(&self->index);
+    vdb_policy_destroy(&self->policy);
+    vdb_registry_destroy(&self->registry);
+    vdp_envelope_reset(&self->env);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+vdb_server_endpoint(const vdb_server_t *self)
+{
+    return self->endpoint;
+}
+
+const char *
+vdb_server_public_key(const vdb_server_t *self)
+{
+    return self->public_key;
+}
+
+vdb_server_stats_t
+vdb_server_stats(const vdb_server_t *self)
+{
+    return self->stats;
+}

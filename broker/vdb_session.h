@@ -1,0 +1,72 @@
+/*  vdb_session: one connected client as the broker sees it: its ROUTER routing id, the key and
+    agency it authenticated as, its subscriptions, and the commands waiting to go out to it.
+    Output: commands are appended to `out` (one batch); vdb_session_seal() turns the batch into a
+    ZeroMQ message (zero-copy) on the backlog; vdb_session_flush() hands the backlog to libzmq
+    without ever blocking. A slow peer's backlog grows until the broker's per-session bound, past
+    which the server drops deliveries for it (counted, logged) rather than grow without limit.  */
+
+#ifndef VDB_SESSION_H_INCLUDED
+#define VDB_SESSION_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <czmq.h>
+
+#include "vdp_agency.h"
+#include "vdp_msg.h"
+
+#define VDB_RID_MAX          255 // ZeroMQ routing ids are at most 255 bytes
+#define VDB_SESSION_MAX_SUBS 256 // subscriptions one session may hold
+
+typedef struct {
+    uint8_t rid[VDB_RID_MAX];
+    size_t rid_len;
+    char rid_key[2 * VDB_RID_MAX + 1];      // hex of rid: the sessions table key
+    char key[VDP_KEY_Z85_LEN + 1];          // the ZAP User-Id it authenticated with
+    const vdp_agency_t *agency;             // borrowed from the registry, refreshed per frame
+    uint32_t heartbeat_ms;                  // granted at hello
+    int64_t last_seen;                      // monotonic ms of the last frame from it
+    uint64_t last_seq;                      // last message appended: one delivery per message
+    vdp_writer_t out;                       // the batch being built
+    zlistx_t *backlog;                      // zmq_msg_t * sealed, not yet taken by libzmq
+    size_t backlog_bytes;
+    zlistx_t *patterns;                     // char * its subscriptions (owned)
+    bool dirty;                             // listed for flushing at the end of the round
+    bool overflowing;                       // dropping deliveries: logged once per episode
+    uint64_t dropped;                       // deliveries dropped for overflow
+} vdb_session_t;
+
+//  A new session for routing id `rid` authenticated as `key`. NULL on no memory.
+vdb_session_t *
+vdb_session_new(const uint8_t *rid, size_t rid_len, const char *key, const vdp_agency_t *agency);
+
+//  Frees the session and its queued output. Accepts NULL.
+void
+vdb_session_destroy(vdb_session_t **self_p);
+
+//  Writes the hex table key of a routing id into out[2 * VDB_RID_MAX + 1].
+void
+vdb_session_rid_key(const uint8_t *rid, size_t rid_len, char *out);
+
+//  Makes sure `bytes` more fit into the current batch, sealing it first if they would not.
+//  Returns the writer to append to, or NULL on no memory.
+vdp_writer_t *
+vdb_session_writer(vdb_session_t *self, size_t bytes);
+
+//  Moves the current batch (if any) onto the backlog. Returns VD_OK or VD_ENOMEM.
+int
+vdb_session_seal(vdb_session_t *self);
+
+/*  Hands the backlog to libzmq on `router` (a ROUTER with ZMQ_ROUTER_MANDATORY), never blocking.
+    Returns VD_OK (all sent), 1 (libzmq is full for this peer: the rest stays queued),
+    VD_ECONN (the peer is gone).  */
+int
+vdb_session_flush(vdb_session_t *self, void *router);
+
+//  True if `pattern` is one of its subscriptions.
+bool
+vdb_session_has_pattern(vdb_session_t *self, const char *pattern);
+
+#endif
