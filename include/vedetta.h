@@ -90,13 +90,17 @@ vd_envelope_new(void);
 VD_EXPORT void
 vd_envelope_destroy(vd_envelope_t **self_p);
 
-/*  Sets a string field (see above); "to" appends one recipient org id; "refs" appends one
-    reference written "sender/id". The value is checked and copied.
-    Returns VD_OK, VD_EINVAL (unknown field or invalid value), VD_ELIMIT (too long / too many).  */
+/*  Sets a string field (see above); "to" appends one recipient org id (a repeated one is kept
+    once); "refs" appends one reference written "sender/id". Enum fields take their wire names
+    ("amber+strict", "early-warning"). The value is checked and copied; "" clears a field other
+    than "to" and "refs". On error the envelope is unchanged.
+    Returns VD_OK, VD_EINVAL (unknown field or invalid value), VD_ELIMIT (too long / too many),
+    VD_ENOMEM.  */
 VD_EXPORT VD_NODISCARD int
 vd_envelope_set(vd_envelope_t *self, const char *field, const char *value);
 
-//  Sets a time field to `ms` (UTC ms). Returns VD_OK or VD_EINVAL (unknown field, ms < 0).
+//  Sets a time field to `ms` (UTC ms; 0 clears it). Returns VD_OK, VD_EINVAL (unknown field,
+//  ms < 0), VD_ENOMEM.
 VD_EXPORT VD_NODISCARD int
 vd_envelope_set_time(vd_envelope_t *self, const char *field, int64_t ms);
 
@@ -108,7 +112,7 @@ vd_envelope_set_body(vd_envelope_t *self, const void *data, size_t size);
 VD_EXPORT const char *
 vd_envelope_get(const vd_envelope_t *self, const char *field);
 
-//  A time field in UTC ms, or 0 when absent.
+//  A time field in UTC ms, or 0 when absent; "accepted_at" reads the broker's stamp too.
 VD_EXPORT int64_t
 vd_envelope_get_time(const vd_envelope_t *self, const char *field);
 
@@ -138,9 +142,12 @@ vd_envelope_accepted_at(const vd_envelope_t *self);
 VD_EXPORT const char *
 vd_envelope_subscription(const vd_envelope_t *self);
 
-/*  The envelope as one line of JSON, every field present included (body as a string if it is
-    valid UTF-8 text, else base64 in "body_b64"). Caller owns the result; free with free().
-    NULL if out of memory.  */
+/*  The envelope as one line of JSON: one object holding every field present, under its wire
+    name; enums by their wire names; times as integers (UTC ms), "sent" and "accepted_at" also as
+    ISO-8601 UTC text in "sent_iso" and "accepted_at_iso"; "to" and "via" as arrays of org ids,
+    "refs" as an array of {"sender","id"}; "seq" and "subscription" on deliveries; the body as
+    "body" if it is valid UTF-8, else base64 in "body_b64". Caller owns the result; free with
+    free(). NULL if out of memory.  */
 VD_EXPORT char *
 vd_envelope_to_json(const vd_envelope_t *self);
 
@@ -189,9 +196,11 @@ vd_client_set_heartbeat(vd_client_t *self, int interval_ms);
     public key (40-char Z85) and itself with the agency secret file at `secret_path` (refused if
     group or others may read it). Performs the handshake and the hello/welcome exchange, waiting
     at most `timeout_ms`.
-    Returns VD_OK; VD_EINVAL (bad argument or key file), VD_EAUTH (the broker refused the key),
-    VD_EVERSION, VD_ETIMEOUT (no welcome in time: also what an unknown key looks like, since the
-    broker drops refused handshakes silently), VD_ENOMEM.  */
+    Returns VD_OK; VD_EINVAL (bad argument or key file), VD_EAUTH (the broker refused the key:
+    its ZAP handler answered 400, or it answered hello with EAUTH), VD_EVERSION, VD_ETIMEOUT (no
+    welcome in time: also what a wrong broker key looks like), VD_ENOMEM.
+    vd_client_reason() says what was wrong. Connecting again first closes the previous
+    connection and forgets its subscriptions; queued deliveries and receipts stay.  */
 VD_EXPORT VD_NODISCARD int
 vd_client_connect(vd_client_t *self,
                   const char *endpoint,
@@ -208,32 +217,53 @@ vd_client_org(const vd_client_t *self);
 VD_EXPORT const char *
 vd_client_inbox(const vd_client_t *self, size_t index);
 
-/*  Publishes `env` and waits up to `timeout_ms` for its receipt. Fills in "id" (a random UUID)
-    and "sent" (now) when they are unset, and "sender" with this client's org.
+/*  Why the last call on `self` failed, in words: the broker's reason for a refused command, or
+    what was wrong with a key file or an envelope field. "" when there is nothing to say.
+    Never NULL; borrowed until the next call on `self`.  */
+VD_EXPORT const char *
+vd_client_reason(const vd_client_t *self);
+
+/*  Deliveries and receipts dropped because they arrived while their queue was full (the
+    application stopped calling vd_client_recv() / vd_client_receipt()) or memory ran out.
+    The queues hold up to 16384 deliveries and 65536 receipts.  */
+VD_EXPORT uint64_t
+vd_client_dropped(const vd_client_t *self);
+
+/*  Publishes `env` and waits up to `timeout_ms` (-1: forever) for its receipt. Fills in "id" (a
+    random UUID) and "sent" (now) when they are unset, "v", and "sender" with this client's org.
+    If the session is re-established while waiting, the envelope is sent again with the same
+    id (the broker answers a message it already has with "duplicate"). Publishing the same
+    envelope again after a timeout is a safe retry, for the same reason.
     Returns VD_OK when a receipt arrived (read receipt->status: a rejection is VD_OK with
-    status VD_RECEIPT_REJECTED), VD_EINVAL, VD_ELIMIT, VD_ETIMEOUT, VD_ECONN.  */
+    status VD_RECEIPT_REJECTED), VD_EINVAL (a field missing or invalid: vd_client_reason()
+    names it), VD_ELIMIT, VD_ETIMEOUT, VD_ECONN (not connected), VD_EAUTH (the broker refused
+    the key when reconnecting), VD_ENOMEM.  */
 VD_EXPORT VD_NODISCARD int
 vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, int timeout_ms);
 
 /*  Queues `env` for publishing without waiting (fills id/sent/sender as above). Queued commands
-    leave in one batch at the next vd_client_flush() or any call that waits; receipts are read
-    with vd_client_receipt(). Returns VD_OK, VD_EINVAL, VD_ELIMIT, VD_ECONN.  */
+    leave in one batch at the next vd_client_flush() or any call that waits, or as soon as the
+    batch is full; receipts are read with vd_client_receipt(). A message the broker lost with
+    its session is answered by a rejected receipt with code VD_ESESSION: publish it again.
+    Returns VD_OK, VD_EINVAL, VD_ELIMIT, VD_ECONN, VD_EAUTH, VD_ENOMEM.  */
 VD_EXPORT VD_NODISCARD int
 vd_client_publish_async(vd_client_t *self, vd_envelope_t *env);
 
-//  Sends whatever is queued now. Returns VD_OK or VD_ECONN.
+//  Sends whatever is queued now, without blocking. Returns VD_OK, VD_ECONN (not connected, or
+//  libzmq's queue toward the broker is full: the batch is kept for the next try), VD_ENOMEM.
 VD_EXPORT int
 vd_client_flush(vd_client_t *self);
 
-/*  Next receipt of an asynchronous publish, waiting up to `timeout_ms` (0: don't wait).
-    Returns VD_OK, VD_ETIMEOUT.  */
+/*  Next receipt of an asynchronous publish, waiting up to `timeout_ms` (0: don't wait, -1:
+    forever). Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_EAUTH.  */
 VD_EXPORT VD_NODISCARD int
 vd_client_receipt(vd_client_t *self, vd_receipt_t *receipt, int timeout_ms);
 
 /*  Subscribes to `pattern` (segments joined by '.', '*' one segment, '>' the rest) and waits
-    for the broker's answer. The subscription is restored after a reconnect.
-    Returns VD_OK, VD_EACCES (policy denies it; `reason` filled if not NULL), VD_EINVAL,
-    VD_ETIMEOUT, VD_ECONN.  */
+    for the broker's answer. The subscription is restored after a reconnect (unless the policy
+    no longer grants it). Returns VD_OK, VD_EACCES (policy denies it), VD_EINVAL, VD_ETIMEOUT,
+    VD_ECONN, VD_EAUTH, or another code the broker gave (e.g. VD_ELIMIT); on error `reason`
+    (if not NULL) receives the broker's reason or the code's meaning.  */
 VD_EXPORT VD_NODISCARD int
 vd_client_subscribe(vd_client_t *self,
                     const char *pattern,
@@ -246,17 +276,20 @@ VD_EXPORT VD_NODISCARD int
 vd_client_unsubscribe(vd_client_t *self, const char *pattern, int timeout_ms);
 
 /*  Next delivered message, waiting up to `timeout_ms` (0: don't wait, -1: forever). Keeps
-    the connection alive while waiting (heartbeats, reconnect).
+    the connection alive while waiting (heartbeats, reconnect). A signal does not end the wait:
+    a program that must react to signals waits in short slices.
     On VD_OK *env_p is a new envelope the caller owns (free with vd_envelope_destroy()).
-    Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_ENOMEM.  */
+    Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_EAUTH.  */
 VD_EXPORT VD_NODISCARD int
 vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms);
 
 /*  Keygen: creates an agency key. Writes the secret file `secret_path` (mode 0600; refuses to
     overwrite) and the public agency file `public_path` that the broker's operator installs in
     its registry directory. `role` is one of comune, cosc, anci, cnaipic, broker;
-    `jurisdictions` a comma-separated list of COSC jurisdictions ("toscana") or "national".
-    Returns VD_OK, VD_EINVAL (bad org id, role or jurisdiction), VD_EIO.  */
+    `jurisdictions` a comma-separated list of COSC jurisdictions ("toscana") or "national";
+    `label` names the system holding the key ("siem"; NULL: "default"). Refuses to replace
+    either file. Returns VD_OK, VD_EINVAL (bad org id, name, role, jurisdiction or label),
+    VD_EIO (a file exists or cannot be written; nothing is left behind).  */
 VD_EXPORT VD_NODISCARD int
 vd_keygen(const char *org,
           const char *name,

@@ -1,0 +1,1127 @@
+/*  vd_client: one connection to a vedetta broker (include/vedetta.h).
+
+    A ZeroMQ DEALER socket with CURVE carries frames of batched commands (proto/vdp_msg.h).
+    There is no background thread: the connection lives while the application is inside a call
+    that waits; between calls libzmq's own heartbeats keep the TCP connection open.
+
+    Invariants:
+    - Commands leave in batches: appended to `out`, sent as one ZeroMQ message by s_flush(),
+      which every waiting call runs first, and whenever the next command would not fit.
+    - The session is (re)opened by s_session_open() only: it sends hello followed by a sub for
+      every active subscription in one frame, and bumps `epoch`. A waiting call that sent its
+      command in an earlier epoch sends it again (publishes are idempotent by (sender, id)).
+    - Every incoming frame is decoded whole; receipts and deliveries that are not what the
+      current call waits for are queued, never lost, up to the caps below.
+    - Silence for one heartbeat interval sends ping; for VD_MISSED_BEATS intervals, the socket
+      is rebuilt. A broker that forgot us (error ESESSION) gets a new hello on the same socket.
+    - Key material lives in `keys` only, wiped by vd_client_destroy() and before a new
+      connect.  */
+
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "vedetta.h"
+#include "vdp_agency.h"
+#include "vdp_envelope.h"
+#include "vdp_ids.h"
+#include "vdp_limits.h"
+#include "vdp_msg.h"
+#include "vdp_topic.h"
+#include "vd_client_internal.h"
+
+#define VD_HEARTBEAT_DEFAULT_MS 2000
+#define VD_MISSED_BEATS         3     // silent intervals before the connection counts as lost
+#define VD_LINGER_MS            250   // lets bye and a last batch leave at destroy
+#define VD_RECONNECT_IVL_MS     100   // libzmq's own TCP reconnect, first try
+#define VD_RECONNECT_MAX_MS     2000  // and its back-off ceiling
+#define VD_MAX_DELIVERIES       16384 // queued deliveries (~5 KiB each plus body) before dropping
+#define VD_MAX_RECEIPTS         65536 // queued receipts before dropping
+#define VD_RECV_BURST           256   // ZeroMQ messages read per round, so timers still run
+#define VD_PUB_HEADER_BOUND     8192  // an encoded envelope's size without its body, at most
+#define VD_ZAP_DENIED           400   // ZAP status code of a refused key
+
+typedef enum {
+    S_IDLE,  // never connected, or disconnected
+    S_HELLO, // hello sent, waiting for welcome
+    S_READY, // session open
+    S_FAILED // the broker refused us for good (key, version): `fail_code` says why
+} s_state_t;
+
+//  A ring of fixed-size items that doubles as it fills, up to `max` items.
+typedef struct {
+    uint8_t *data;
+    size_t elem;
+    size_t head;
+    size_t count;
+    size_t cap;
+    size_t max;
+} s_ring_t;
+
+typedef struct {
+    char pattern[VDP_MAX_TOPIC + 1];
+    uint64_t ref; // sub sent again after a reconnect, answer pending; 0 when settled
+} s_sub_t;
+
+struct vd_client_t {
+    void *ctx;            // owned: one ZeroMQ context per client, one I/O thread
+    void *sock;           // owned: DEALER, NULL when idle
+    void *monitor;        // owned: PAIR receiving `sock`'s handshake failures
+    unsigned monitor_seq; // makes each monitor endpoint unique
+    s_state_t state;
+    int fail_code;  // S_FAILED: the code calls return
+    char *endpoint; // owned
+    struct {
+        uint8_t server[VDP_KEY_BYTES];
+        uint8_t public_key[VDP_KEY_BYTES];
+        uint8_t secret_key[VDP_KEY_BYTES]; // wiped on destroy
+    } keys;
+    int heartbeat_ms; // asked for in hello
+    int hb_ms;        // in effect: what the broker granted
+
+    vdp_writer_t out; // the batch being filled
+    vdp_writer_t ctl; // hello and re-subscriptions, sent ahead of `out`
+    uint64_t next_ref;
+    uint64_t hello_ref;  // ref of the last hello sent
+    unsigned epoch;      // sessions opened so far
+    int64_t quiet_since; // monotonic ms of the last frame received (or of a new start)
+    int64_t last_ping;   // monotonic ms of the last ping sent
+    int64_t left_at;     // monotonic ms when the last wait returned to the application
+
+    //  From the welcome
+    char org[VDP_MAX_ORG + 1];
+    char inbox[VDP_MAX_JUR][VDP_MAX_TOPIC + 1];
+    size_t inbox_count;
+
+    //  The answer the current call waits for: ok/error by ref, or a receipt by id
+    struct {
+        uint64_t ref;
+        bool done;
+        int code;
+        char reason[VDP_MAX_REASON + 1];
+    } answer;
+    struct {
+        char id[VDP_ID_LEN + 1];
+        bool done;
+        vd_receipt_t receipt;
+    } awaited;
+    char ignore_id[VDP_ID_LEN + 1]; // a receipt that would arrive after its call gave up
+
+    s_ring_t receipts;   // vd_receipt_t
+    s_ring_t deliveries; // vdp_envelope_t *, owned
+    uint64_t dropped;
+    bool must_read; // the current wait needs an answer: read even when full
+
+    s_sub_t *subs; // owned array of active subscriptions
+    size_t subs_count;
+    size_t subs_cap;
+
+    vdp_cmd_t cmd;          // scratch for decoding
+    vdp_envelope_t *spare;  // owned: the next delivery is decoded here, then queued
+    vdp_envelope_t scratch; // decoding target when `spare` could not be allocated
+    char reason[VDP_MAX_REASON + 1];
+};
+
+/*  -------------------------------------------------------------------------------------------
+    Small helpers  */
+
+static int64_t
+s_clock_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+s_now(void)
+{
+    return s_clock_ms(CLOCK_MONOTONIC);
+}
+
+//  Absolute monotonic deadline of a call, -1 for "forever".
+static int64_t
+s_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : s_now() + timeout_ms;
+}
+
+static void
+s_set_reason(vd_client_t *self, const char *reason)
+{
+    snprintf(self->reason, sizeof self->reason, "%s", reason ? reason : "");
+}
+
+//  A code from the broker as one of ours; a number we do not know is a protocol error.
+static int
+s_known_code(int32_t code)
+{
+    return strcmp(vd_strerror_name(code), "EUNKNOWN") == 0 || code >= 0 ? VD_EPROTO : code;
+}
+
+static void
+s_ring_init(s_ring_t *ring, size_t elem, size_t max)
+{
+    memset(ring, 0, sizeof *ring);
+    ring->elem = elem;
+    ring->max = max;
+}
+
+static int
+s_ring_push(s_ring_t *ring, const void *item)
+{
+    if (ring->count >= ring->max)
+        return VD_ELIMIT;
+    if (ring->count == ring->cap) {
+        size_t cap = ring->cap ? ring->cap * 2 : 16;
+        if (cap > ring->max)
+            cap = ring->max;
+        uint8_t *data = malloc(cap * ring->elem);
+        if (!data)
+            return VD_ENOMEM;
+        for (size_t i = 0; i < ring->count; i++) {
+            memcpy(data + i * ring->elem, ring->data + ((ring->head + i) % ring->cap) * ring->elem,
+                   ring->elem);
+        }
+        free(ring->data);
+        ring->data = data;
+        ring->cap = cap;
+        ring->head = 0;
+    }
+    memcpy(ring->data + ((ring->head + ring->count) % ring->cap) * ring->elem, item, ring->elem);
+    ring->count++;
+    return VD_OK;
+}
+
+static bool
+s_ring_pop(s_ring_t *ring, void *item)
+{
+    if (ring->count == 0)
+        return false;
+    memcpy(item, ring->data + ring->head * ring->elem, ring->elem);
+    ring->head = (ring->head + 1) % ring->cap;
+    ring->count--;
+    if (ring->count == 0 && ring->cap > 1024) {
+        //  A burst is over: give the memory back rather than keep the high-water mark.
+        free(ring->data);
+        ring->data = NULL;
+        ring->cap = 0;
+        ring->head = 0;
+    }
+    return true;
+}
+
+static void
+s_ring_release(s_ring_t *ring)
+{
+    free(ring->data);
+    ring->data = NULL;
+    ring->cap = ring->count = ring->head = 0;
+}
+
+static s_sub_t *
+s_sub_find(vd_client_t *self, const char *pattern)
+{
+    for (size_t i = 0; i < self->subs_count; i++) {
+        if (strcmp(self->subs[i].pattern, pattern) == 0)
+            return &self->subs[i];
+    }
+    return NULL;
+}
+
+static void
+s_sub_remove(vd_client_t *self, s_sub_t *sub)
+{
+    size_t index = (size_t)(sub - self->subs);
+    if (index >= self->subs_count)
+        return;
+    memmove(&self->subs[index], &self->subs[index + 1],
+            (self->subs_count - index - 1) * sizeof *self->subs);
+    self->subs_count--;
+}
+
+static int
+s_sub_add(vd_client_t *self, const char *pattern)
+{
+    if (s_sub_find(self, pattern))
+        return VD_OK;
+    if (self->subs_count == self->subs_cap) {
+        size_t cap = self->subs_cap ? self->subs_cap * 2 : 8;
+        s_sub_t *subs = realloc(self->subs, cap * sizeof *subs);
+        if (!subs)
+            return VD_ENOMEM;
+        self->subs = subs;
+        self->subs_cap = cap;
+    }
+    s_sub_t *sub = &self->subs[self->subs_count++];
+    snprintf(sub->pattern, sizeof sub->pattern, "%s", pattern);
+    sub->ref = 0;
+    return VD_OK;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    Socket  */
+
+static void
+s_socket_close(vd_client_t *self)
+{
+    if (self->sock) {
+        zmq_socket_monitor(self->sock, NULL, 0);
+        zmq_close(self->sock);
+        self->sock = NULL;
+    }
+    if (self->monitor) {
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
+}
+
+static int
+s_setopt_int(void *sock, int option, int value)
+{
+    return zmq_setsockopt(sock, option, &value, sizeof value);
+}
+
+//  A new DEALER with our CURVE keys and timers, its monitor, connecting to the broker.
+static int
+s_socket_open(vd_client_t *self)
+{
+    assert(!self->sock && !self->monitor);
+    self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    if (!self->sock)
+        return VD_ENOMEM;
+    int64_t max_size = VDP_MAX_FRAME;
+    int hb = self->heartbeat_ms;
+    int rc = zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
+    rc |= s_setopt_int(self->sock, ZMQ_LINGER, VD_LINGER_MS);
+    rc |= s_setopt_int(self->sock, ZMQ_RECONNECT_IVL, VD_RECONNECT_IVL_MS);
+    rc |= s_setopt_int(self->sock, ZMQ_RECONNECT_IVL_MAX, VD_RECONNECT_MAX_MS);
+    rc |= s_setopt_int(self->sock, ZMQ_HEARTBEAT_IVL, hb);
+    rc |= s_setopt_int(self->sock, ZMQ_HEARTBEAT_TTL, hb * VD_MISSED_BEATS);
+    rc |= s_setopt_int(self->sock, ZMQ_HEARTBEAT_TIMEOUT, hb * VD_MISSED_BEATS);
+    rc |= zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, self->keys.server, VDP_KEY_BYTES);
+    rc |= zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, self->keys.public_key, VDP_KEY_BYTES);
+    rc |= zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, self->keys.secret_key, VDP_KEY_BYTES);
+    if (rc != 0)
+        goto err_close;
+
+    //  The monitor tells a refused key (ZAP 400) apart from a broker that is simply down.
+    char address[64];
+    snprintf(address, sizeof address, "inproc://vd-monitor-%u", ++self->monitor_seq);
+    if (zmq_socket_monitor(self->sock, address, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+        goto err_close;
+    self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+    if (!self->monitor || zmq_connect(self->monitor, address) != 0)
+        goto err_close;
+    if (zmq_connect(self->sock, self->endpoint) != 0) {
+        s_set_reason(self, "invalid broker endpoint");
+        s_socket_close(self);
+        return VD_EINVAL;
+    }
+    return VD_OK;
+
+err_close:
+    s_socket_close(self);
+    return errno == ENOMEM ? VD_ENOMEM : VD_EINVAL;
+}
+
+//  Sends the bytes of `writer` as one ZeroMQ message and empties it.
+static int
+s_send(vd_client_t *self, vdp_writer_t *writer)
+{
+    if (writer->failed) {
+        vdp_writer_reset(writer);
+        return VD_ENOMEM;
+    }
+    if (writer->size == 0)
+        return VD_OK;
+    if (!self->sock)
+        return VD_ECONN;
+    //  Never block: libzmq queues frames while the connection is down, up to its high-water
+    //  mark; past that, keep the batch and let the next round (or the caller) try again.
+    int rc;
+    do
+        rc = zmq_send(self->sock, writer->data, writer->size, ZMQ_DONTWAIT);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        return VD_ECONN;
+    vdp_writer_reset(writer);
+    return VD_OK;
+}
+
+static int
+s_flush(vd_client_t *self)
+{
+    return s_send(self, &self->out);
+}
+
+/*  Opens a session: hello, then every active subscription again, in one frame; the answers
+    to those subs are consumed by s_on_answer(). With `rebuild`, a new socket first.  */
+static int
+s_session_open(vd_client_t *self, bool rebuild)
+{
+    //  The silence timer restarts even if this attempt fails, so that retries are paced.
+    self->quiet_since = s_now();
+    if (rebuild || !self->sock) {
+        s_socket_close(self);
+        int rc = s_socket_open(self);
+        if (rc != VD_OK)
+            return rc;
+    }
+    vdp_writer_reset(&self->ctl);
+    self->hello_ref = self->next_ref++;
+    int rc = vdp_writer_hello(&self->ctl, self->hello_ref, "libvedetta/" VD_VERSION_STRING,
+                              (uint32_t)self->heartbeat_ms);
+    for (size_t i = 0; rc == VD_OK && i < self->subs_count; i++) {
+        if (!vdp_writer_room(&self->ctl, VDP_MAX_TOPIC + 64))
+            s_send(self, &self->ctl); // a frame holds VDP_MAX_BATCH commands; order is kept
+        self->subs[i].ref = self->next_ref++;
+        rc = vdp_writer_sub(&self->ctl, self->subs[i].ref, self->subs[i].pattern);
+    }
+    self->state = S_HELLO;
+    self->epoch++;
+    if (rc != VD_OK) {
+        vdp_writer_reset(&self->ctl);
+        return rc;
+    }
+    //  If this send fails the broker hears nothing, and the silence timer rebuilds the socket.
+    s_send(self, &self->ctl);
+    return VD_OK;
+}
+
+static void
+s_fail(vd_client_t *self, int code, const char *reason)
+{
+    self->state = S_FAILED;
+    self->fail_code = code;
+    s_set_reason(self, reason);
+}
+
+//  The broker lost our session: hello again once, whatever number of commands it refused.
+static void
+s_session_lost(vd_client_t *self)
+{
+    if (self->state == S_READY)
+        s_session_open(self, false);
+}
+
+/*  -------------------------------------------------------------------------------------------
+    Incoming commands  */
+
+static void
+s_on_welcome(vd_client_t *self, const vdp_cmd_t *cmd)
+{
+    if (self->state != S_HELLO)
+        return; // a second welcome (two hellos crossed a restart) changes nothing
+    snprintf(self->org, sizeof self->org, "%s", cmd->org);
+    self->inbox_count = cmd->inbox_count < VDP_MAX_JUR ? cmd->inbox_count : VDP_MAX_JUR;
+    for (size_t i = 0; i < self->inbox_count; i++)
+        snprintf(self->inbox[i], sizeof self->inbox[i], "%s", cmd->inbox[i]);
+    if (cmd->heartbeat_ms >= VDP_MIN_HEARTBEAT_MS && cmd->heartbeat_ms <= VDP_MAX_HEARTBEAT_MS)
+        self->hb_ms = (int)cmd->heartbeat_ms;
+    self->state = S_READY;
+}
+
+static void
+s_on_receipt(vd_client_t *self, const vdp_cmd_t *cmd)
+{
+    vd_receipt_t receipt;
+    memset(&receipt, 0, sizeof receipt);
+    snprintf(receipt.id, sizeof receipt.id, "%s", cmd->id);
+    receipt.status = (vd_receipt_status_t)cmd->status;
+    receipt.seq = cmd->seq;
+    receipt.accepted_at = cmd->at;
+    if (cmd->status == VDP_RECEIPT_REJECTED) {
+        receipt.code = s_known_code(cmd->code);
+        snprintf(receipt.reason, sizeof receipt.reason, "%s", cmd->reason);
+    } else if (cmd->status != VDP_RECEIPT_ACCEPTED && cmd->status != VDP_RECEIPT_DUPLICATE) {
+        return; // no status we know: nothing to report
+    }
+    bool awaited = self->awaited.id[0] && strcmp(self->awaited.id, receipt.id) == 0;
+    if (receipt.status == VD_RECEIPT_REJECTED && receipt.code == VD_ESESSION) {
+        s_session_lost(self);
+        if (awaited)
+            return; // the waiting call sends it again in the new session
+    }
+    if (awaited && !self->awaited.done) {
+        self->awaited.receipt = receipt;
+        self->awaited.done = true;
+        return;
+    }
+    if (self->ignore_id[0] && strcmp(self->ignore_id, receipt.id) == 0) {
+        self->ignore_id[0] = '\0';
+        return;
+    }
+    if (s_ring_push(&self->receipts, &receipt) != VD_OK)
+        self->dropped++;
+}
+
+static void
+s_on_deliver(vd_client_t *self, const vdp_cmd_t *cmd, vdp_envelope_t *env)
+{
+    if (env != self->spare || self->deliveries.count >= self->deliveries.max) {
+        self->dropped++; // no memory for it, or the application stopped reading
+        return;
+    }
+    env->seq = cmd->seq;
+    env->accepted_at = cmd->at;
+    snprintf(env->subscription, sizeof env->subscription, "%s", cmd->pattern);
+    if (vdp_envelope_own(env) != VD_OK || s_ring_push(&self->deliveries, &env) != VD_OK) {
+        self->dropped++;
+        vdp_envelope_reset(env);
+        return;
+    }
+    //  The queue owns it now; the next delivery needs a new one (or falls back to scratch).
+    self->spare = calloc(1, sizeof *self->spare);
+}
+
+//  ok (code VD_OK) or error: the answer to the waiting call, to a re-subscription, or neither.
+static void
+s_on_answer(vd_client_t *self, uint64_t ref, int code, const char *reason)
+{
+    if (code == VD_ESESSION) {
+        s_session_lost(self);
+        return; // the waiting call, if any, sends its command again in the new session
+    }
+    if (ref != 0 && ref == self->answer.ref && !self->answer.done) {
+        self->answer.done = true;
+        self->answer.code = code;
+        snprintf(self->answer.reason, sizeof self->answer.reason, "%s", reason);
+        return;
+    }
+    for (size_t i = 0; ref != 0 && i < self->subs_count; i++) {
+        if (self->subs[i].ref != ref)
+            continue;
+        if (code == VD_OK)
+            self->subs[i].ref = 0;
+        else
+            s_sub_remove(self, &self->subs[i]); // the policy no longer grants it
+        return;
+    }
+    bool hello_refused =
+        ref == self->hello_ref || (ref == 0 && (code == VD_EVERSION || code == VD_EAUTH));
+    if (code != VD_OK && self->state == S_HELLO && hello_refused) {
+        //  hello refused (version, key): no session will come from retrying.
+        s_fail(self, code, reason);
+        return;
+    }
+    if (code == VD_EAUTH) // our key was revoked under a live session
+        s_fail(self, code, reason);
+}
+
+static void
+s_on_command(vd_client_t *self, const vdp_cmd_t *cmd, vdp_envelope_t *env)
+{
+    switch (cmd->op) {
+    case VDP_OP_WELCOME:
+        s_on_welcome(self, cmd);
+        break;
+    case VDP_OP_RECEIPT:
+        s_on_receipt(self, cmd);
+        break;
+    case VDP_OP_DELIVER:
+        s_on_deliver(self, cmd, env);
+        break;
+    case VDP_OP_OK:
+        s_on_answer(self, cmd->ref, VD_OK, "");
+        break;
+    case VDP_OP_ERROR:
+        s_on_answer(self, cmd->ref, s_known_code(cmd->code), cmd->reason);
+        break;
+    case VDP_OP_PING:
+        vdp_writer_pong(&self->out, cmd->ref); // leaves with the next flush, this round
+        break;
+    default:
+        break; // pong, and anything a client never receives
+    }
+}
+
+//  Decodes every command of one frame. Malformed commands are dropped; the decoder is total.
+static void
+s_on_frame(vd_client_t *self, const uint8_t *data, size_t size)
+{
+    self->quiet_since = s_now();
+    vdp_reader_t reader;
+    vdp_reader_init(&reader, data, size);
+    for (;;) {
+        if (!self->spare)
+            self->spare = calloc(1, sizeof *self->spare);
+        vdp_envelope_t *env = self->spare ? self->spare : &self->scratch;
+        int rc = vdp_reader_next(&reader, &self->cmd, env, NULL, 0);
+        if (rc == VD_ENOTFOUND || (rc != VD_OK && reader.broken))
+            break;
+        if (rc == VD_OK)
+            s_on_command(self, &self->cmd, env);
+    }
+}
+
+static void
+s_on_monitor(vd_client_t *self)
+{
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, self->monitor, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&part);
+        return;
+    }
+    uint16_t event = 0;
+    uint32_t value = 0;
+    if (zmq_msg_size(&part) >= sizeof event + sizeof value) {
+        const uint8_t *bytes = zmq_msg_data(&part);
+        memcpy(&event, bytes, sizeof event);
+        memcpy(&value, bytes + sizeof event, sizeof value);
+    }
+    while (zmq_msg_more(&part) && zmq_msg_recv(&part, self->monitor, ZMQ_DONTWAIT) >= 0) {
+        //  the endpoint part: not needed
+    }
+    zmq_msg_close(&part);
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == VD_ZAP_DENIED)
+        s_fail(self, VD_EAUTH, "the broker refused this key");
+}
+
+//  Reads what is waiting on the socket, at most VD_RECV_BURST messages.
+static void
+s_read(vd_client_t *self)
+{
+    for (int n = 0; n < VD_RECV_BURST && self->sock; n++) {
+        //  Waiting for deliveries with a nearly full queue: leave the rest in libzmq's queue,
+        //  so that the broker sees a slow reader instead of us dropping what it sent.
+        if (!self->must_read && self->deliveries.count + VDP_MAX_BATCH > self->deliveries.max)
+            return;
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, self->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        if (zmq_msg_more(&msg)) {
+            //  Our frames are single-part: drop every part of anything else.
+            while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, self->sock, ZMQ_DONTWAIT) >= 0) {
+            }
+            self->quiet_since = s_now();
+        } else {
+            s_on_frame(self, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        }
+        zmq_msg_close(&msg);
+    }
+}
+
+/*  -------------------------------------------------------------------------------------------
+    Waiting  */
+
+//  One round: send what is queued, keep the session alive, wait for input until `deadline`
+//  or the next timer, and read it.
+static void
+s_pump(vd_client_t *self, int64_t deadline)
+{
+    s_flush(self); // on failure the batch stays and goes with a later round
+    int64_t now = s_now();
+    int64_t lost_at = self->quiet_since + (int64_t)self->hb_ms * VD_MISSED_BEATS;
+    if (now >= lost_at) {
+        //  Nothing heard for VD_MISSED_BEATS intervals: assume the connection is dead and
+        //  rebuild it rather than trust libzmq to notice a half-open TCP connection.
+        s_session_open(self, true);
+        lost_at = self->quiet_since + (int64_t)self->hb_ms * VD_MISSED_BEATS;
+    }
+    int64_t wake = lost_at;
+    if (self->state == S_READY) {
+        int64_t last = self->quiet_since > self->last_ping ? self->quiet_since : self->last_ping;
+        int64_t ping_at = last + self->hb_ms;
+        if (now >= ping_at) {
+            vdp_writer_ping(&self->out, self->next_ref++);
+            s_flush(self);
+            self->last_ping = now;
+            ping_at = now + self->hb_ms;
+        }
+        wake = ping_at < wake ? ping_at : wake;
+    }
+    if (deadline >= 0 && deadline < wake)
+        wake = deadline;
+    long timeout = wake > now ? (long)(wake - now) : 0;
+    if (!self->sock) {
+        zmq_poll(NULL, 0, timeout); // rebuilding failed (no memory): try again next round
+        return;
+    }
+    zmq_pollitem_t items[] = { { self->sock, 0, ZMQ_POLLIN, 0 },
+                               { self->monitor, 0, ZMQ_POLLIN, 0 } };
+    if (zmq_poll(items, 2, timeout) <= 0)
+        return; // timeout, or EINTR: the caller's loop decides
+    if (items[1].revents & ZMQ_POLLIN)
+        s_on_monitor(self);
+    if (items[0].revents & ZMQ_POLLIN)
+        s_read(self);
+    s_flush(self); // pongs and commands re-sent by a new session
+}
+
+typedef bool(s_until_fn)(vd_client_t *self, void *arg);
+static s_until_fn s_until_delivery_queued;
+
+/*  Runs rounds until `until` says done, the deadline passes (after at least one round, so a
+    zero timeout still reads what has arrived) or the client fails. `until` may also send
+    commands again when it sees a new epoch.  */
+static int
+s_wait(vd_client_t *self, int timeout_ms, s_until_fn *until, void *arg)
+{
+    int64_t deadline = s_deadline(timeout_ms);
+    //  Time spent outside our calls does not count as silence: nobody was listening then.
+    //  (A loop of short waits, on the other hand, accumulates it and does notice a dead link.)
+    int64_t now = s_now();
+    if (self->left_at > 0 && self->quiet_since < self->left_at)
+        self->quiet_since += now - self->left_at;
+    self->must_read = until != s_until_delivery_queued;
+    int rc;
+    for (bool pumped = false;; pumped = true) {
+        if (until(self, arg)) {
+            rc = VD_OK;
+            break;
+        }
+        if (self->state == S_FAILED) {
+            rc = self->fail_code;
+            break;
+        }
+        if (pumped && deadline >= 0 && s_now() >= deadline) {
+            rc = VD_ETIMEOUT;
+            break;
+        }
+        s_pump(self, deadline);
+    }
+    self->left_at = s_now();
+    return rc;
+}
+
+static int
+s_usable(const vd_client_t *self)
+{
+    if (self->state == S_FAILED)
+        return self->fail_code;
+    return self->state == S_IDLE || !self->endpoint ? VD_ECONN : VD_OK;
+}
+
+static bool
+s_until_ready(vd_client_t *self, void *arg)
+{
+    (void)arg;
+    return self->state == S_READY;
+}
+
+static bool
+s_until_receipt_queued(vd_client_t *self, void *arg)
+{
+    (void)arg;
+    return self->receipts.count > 0;
+}
+
+static bool
+s_until_delivery_queued(vd_client_t *self, void *arg)
+{
+    (void)arg;
+    return self->deliveries.count > 0;
+}
+
+//  Appends a pub to the batch, sending the batch first if the pub might not fit.
+static int
+s_write_pub(vd_client_t *self, const vdp_envelope_t *env)
+{
+    size_t bound = env->raw ? env->raw_len + 64 : env->body_len + VD_PUB_HEADER_BOUND;
+    if (self->out.count > 0 && !vdp_writer_room(&self->out, bound)) {
+        int rc = s_flush(self);
+        if (rc != VD_OK)
+            return rc;
+    }
+    return vdp_writer_pub(&self->out, env) == VD_OK ? VD_OK : VD_ENOMEM;
+}
+
+typedef struct {
+    const vdp_envelope_t *env;
+    unsigned epoch; // session the pub was last sent in
+    bool resent;
+} s_pub_wait_t;
+
+static bool
+s_until_receipt(vd_client_t *self, void *arg)
+{
+    s_pub_wait_t *wait = arg;
+    if (self->awaited.done)
+        return true;
+    if (wait->epoch != self->epoch) {
+        wait->epoch = self->epoch;
+        wait->resent = s_write_pub(self, wait->env) == VD_OK;
+    }
+    return false;
+}
+
+typedef struct {
+    vdp_op_t op;
+    const char *pattern;
+    unsigned epoch;
+} s_request_t;
+
+static int
+s_write_request(vd_client_t *self, const s_request_t *request)
+{
+    self->answer.ref = self->next_ref++;
+    self->answer.done = false;
+    if (request->op == VDP_OP_SUB)
+        return vdp_writer_sub(&self->out, self->answer.ref, request->pattern);
+    return vdp_writer_unsub(&self->out, self->answer.ref, request->pattern);
+}
+
+static bool
+s_until_answer(vd_client_t *self, void *arg)
+{
+    s_request_t *request = arg;
+    if (self->answer.done)
+        return true;
+    if (request->epoch != self->epoch) {
+        request->epoch = self->epoch;
+        s_write_request(self, request);
+    }
+    return false;
+}
+
+//  Sends a sub or unsub and waits for its ok or error. Returns VD_OK or the broker's code.
+static int
+s_request(vd_client_t *self, vdp_op_t op, const char *pattern, int timeout_ms)
+{
+    s_request_t request = { op, pattern, self->epoch };
+    if (!vdp_writer_room(&self->out, VDP_MAX_TOPIC + 64)) {
+        int rc = s_flush(self);
+        if (rc != VD_OK)
+            return rc;
+    }
+    if (s_write_request(self, &request) != VD_OK)
+        return VD_ENOMEM;
+    int rc = s_wait(self, timeout_ms, s_until_answer, &request);
+    self->answer.ref = 0;
+    if (rc != VD_OK)
+        return rc;
+    if (self->answer.code != VD_OK)
+        s_set_reason(self, self->answer.reason);
+    return self->answer.code;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    Public API  */
+
+vd_client_t *
+vd_client_new(void)
+{
+    if (sodium_init() < 0)
+        return NULL;
+    vd_client_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->heartbeat_ms = VD_HEARTBEAT_DEFAULT_MS;
+    self->hb_ms = VD_HEARTBEAT_DEFAULT_MS;
+    self->next_ref = 1;
+    vdp_writer_init(&self->out);
+    vdp_writer_init(&self->ctl);
+    s_ring_init(&self->receipts, sizeof(vd_receipt_t), VD_MAX_RECEIPTS);
+    s_ring_init(&self->deliveries, sizeof(vdp_envelope_t *), VD_MAX_DELIVERIES);
+    self->ctx = zmq_ctx_new();
+    self->spare = calloc(1, sizeof *self->spare);
+    if (!self->ctx || !self->spare)
+        vd_client_destroy(&self);
+    return self;
+}
+
+//  Says bye if a session is open and closes the socket; keeps queues, keys and subscriptions.
+static void
+s_disconnect(vd_client_t *self)
+{
+    if (self->sock && self->state == S_READY) {
+        vdp_writer_bye(&self->out);
+        s_flush(self);
+    }
+    vdp_writer_reset(&self->out);
+    vdp_writer_reset(&self->ctl);
+    s_socket_close(self);
+    self->state = S_IDLE;
+}
+
+void
+vd_client_destroy(vd_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vd_client_t *self = *self_p;
+    s_disconnect(self);
+    if (self->ctx) {
+        while (zmq_ctx_term(self->ctx) != 0 && errno == EINTR) {
+        }
+    }
+    vdp_envelope_t *env;
+    while (s_ring_pop(&self->deliveries, &env)) {
+        vdp_envelope_reset(env);
+        free(env);
+    }
+    s_ring_release(&self->deliveries);
+    s_ring_release(&self->receipts);
+    free(self->subs);
+    vdp_writer_release(&self->out);
+    vdp_writer_release(&self->ctl);
+    if (self->spare) {
+        vdp_envelope_reset(self->spare);
+        free(self->spare);
+    }
+    vdp_envelope_reset(&self->scratch);
+    free(self->endpoint);
+    sodium_memzero(&self->keys, sizeof self->keys);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+vd_client_set_heartbeat(vd_client_t *self, int interval_ms)
+{
+    if (!self || interval_ms < (int)VDP_MIN_HEARTBEAT_MS || interval_ms > (int)VDP_MAX_HEARTBEAT_MS)
+        return VD_EINVAL;
+    self->heartbeat_ms = interval_ms;
+    self->hb_ms = interval_ms;
+    return VD_OK;
+}
+
+//  Loads our keys from the secret file and the broker's from Z85 into self->keys.
+static int
+s_load_keys(vd_client_t *self, const char *broker_public_key, const char *secret_path)
+{
+    if (strlen(broker_public_key) != VDP_KEY_Z85_LEN ||
+        !zmq_z85_decode(self->keys.server, broker_public_key)) {
+        s_set_reason(self, "the broker key is not a 40-character Z85 public key");
+        return VD_EINVAL;
+    }
+    vdp_secret_t secret;
+    char err[VDP_MAX_REASON + 1] = "";
+    int rc = vdp_secret_load(secret_path, &secret, err, sizeof err);
+    if (rc == VD_OK &&
+        vdp_secret_curve_keys(&secret, self->keys.public_key, self->keys.secret_key) != VD_OK) {
+        snprintf(err, sizeof err, "%s: the CURVE keys are not valid", secret_path);
+        rc = VD_ECONFIG;
+    }
+    if (rc != VD_OK && !err[0])
+        snprintf(err, sizeof err, "%s: %s", secret_path, vd_strerror(rc));
+    vdp_secret_wipe(&secret);
+    if (rc != VD_OK) {
+        sodium_memzero(&self->keys, sizeof self->keys);
+        s_set_reason(self, err);
+        return rc == VD_ENOMEM ? VD_ENOMEM : VD_EINVAL;
+    }
+    return VD_OK;
+}
+
+int
+vd_client_connect(vd_client_t *self,
+                  const char *endpoint,
+                  const char *broker_public_key,
+                  const char *secret_path,
+                  int timeout_ms)
+{
+    if (!self || !endpoint || !broker_public_key || !secret_path || timeout_ms < -1)
+        return VD_EINVAL;
+    self->reason[0] = '\0';
+    s_disconnect(self);
+    self->subs_count = 0; // a new connection starts with no subscriptions
+    self->org[0] = '\0';
+    self->inbox_count = 0;
+    self->hb_ms = self->heartbeat_ms;
+    int rc = s_load_keys(self, broker_public_key, secret_path);
+    if (rc != VD_OK)
+        return rc;
+    free(self->endpoint);
+    self->endpoint = strdup(endpoint);
+    if (!self->endpoint)
+        return VD_ENOMEM;
+    rc = s_session_open(self, true);
+    if (rc == VD_OK)
+        rc = s_wait(self, timeout_ms, s_until_ready, NULL);
+    if (rc == VD_ETIMEOUT) {
+        s_set_reason(self, "no welcome from the broker in time: it is down, its key is not the "
+                           "one given, or it does not know this key");
+    } else if (rc != VD_OK && !self->reason[0]) {
+        s_set_reason(self, vd_strerror(rc));
+    }
+    if (rc != VD_OK) {
+        s_socket_close(self);
+        self->state = S_IDLE;
+    }
+    return rc;
+}
+
+const char *
+vd_client_org(const vd_client_t *self)
+{
+    return self && self->org[0] ? self->org : NULL;
+}
+
+const char *
+vd_client_inbox(const vd_client_t *self, size_t index)
+{
+    return self && index < self->inbox_count ? self->inbox[index] : NULL;
+}
+
+const char *
+vd_client_reason(const vd_client_t *self)
+{
+    return self ? self->reason : "";
+}
+
+uint64_t
+vd_client_dropped(const vd_client_t *self)
+{
+    return self ? self->dropped : 0;
+}
+
+//  Fills in id, sent, sender and v, checks the envelope, and appends its pub to the batch.
+static int
+s_queue_pub(vd_client_t *self, vd_envelope_t *env)
+{
+    int rc = s_usable(self);
+    if (rc != VD_OK)
+        return rc;
+    //  Drop the received bytes before changing what they encode (a relayed envelope).
+    bool changes =
+        !env->id[0] || env->sent == 0 || env->v == 0 || strcmp(env->sender, self->org) != 0;
+    if (changes && vdp_envelope_drop_raw(env) != VD_OK)
+        return VD_ENOMEM;
+    if (!env->id[0])
+        vdp_uuid_generate(env->id);
+    if (env->sent == 0)
+        env->sent = s_clock_ms(CLOCK_REALTIME);
+    if (env->v == 0)
+        env->v = VD_ENVELOPE_VERSION;
+    snprintf(env->sender, sizeof env->sender, "%s", self->org);
+    char reason[VDP_MAX_REASON + 1] = "";
+    rc = vdp_envelope_validate(env, reason, sizeof reason);
+    if (rc != VD_OK) {
+        s_set_reason(self, reason);
+        return rc == VD_ELIMIT ? VD_ELIMIT : VD_EINVAL;
+    }
+    return s_write_pub(self, env);
+}
+
+int
+vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, int timeout_ms)
+{
+    if (!self || !env || !receipt || timeout_ms < -1)
+        return VD_EINVAL;
+    self->reason[0] = '\0';
+    int rc = s_queue_pub(self, env);
+    if (rc != VD_OK)
+        return rc;
+    snprintf(self->awaited.id, sizeof self->awaited.id, "%s", env->id);
+    self->awaited.done = false;
+    s_pub_wait_t wait = { env, self->epoch, false };
+    rc = s_wait(self, timeout_ms, s_until_receipt, &wait);
+    if (rc == VD_OK)
+        *receipt = self->awaited.receipt;
+    if (rc != VD_OK || wait.resent) {
+        //  A receipt still on its way (late, or for the copy sent again) is not for the queue.
+        snprintf(self->ignore_id, sizeof self->ignore_id, "%s", env->id);
+    }
+    self->awaited.id[0] = '\0';
+    return rc;
+}
+
+int
+vd_client_publish_async(vd_client_t *self, vd_envelope_t *env)
+{
+    if (!self || !env)
+        return VD_EINVAL;
+    self->reason[0] = '\0';
+    return s_queue_pub(self, env);
+}
+
+int
+vd_client_flush(vd_client_t *self)
+{
+    if (!self)
+        return VD_EINVAL;
+    int rc = s_usable(self);
+    return rc != VD_OK ? rc : s_flush(self);
+}
+
+int
+vd_client_receipt(vd_client_t *self, vd_receipt_t *receipt, int timeout_ms)
+{
+    if (!self || !receipt || timeout_ms < -1)
+        return VD_EINVAL;
+    if (self->receipts.count == 0) {
+        int rc = s_usable(self);
+        if (rc == VD_OK)
+            rc = s_wait(self, timeout_ms, s_until_receipt_queued, NULL);
+        if (rc != VD_OK)
+            return rc;
+    }
+    s_ring_pop(&self->receipts, receipt);
+    return VD_OK;
+}
+
+int
+vd_client_subscribe(
+    vd_client_t *self, const char *pattern, char *reason, size_t reason_size, int timeout_ms)
+{
+    if (reason && reason_size > 0)
+        reason[0] = '\0';
+    if (!self || !pattern || timeout_ms < -1)
+        return VD_EINVAL;
+    self->reason[0] = '\0';
+    int rc = s_usable(self);
+    if (rc == VD_OK && !vdp_pattern_valid(pattern)) {
+        s_set_reason(self, "not a valid pattern: segments of [a-z0-9-], '*', '>' last");
+        rc = VD_EINVAL;
+    } else if (rc == VD_OK) {
+        rc = s_request(self, VDP_OP_SUB, pattern, timeout_ms);
+    }
+    if (rc == VD_OK)
+        rc = s_sub_add(self, pattern);
+    if (rc != VD_OK && reason && reason_size > 0)
+        snprintf(reason, reason_size, "%s", self->reason[0] ? self->reason : vd_strerror(rc));
+    return rc;
+}
+
+int
+vd_client_unsubscribe(vd_client_t *self, const char *pattern, int timeout_ms)
+{
+    if (!self || !pattern || timeout_ms < -1)
+        return VD_EINVAL;
+    self->reason[0] = '\0';
+    if (!s_sub_find(self, pattern))
+        return VD_ENOTFOUND;
+    int rc = s_usable(self);
+    if (rc == VD_OK)
+        rc = s_request(self, VDP_OP_UNSUB, pattern, timeout_ms);
+    if (rc == VD_OK || rc == VD_ENOTFOUND) {
+        //  Found again: a reconnect during the wait may have dropped or moved it.
+        s_sub_t *sub = s_sub_find(self, pattern);
+        if (sub)
+            s_sub_remove(self, sub);
+    }
+    return rc;
+}
+
+int
+vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms)
+{
+    if (!self || !env_p || timeout_ms < -1)
+        return VD_EINVAL;
+    *env_p = NULL;
+    if (self->deliveries.count == 0) {
+        int rc = s_usable(self);
+        if (rc == VD_OK)
+            rc = s_wait(self, timeout_ms, s_until_delivery_queued, NULL);
+        if (rc != VD_OK)
+            return rc;
+    }
+    vdp_envelope_t *env = NULL;
+    s_ring_pop(&self->deliveries, &env);
+    *env_p = env;
+    return VD_OK;
+}

@@ -1,0 +1,803 @@
+/*  vedetta: the command-line client of the vedetta broker (docs/cli.md).
+
+        vedetta keygen --org ORG --name NAME --role ROLE --jurisdiction J[,J] [--label L] [--out DIR]
+        vedetta pub --topic T --tlp TLP [options] [--body TEXT]      (else the body is stdin)
+        vedetta sub PATTERN... [--count N] [--timeout MS]
+
+    Exit codes: 0 done; 1 usage or I/O error; 2 rejected or denied by the broker; 3 timeout or
+    connection failure. Results go to stdout (one JSON object per line for pub and sub),
+    diagnostics to stderr.  */
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "vedetta.h"
+#include "vdp_agency.h"
+#include "vdp_ids.h"
+#include "vdp_limits.h"
+#include "vd_client_internal.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_USAGE = 1,      // bad arguments, unreadable files, local I/O errors
+    EXIT_DENIED = 2,     // the broker rejected the message or denied the subscription or key
+    EXIT_UNREACHABLE = 3 // timeout or connection failure
+};
+
+#define CLI_DEFAULT_TIMEOUT_MS 5000
+#define CLI_SLICE_MS           200 // longest wait in sub before looking at the signal flag
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal(int signum)
+{
+    (void)signum;
+    s_stop = 1;
+}
+
+__attribute__((format(printf, 2, 3))) static int
+s_usage_error(const char *command, const char *fmt, ...)
+{
+    fprintf(stderr, "vedetta %s: ", command);
+    va_list args;
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+    fprintf(stderr, "\nTry 'vedetta %s --help'.\n", command);
+    return EXIT_USAGE;
+}
+
+//  A non-negative decimal integer that fits `max`; false otherwise.
+static bool
+s_parse_int(const char *text, long long max, long long *out)
+{
+    if (!text || !*text)
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || value < 0 || value > max)
+        return false;
+    *out = value;
+    return true;
+}
+
+//  The exit code for a failed library call.
+static int
+s_exit_for(int rc)
+{
+    switch (rc) {
+    case VD_ETIMEOUT:
+    case VD_ECONN:
+        return EXIT_UNREACHABLE;
+    case VD_EAUTH:
+    case VD_EACCES:
+    case VD_ETLP:
+    case VD_EVERSION:
+        return EXIT_DENIED;
+    default:
+        return EXIT_USAGE;
+    }
+}
+
+static void
+s_report(const char *command, const char *what, int rc, const char *reason)
+{
+    if (reason && *reason)
+        fprintf(stderr, "vedetta %s: %s: %s (%s)\n", command, what, reason, vd_strerror_name(rc));
+    else
+        fprintf(stderr, "vedetta %s: %s: %s (%s)\n", command, what, vd_strerror(rc),
+                vd_strerror_name(rc));
+}
+
+/*  -------------------------------------------------------------------------------------------
+    keygen  */
+
+static const char *s_keygen_help =
+    "Usage: vedetta keygen --org ORG --name NAME --role ROLE --jurisdiction J[,J...]\n"
+    "                      [--label LABEL] [--out DIR]\n"
+    "\n"
+    "Creates one agency key: DIR/<org-slug>.<label>.secret (mode 0600, for this system only)\n"
+    "and DIR/<org-slug>.<label>.agency (public, for the broker's registry directory).\n"
+    "Prints both paths and the CURVE public key. Never overwrites an existing file.\n"
+    "\n"
+    "  --org ORG            org id: comune:<belfiore>, cosc:<j>, anci:<region>, cnaipic,\n"
+    "                       broker:<j>\n"
+    "  --name NAME          display name, e.g. \"Comune di Siena\"\n"
+    "  --role ROLE          comune | cosc | anci | cnaipic | broker (must match the org id)\n"
+    "  --jurisdiction J     COSC jurisdiction(s), comma-separated (cnaipic: national)\n"
+    "  --label LABEL        which system of the org holds this key (default: default)\n"
+    "  --out DIR            where to write the files (default: .)\n"
+    "  --help               this text\n";
+
+static bool
+s_jurisdictions_valid(const char *list)
+{
+    char copy[VDP_MAX_JUR * (VDP_MAX_SEGMENT + 1) + 1];
+    if (strlen(list) >= sizeof copy)
+        return false;
+    strcpy(copy, list);
+    size_t count = 0;
+    char *save = NULL;
+    for (char *j = strtok_r(copy, ",", &save); j; j = strtok_r(NULL, ",", &save)) {
+        if (!vdp_jurisdiction_valid(j) || ++count > VDP_MAX_JUR)
+            return false;
+    }
+    return count > 0 && list[strlen(list) - 1] != ',' && list[0] != ',';
+}
+
+static int
+s_cmd_keygen(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "org", required_argument, NULL, 'o' },   { "name", required_argument, NULL, 'n' },
+        { "role", required_argument, NULL, 'r' },  { "jurisdiction", required_argument, NULL, 'j' },
+        { "label", required_argument, NULL, 'l' }, { "out", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 }
+    };
+    const char *org = NULL, *name = NULL, *role = NULL, *jur = NULL;
+    const char *label = "default", *dir = ".";
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        switch (opt) {
+        case 'o':
+            org = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'r':
+            role = optarg;
+            break;
+        case 'j':
+            jur = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'h':
+            fputs(s_keygen_help, stdout);
+            return EXIT_OK;
+        case ':':
+            return s_usage_error("keygen", "option %s needs a value", argv[optind - 1]);
+        default:
+            return s_usage_error("keygen", "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return s_usage_error("keygen", "unexpected argument '%s'", argv[optind]);
+    if (!org || !name || !role || !jur)
+        return s_usage_error("keygen", "--org, --name, --role and --jurisdiction are required");
+    vdp_role_t role_id = vdp_role_from_name(role);
+    if (role_id == VDP_ROLE_NONE)
+        return s_usage_error("keygen", "unknown role '%s'", role);
+    if (!vdp_org_valid(org))
+        return s_usage_error("keygen", "invalid org id '%s'", org);
+    if (vdp_org_role(org) != role_id)
+        return s_usage_error("keygen", "org id '%s' does not match the role", org);
+    if (!s_jurisdictions_valid(jur))
+        return s_usage_error("keygen", "invalid jurisdiction list '%s'", jur);
+    if (!*label || strlen(label) > VDP_MAX_LABEL ||
+        strspn(label, "abcdefghijklmnopqrstuvwxyz"
+                      "0123456789-") != strlen(label))
+        return s_usage_error("keygen", "invalid label '%s' (use [a-z0-9-])", label);
+    if (strlen(name) > VDP_MAX_NAME)
+        return s_usage_error("keygen", "name too long: '%s'", name);
+
+    char slug[VDP_MAX_ORG + 1];
+    if (vdp_org_slug(org, slug, sizeof slug) != 0)
+        return s_usage_error("keygen", "invalid org id '%s'", org);
+    char secret_path[PATH_MAX], public_path[PATH_MAX];
+    int n1 = snprintf(secret_path, sizeof secret_path, "%s/%s.%s.secret", dir, slug, label);
+    int n2 = snprintf(public_path, sizeof public_path, "%s/%s.%s.agency", dir, slug, label);
+    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof secret_path || (size_t)n2 >= sizeof public_path)
+        return s_usage_error("keygen", "output directory path too long: %s", dir);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "vedetta keygen: %s: not a directory\n", dir);
+        return EXIT_USAGE;
+    }
+    const char *existing = lstat(secret_path, &st) == 0   ? secret_path
+                           : lstat(public_path, &st) == 0 ? public_path
+                                                          : NULL;
+    if (existing) {
+        fprintf(stderr, "vedetta keygen: %s exists; refusing to overwrite a key\n", existing);
+        return EXIT_USAGE;
+    }
+    int rc = vd_keygen(org, name, role, jur, label, secret_path, public_path);
+    if (rc != VD_OK) {
+        fprintf(stderr, "vedetta keygen: cannot write %s or %s: %s\n", secret_path, public_path,
+                vd_strerror(rc));
+        return EXIT_USAGE;
+    }
+    vdp_agency_t agency;
+    char err[256] = "";
+    if (vdp_agency_load(public_path, &agency, err, sizeof err) != VD_OK) {
+        fprintf(stderr, "vedetta keygen: %s: cannot read back: %s\n", public_path, err);
+        return EXIT_USAGE;
+    }
+    printf("secret: %s\nagency: %s\ncurve-public: %s\n", secret_path, public_path,
+           agency.curve_public);
+    return EXIT_OK;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    Connection options, shared by pub and sub  */
+
+typedef struct {
+    const char *broker;     // endpoint
+    const char *broker_key; // Z85 or path of the broker's .agency file
+    const char *key;        // our secret file
+    int timeout_ms;
+    bool timeout_set;
+} s_conn_t;
+
+static void
+s_conn_defaults(s_conn_t *conn)
+{
+    conn->broker = getenv("VEDETTA_BROKER");
+    conn->broker_key = getenv("VEDETTA_BROKER_KEY");
+    conn->key = getenv("VEDETTA_KEY");
+    conn->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+    conn->timeout_set = false;
+}
+
+#define S_CONN_OPTIONS                                                                             \
+    { "broker", required_argument, NULL, 'B' }, { "broker-key", required_argument, NULL, 'K' },    \
+        { "key", required_argument, NULL, 'k' }, { "timeout", required_argument, NULL, 'T' },      \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+
+static const char *s_conn_help =
+    "Connection:\n"
+    "  --broker ENDPOINT    the broker, e.g. tcp://127.0.0.1:7447 (env VEDETTA_BROKER)\n"
+    "  --broker-key KEY     the broker's CURVE public key (40-char Z85) or the path of its\n"
+    "                       .agency file (env VEDETTA_BROKER_KEY)\n"
+    "  --key SECRETFILE     this agency's secret key file, mode 0600 (env VEDETTA_KEY)\n";
+
+//  Handles a connection option; returns false if `opt` is not one.
+static bool
+s_conn_option(s_conn_t *conn, int opt, const char *arg, const char *command, int *exit_code)
+{
+    long long value;
+    switch (opt) {
+    case 'B':
+        conn->broker = arg;
+        return true;
+    case 'K':
+        conn->broker_key = arg;
+        return true;
+    case 'k':
+        conn->key = arg;
+        return true;
+    case 'T':
+        if (!s_parse_int(arg, INT_MAX, &value)) {
+            *exit_code = s_usage_error(command, "invalid --timeout '%s' (milliseconds)", arg);
+            return true;
+        }
+        conn->timeout_ms = (int)value;
+        conn->timeout_set = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+//  Resolves --broker-key: a readable file is an .agency file, anything else must be Z85.
+static int
+s_broker_key(const char *command, const char *arg, char out[VDP_KEY_Z85_LEN + 1])
+{
+    struct stat st;
+    if (stat(arg, &st) == 0) {
+        vdp_agency_t agency;
+        char err[256] = "";
+        if (vdp_agency_load(arg, &agency, err, sizeof err) != VD_OK) {
+            fprintf(stderr, "vedetta %s: --broker-key %s: %s\n", command, arg, err);
+            return EXIT_USAGE;
+        }
+        memcpy(out, agency.curve_public, VDP_KEY_Z85_LEN + 1);
+        return EXIT_OK;
+    }
+    if (strlen(arg) != VDP_KEY_Z85_LEN) {
+        fprintf(stderr,
+                "vedetta %s: --broker-key: '%s' is neither a 40-character Z85 key nor "
+                "an .agency file\n",
+                command, arg);
+        return EXIT_USAGE;
+    }
+    memcpy(out, arg, VDP_KEY_Z85_LEN + 1);
+    return EXIT_OK;
+}
+
+//  A connected client in *client_p, or an exit code.
+static int
+s_connect(const char *command, const s_conn_t *conn, int timeout_ms, vd_client_t **client_p)
+{
+    if (!conn->broker || !conn->broker_key || !conn->key)
+        return s_usage_error(command, "--broker, --broker-key and --key are required (or "
+                                      "VEDETTA_BROKER, VEDETTA_BROKER_KEY, VEDETTA_KEY)");
+    char server_key[VDP_KEY_Z85_LEN + 1];
+    int code = s_broker_key(command, conn->broker_key, server_key);
+    if (code != EXIT_OK)
+        return code;
+    vd_client_t *client = vd_client_new();
+    if (!client) {
+        fprintf(stderr, "vedetta %s: out of memory\n", command);
+        return EXIT_USAGE;
+    }
+    int rc = vd_client_connect(client, conn->broker, server_key, conn->key, timeout_ms);
+    if (rc != VD_OK) {
+        s_report(command, conn->broker, rc, vd_client_reason(client));
+        vd_client_destroy(&client);
+        return s_exit_for(rc);
+    }
+    *client_p = client;
+    return EXIT_OK;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    pub  */
+
+static const char *s_pub_help =
+    "Usage: vedetta pub --topic TOPIC --tlp TLP [options] [--body TEXT]\n"
+    "\n"
+    "Publishes one message and prints the broker's receipt as one JSON line:\n"
+    "  {\"id\",\"status\":\"accepted\"|\"duplicate\",\"seq\",\"accepted_at\",\"accepted_at_iso\"}\n"
+    "  {\"id\",\"status\":\"rejected\",\"code\",\"error\",\"reason\"}\n"
+    "The body is --body TEXT, or else everything read from stdin.\n"
+    "Exit: 0 accepted or duplicate, 1 usage or I/O error, 2 rejected, 3 timeout or no\n"
+    "connection.\n"
+    "\n"
+    "Message:\n"
+    "  --topic TOPIC        e.g. alert.toscana.i726, bulletin.toscana, inbox (with --to)\n"
+    "  --tlp TLP            clear | green | amber | amber+strict | red (required, no default)\n"
+    "  --kind KIND          alert | update | cancel | ack | error (default: alert)\n"
+    "  --status STATUS      actual | exercise | test | system | draft (default: actual)\n"
+    "  --category CAT       e.g. malware, phishing, ddos, other (default: other)\n"
+    "  --severity SEV       extreme | severe | moderate | minor | unknown (default: unknown)\n"
+    "  --ctype TYPE         body media type (default: text/plain)\n"
+    "  --to ORG             a recipient org id; repeat for more (required for red and inbox)\n"
+    "  --ref SENDER/ID      a message this one refers to; repeat for more (required for\n"
+    "                       update, cancel, ack, error)\n"
+    "  --id UUID            message id (default: a new random UUID; reuse it to retry)\n"
+    "  --incident X         incident identifier shared by related messages\n"
+    "  --stage S            early-warning | notification | intermediate | final | progress\n"
+    "  --aware-at MS        when the incident became known (UTC ms since the epoch)\n"
+    "  --expires MS         when the message stops being relevant (UTC ms)\n"
+    "  --ack-by MS          acknowledgement requested by (UTC ms)\n"
+    "  --urgency U          immediate | expected | future | past | unknown\n"
+    "  --certainty C        observed | likely | possible | unlikely | unknown\n"
+    "  --lang L             language tag of the body, e.g. it\n"
+    "  --body TEXT          the body (default: read stdin to its end)\n"
+    "  --timeout MS         wait at most MS for the connection, and again for the receipt\n"
+    "                       (default: 5000)\n";
+
+//  Reads all of stdin into a new buffer (at most VDP_MAX_BODY bytes). Caller frees.
+static int
+s_read_stdin(unsigned char **data_p, size_t *size_p)
+{
+    size_t cap = 4096, size = 0;
+    unsigned char *data = malloc(cap);
+    if (!data)
+        return VD_ENOMEM;
+    for (;;) {
+        if (size == cap) {
+            if (cap > VDP_MAX_BODY) {
+                free(data);
+                return VD_ELIMIT;
+            }
+            unsigned char *grown = realloc(data, cap * 2);
+            if (!grown) {
+                free(data);
+                return VD_ENOMEM;
+            }
+            data = grown;
+            cap *= 2;
+        }
+        size_t n = fread(data + size, 1, cap - size, stdin);
+        size += n;
+        if (n == 0) {
+            if (ferror(stdin)) {
+                free(data);
+                return VD_EIO;
+            }
+            break;
+        }
+    }
+    if (size > VDP_MAX_BODY) {
+        free(data);
+        return VD_ELIMIT;
+    }
+    *data_p = data;
+    *size_p = size;
+    return VD_OK;
+}
+
+static void
+s_print_receipt(const vd_receipt_t *receipt)
+{
+    json_t *obj = json_object();
+    json_object_set_new(obj, "id", json_string(receipt->id));
+    json_object_set_new(obj, "status", json_string(vd_receipt_status_name(receipt->status)));
+    if (receipt->status == VD_RECEIPT_REJECTED) {
+        json_object_set_new(obj, "code", json_string(vd_strerror_name(receipt->code)));
+        json_object_set_new(obj, "error", json_string(vd_strerror(receipt->code)));
+        json_object_set_new(obj, "reason", json_string(receipt->reason));
+    } else {
+        json_object_set_new(obj, "seq", json_integer((json_int_t)receipt->seq));
+        char iso[VD_ISO8601_SIZE];
+        if (receipt->accepted_at > 0 && vd_iso8601(receipt->accepted_at, iso, sizeof iso) == 0) {
+            json_object_set_new(obj, "accepted_at", json_integer(receipt->accepted_at));
+            json_object_set_new(obj, "accepted_at_iso", json_string(iso));
+        }
+    }
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text) {
+        puts(text);
+        free(text);
+    }
+    fflush(stdout);
+    json_decref(obj);
+}
+
+//  The option name of each message field set from the command line, for error messages.
+typedef struct {
+    int opt;
+    const char *field;
+    const char *option;
+} s_field_opt_t;
+
+static const s_field_opt_t s_field_opts[] = {
+    { 't', "topic", "--topic" },       { 'L', "tlp", "--tlp" },
+    { 'i', "kind", "--kind" },         { 's', "status", "--status" },
+    { 'c', "category", "--category" }, { 'v', "severity", "--severity" },
+    { 'y', "ctype", "--ctype" },       { 'o', "to", "--to" },
+    { 'r', "refs", "--ref" },          { 'I', "id", "--id" },
+    { 'n', "incident", "--incident" }, { 'g', "stage", "--stage" },
+    { 'u', "urgency", "--urgency" },   { 'e', "certainty", "--certainty" },
+    { 'l', "lang", "--lang" },         { 'A', "aware_at", "--aware-at" },
+    { 'x', "expires", "--expires" },   { 'a', "ack_by", "--ack-by" },
+};
+
+static const s_field_opt_t *
+s_field_opt(int opt)
+{
+    for (size_t i = 0; i < sizeof s_field_opts / sizeof s_field_opts[0]; i++) {
+        if (s_field_opts[i].opt == opt)
+            return &s_field_opts[i];
+    }
+    return NULL;
+}
+
+//  Sets one field from its option; returns an exit code.
+static int
+s_pub_field(vd_envelope_t *env, const s_field_opt_t *fo, const char *arg)
+{
+    int rc;
+    if (fo->opt == 'A' || fo->opt == 'x' || fo->opt == 'a') {
+        long long ms;
+        if (!s_parse_int(arg, INT64_MAX, &ms))
+            return s_usage_error("pub", "invalid time '%s' (UTC milliseconds)", arg);
+        rc = vd_envelope_set_time(env, fo->field, ms);
+    } else {
+        rc = vd_envelope_set(env, fo->field, arg);
+    }
+    if (rc == VD_ELIMIT) {
+        fprintf(stderr, "vedetta pub: %s '%s': too long or too many\n", fo->option, arg);
+        return EXIT_USAGE;
+    }
+    if (rc != VD_OK) {
+        fprintf(stderr, "vedetta pub: %s: invalid value '%s'\n", fo->option, arg);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static int
+s_pub_defaults(vd_envelope_t *env)
+{
+    static const char *defaults[][2] = { { "kind", "alert" },
+                                         { "status", "actual" },
+                                         { "category", "other" },
+                                         { "severity", "unknown" },
+                                         { "ctype", "text/plain" } };
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        if (vd_envelope_set(env, defaults[i][0], defaults[i][1]) != VD_OK)
+            return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static int
+s_pub_send(const s_conn_t *conn, vd_envelope_t *env)
+{
+    vd_client_t *client = NULL;
+    int code = s_connect("pub", conn, conn->timeout_ms, &client);
+    if (code != EXIT_OK)
+        return code;
+    vd_receipt_t receipt;
+    int rc = vd_client_publish(client, env, &receipt, conn->timeout_ms);
+    if (rc == VD_OK) {
+        s_print_receipt(&receipt);
+        code = receipt.status == VD_RECEIPT_REJECTED ? EXIT_DENIED : EXIT_OK;
+    } else {
+        s_report("pub", rc == VD_ETIMEOUT ? "no receipt" : "cannot publish", rc,
+                 vd_client_reason(client));
+        code = s_exit_for(rc);
+    }
+    vd_client_destroy(&client);
+    return code;
+}
+
+static int
+s_cmd_pub(int argc, char **argv)
+{
+    static const struct option options[] = { S_CONN_OPTIONS,
+                                             { "topic", required_argument, NULL, 't' },
+                                             { "tlp", required_argument, NULL, 'L' },
+                                             { "kind", required_argument, NULL, 'i' },
+                                             { "status", required_argument, NULL, 's' },
+                                             { "category", required_argument, NULL, 'c' },
+                                             { "severity", required_argument, NULL, 'v' },
+                                             { "ctype", required_argument, NULL, 'y' },
+                                             { "to", required_argument, NULL, 'o' },
+                                             { "ref", required_argument, NULL, 'r' },
+                                             { "id", required_argument, NULL, 'I' },
+                                             { "incident", required_argument, NULL, 'n' },
+                                             { "stage", required_argument, NULL, 'g' },
+                                             { "aware-at", required_argument, NULL, 'A' },
+                                             { "expires", required_argument, NULL, 'x' },
+                                             { "ack-by", required_argument, NULL, 'a' },
+                                             { "urgency", required_argument, NULL, 'u' },
+                                             { "certainty", required_argument, NULL, 'e' },
+                                             { "lang", required_argument, NULL, 'l' },
+                                             { "body", required_argument, NULL, 'b' },
+                                             { NULL, 0, NULL, 0 } };
+    s_conn_t conn;
+    s_conn_defaults(&conn);
+    vd_envelope_t *env = vd_envelope_new();
+    if (!env || s_pub_defaults(env) != EXIT_OK) {
+        vd_envelope_destroy(&env);
+        fprintf(stderr, "vedetta pub: out of memory\n");
+        return EXIT_USAGE;
+    }
+    const char *body = NULL;
+    bool have_topic = false, have_tlp = false;
+    int code = EXIT_OK;
+    int opt;
+    while (code == EXIT_OK && (opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        const s_field_opt_t *fo = s_field_opt(opt);
+        if (fo) {
+            code = s_pub_field(env, fo, optarg);
+            have_topic |= opt == 't';
+            have_tlp |= opt == 'L';
+        } else if (opt == 'b') {
+            body = optarg;
+        } else if (opt == 'h') {
+            fputs(s_pub_help, stdout);
+            fputs(s_conn_help, stdout);
+            vd_envelope_destroy(&env);
+            return EXIT_OK;
+        } else if (opt == ':') {
+            code = s_usage_error("pub", "option %s needs a value", argv[optind - 1]);
+        } else if (!s_conn_option(&conn, opt, optarg, "pub", &code)) {
+            code = s_usage_error("pub", "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (code == EXIT_OK && optind < argc)
+        code = s_usage_error("pub", "unexpected argument '%s'", argv[optind]);
+    if (code == EXIT_OK && (!have_topic || !have_tlp))
+        code = s_usage_error("pub", "--topic and --tlp are required (TLP has no default)");
+    if (code == EXIT_OK) {
+        int rc;
+        if (body) {
+            rc = vd_envelope_set_body(env, body, strlen(body));
+        } else {
+            unsigned char *data = NULL;
+            size_t size = 0;
+            rc = s_read_stdin(&data, &size);
+            if (rc == VD_OK)
+                rc = vd_envelope_set_body(env, data, size);
+            free(data);
+        }
+        if (rc != VD_OK) {
+            fprintf(stderr, "vedetta pub: body: %s\n",
+                    rc == VD_ELIMIT ? "larger than 1 MiB" : vd_strerror(rc));
+            code = EXIT_USAGE;
+        }
+    }
+    if (code == EXIT_OK)
+        code = s_pub_send(&conn, env);
+    vd_envelope_destroy(&env);
+    return code;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    sub  */
+
+static const char *s_sub_help =
+    "Usage: vedetta sub PATTERN... [--count N] [--timeout MS] [--connect-timeout MS]\n"
+    "\n"
+    "Subscribes to each PATTERN ('*' one segment, '>' the rest, e.g. alert.toscana.>) and\n"
+    "prints every delivered message as one JSON object per line, flushed at once.\n"
+    "Prints \"subscribed PATTERN\" on stderr for each subscription the broker accepts.\n"
+    "Exit: 0 after --count messages, after --timeout without a message, or on SIGINT/SIGTERM;\n"
+    "1 usage or I/O error; 2 a subscription was denied; 3 timeout or no connection.\n"
+    "\n"
+    "  --count N            stop after N messages\n"
+    "  --timeout MS         stop after MS without a message (default: run until a signal)\n"
+    "  --connect-timeout MS wait at most MS for the connection and for each subscription\n"
+    "                       (default: 5000)\n";
+
+//  Writes one delivery as a JSON line; false if stdout is gone.
+static bool
+s_print_delivery(const vd_envelope_t *env)
+{
+    char *text = vd_envelope_to_json(env);
+    if (!text) {
+        fprintf(stderr, "vedetta sub: out of memory formatting a message (seq %llu)\n",
+                (unsigned long long)vd_envelope_seq(env));
+        return true;
+    }
+    bool ok = fputs(text, stdout) >= 0 && fputc('\n', stdout) != EOF && fflush(stdout) == 0;
+    free(text);
+    return ok;
+}
+
+//  Receives until done; returns an exit code.
+static int
+s_sub_loop(vd_client_t *client, long long count, int idle_ms)
+{
+    long long received = 0;
+    int waited = 0;
+    while (!s_stop && (count == 0 || received < count)) {
+        int slice = CLI_SLICE_MS;
+        if (idle_ms >= 0 && idle_ms - waited < slice)
+            slice = idle_ms - waited;
+        vd_envelope_t *env = NULL;
+        int rc = vd_client_recv(client, &env, slice);
+        if (rc == VD_OK) {
+            bool ok = s_print_delivery(env);
+            vd_envelope_destroy(&env);
+            if (!ok) {
+                fprintf(stderr, "vedetta sub: cannot write to stdout\n");
+                return EXIT_USAGE;
+            }
+            received++;
+            waited = 0;
+        } else if (rc == VD_ETIMEOUT) {
+            waited += slice;
+            if (idle_ms >= 0 && waited >= idle_ms)
+                break;
+        } else {
+            s_report("sub", "connection", rc, vd_client_reason(client));
+            return s_exit_for(rc);
+        }
+    }
+    return EXIT_OK;
+}
+
+static int
+s_cmd_sub(int argc, char **argv)
+{
+    static const struct option options[] = { S_CONN_OPTIONS,
+                                             { "count", required_argument, NULL, 'n' },
+                                             { "connect-timeout", required_argument, NULL, 'C' },
+                                             { NULL, 0, NULL, 0 } };
+    s_conn_t conn;
+    s_conn_defaults(&conn);
+    long long count = 0, connect_ms = CLI_DEFAULT_TIMEOUT_MS;
+    int code = EXIT_OK;
+    int opt;
+    while (code == EXIT_OK && (opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(s_sub_help, stdout);
+            fputs(s_conn_help, stdout);
+            return EXIT_OK;
+        } else if (opt == 'n') {
+            if (!s_parse_int(optarg, LLONG_MAX, &count) || count == 0)
+                code = s_usage_error("sub", "invalid --count '%s'", optarg);
+        } else if (opt == 'C') {
+            if (!s_parse_int(optarg, INT_MAX, &connect_ms))
+                code = s_usage_error("sub", "invalid --connect-timeout '%s'", optarg);
+        } else if (opt == ':') {
+            code = s_usage_error("sub", "option %s needs a value", argv[optind - 1]);
+        } else if (!s_conn_option(&conn, opt, optarg, "sub", &code)) {
+            code = s_usage_error("sub", "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (code != EXIT_OK)
+        return code;
+    if (optind >= argc)
+        return s_usage_error("sub", "at least one PATTERN is required");
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); // a closed pipe shows up as a write error: exit cleanly
+
+    vd_client_t *client = NULL;
+    code = s_connect("sub", &conn, (int)connect_ms, &client);
+    if (code != EXIT_OK)
+        return code;
+    for (int i = optind; i < argc && code == EXIT_OK; i++) {
+        char reason[VDP_MAX_REASON + 1];
+        int rc = vd_client_subscribe(client, argv[i], reason, sizeof reason, (int)connect_ms);
+        if (rc == VD_OK) {
+            fprintf(stderr, "subscribed %s\n", argv[i]);
+        } else {
+            fprintf(stderr, "vedetta sub: %s: %s (%s)\n", argv[i], reason, vd_strerror_name(rc));
+            code = s_exit_for(rc);
+        }
+    }
+    if (code == EXIT_OK)
+        code = s_sub_loop(client, count, conn.timeout_set ? conn.timeout_ms : -1);
+    vd_client_destroy(&client);
+    return code;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    main  */
+
+static const char *s_help =
+    "Usage: vedetta COMMAND [options]\n"
+    "\n"
+    "The command-line client of the vedetta broker.\n"
+    "\n"
+    "Commands:\n"
+    "  keygen    create an agency key (secret file and public .agency file)\n"
+    "  pub       publish one message and print its receipt\n"
+    "  sub       subscribe and print delivered messages as JSON lines\n"
+    "  help      this text\n"
+    "\n"
+    "Run 'vedetta COMMAND --help' for a command's options. Exit codes: 0 ok, 1 usage or I/O\n"
+    "error, 2 rejected or denied, 3 timeout or connection failure.\n";
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(s_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (strcmp(command, "help") == 0 || strcmp(command, "--help") == 0 ||
+        strcmp(command, "-h") == 0) {
+        fputs(s_help, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(command, "--version") == 0 || strcmp(command, "version") == 0) {
+        printf("vedetta %s\n", VD_VERSION_STRING);
+        return EXIT_OK;
+    }
+    //  Each command parses argv[1..]: getopt sees the command name as argv[0].
+    if (strcmp(command, "keygen") == 0)
+        return s_cmd_keygen(argc - 1, argv + 1);
+    if (strcmp(command, "pub") == 0)
+        return s_cmd_pub(argc - 1, argv + 1);
+    if (strcmp(command, "sub") == 0)
+        return s_cmd_sub(argc - 1, argv + 1);
+    fprintf(stderr, "vedetta: unknown command '%s'\n\n", command);
+    fputs(s_help, stderr);
+    return EXIT_USAGE;
+}
