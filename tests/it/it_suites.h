@@ -1,0 +1,10 @@
+/*  The integration suites: each starts the real vedettad and real clients.  */
+#ifndef VDT_IT_SUITES_H_INCLUDED
+#define VDT_IT_SUITES_H_INCLUDED
+
+#include <check.h>
+
+Suite *it_broker_suite(void);
+Suite *it_client_suite(void);
+
+#endif
