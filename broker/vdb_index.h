@@ -17,6 +17,7 @@ typedef struct vdb_index_t vdb_index_t;
 
 typedef struct {
     uint64_t seq;
+    int64_t accepted_at; // UTC ms
     vdp_tlp_t tlp;
 } vdb_index_entry_t;
 

@@ -288,7 +288,8 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     const vdb_index_entry_t *first = vdb_index_get(self->index, env->sender, env->id);
     if (first) { // a retry: harmless, answered with the first seq
         self->stats.duplicates++;
-        s_receipt(self, session, env->id, VDP_RECEIPT_DUPLICATE, first->seq, 0, VD_OK, "");
+        s_receipt(self, session, env->id, VDP_RECEIPT_DUPLICATE, first->seq, first->accepted_at,
+                  VD_OK, "");
         return;
     }
     int64_t now = s_now_ms();
@@ -321,7 +322,7 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     env->seq = self->seq + 1;
     env->accepted_at = now;
     if (vdb_index_put(self->index, env->sender, env->id,
-                      (vdb_index_entry_t) { .seq = env->seq, .tlp = env->tlp }) != VD_OK) {
+                      (vdb_index_entry_t) { .seq = env->seq, .accepted_at = now, .tlp = env->tlp }) != VD_OK) {
         s_reject(self, session, env->id, VD_ENOMEM, "broker out of memory");
         return;
     }

@@ -182,6 +182,7 @@ START_TEST(retry_is_a_duplicate_with_the_first_seq)
     vd_receipt_t again = vdt_publish(siena, env); // same id: a retry
     ck_assert_int_eq(again.status, VD_RECEIPT_DUPLICATE);
     ck_assert_uint_eq(again.seq, first.seq);
+    ck_assert_int_eq(again.accepted_at, first.accepted_at);
     ck_assert_str_eq(again.id, first.id);
     vd_envelope_destroy(&env);
     s_pub(siena, "alert.toscana.i726", "green", "marker", VD_RECEIPT_ACCEPTED);
