@@ -24,7 +24,7 @@ static volatile sig_atomic_t s_stop = 0;
 static void
 s_on_signal(int signum)
 {
-    (void) signum;
+    (void)signum;
     s_stop = 1;
 }
 
@@ -94,20 +94,42 @@ main(int argc, char *argv[])
     int check_only = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:e:f:p:r:k:l:hV", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'e': endpoint = optarg; break;
-        case 'f': endpoint_file = optarg; break;
-        case 'p': policy = optarg; break;
-        case 'r': registry = optarg; break;
-        case 'k': key = optarg; break;
-        case 'l': log_level = optarg; break;
-        case OPT_CHECK: check_only = 1; break;
-        case OPT_PRINT_POLICY: fputs(vdb_policy_default_text(), stdout); return 0;
-        case 'h': s_usage(stdout); return 0;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'e':
+            endpoint = optarg;
+            break;
+        case 'f':
+            endpoint_file = optarg;
+            break;
+        case 'p':
+            policy = optarg;
+            break;
+        case 'r':
+            registry = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'l':
+            log_level = optarg;
+            break;
+        case OPT_CHECK:
+            check_only = 1;
+            break;
+        case OPT_PRINT_POLICY:
+            fputs(vdb_policy_default_text(), stdout);
+            return 0;
+        case 'h':
+            s_usage(stdout);
+            return 0;
         case 'V':
             printf("vedettad %d.%d.%d\n", VD_VERSION_MAJOR, VD_VERSION_MINOR, VD_VERSION_PATCH);
             return 0;
-        default: s_usage(stderr); return 2;
+        default:
+            s_usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -122,8 +144,7 @@ main(int argc, char *argv[])
             fprintf(stderr, "vedettad: configuration: %s\n", err);
             return 2;
         }
-    }
-    else
+    } else
         vdb_config_defaults(&config, ".");
     if (endpoint)
         snprintf(config.endpoint, sizeof config.endpoint, "%s", endpoint);
@@ -138,7 +159,8 @@ main(int argc, char *argv[])
     if (log_level) {
         config.log_level = vdb_log_level_from_name(log_level);
         if (config.log_level < 0) {
-            fprintf(stderr, "vedettad: --log-level must be error, warning, notice, info or debug\n");
+            fprintf(stderr,
+                    "vedettad: --log-level must be error, warning, notice, info or debug\n");
             return 2;
         }
     }
@@ -158,7 +180,7 @@ main(int argc, char *argv[])
     zsys_set_logident("vedetta");
     zsys_set_logstream(stderr);
     zsys_set_linger(0);
-    vdb_log_set_level((vdb_log_level_t) config.log_level);
+    vdb_log_set_level((vdb_log_level_t)config.log_level);
 
     vdb_server_t *server = vdb_server_new(&config, err, sizeof err);
     if (!server) {
@@ -173,8 +195,7 @@ main(int argc, char *argv[])
              s_write_endpoint_file(config.endpoint_file, vdb_server_endpoint(server)) != 0) {
         fprintf(stderr, "vedettad: cannot write %s: %s\n", config.endpoint_file, strerror(errno));
         rc = 1;
-    }
-    else if (vdb_server_run(server, &s_stop) != VD_OK)
+    } else if (vdb_server_run(server, &s_stop) != VD_OK)
         rc = 1;
     vdb_server_stats_t stats = vdb_server_stats(server);
     if (!check_only)

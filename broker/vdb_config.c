@@ -60,7 +60,7 @@ s_parse_size(const char *text, size_t min, size_t *out)
         scale = 1024ull * 1024ull * 1024ull, end++;
     if (*end != '\0' || value > SIZE_MAX / scale || value * scale < min)
         return -1;
-    *out = (size_t) (value * scale);
+    *out = (size_t)(value * scale);
     return 0;
 }
 
@@ -79,19 +79,16 @@ s_broker_key(vdb_config_t *self,
         if (!vdp_org_valid(value) || vdp_org_role(value) != VDP_ROLE_BROKER)
             return s_fail(err, err_size, origin, where, "must be a broker org id (broker:<j>)");
         snprintf(self->name, sizeof self->name, "%s", value);
-    }
-    else if (strcmp(key, "endpoint") == 0) {
+    } else if (strcmp(key, "endpoint") == 0) {
         if (strlen(value) == 0 || strlen(value) >= sizeof self->endpoint)
             return s_fail(err, err_size, origin, where, "empty or too long");
         snprintf(self->endpoint, sizeof self->endpoint, "%s", value);
-    }
-    else if (strcmp(key, "secret") == 0 || strcmp(key, "registry") == 0) {
+    } else if (strcmp(key, "secret") == 0 || strcmp(key, "registry") == 0) {
         if (strlen(value) == 0)
             return s_fail(err, err_size, origin, where, "must not be empty");
         char *target = strcmp(key, "secret") == 0 ? self->secret : self->registry;
         s_resolve(target, PATH_MAX, base_dir, value);
-    }
-    else if (strcmp(key, "policy") == 0)
+    } else if (strcmp(key, "policy") == 0)
         s_resolve(self->policy, sizeof self->policy, base_dir, value);
     else if (strcmp(key, "endpoint-file") == 0)
         s_resolve(self->endpoint_file, sizeof self->endpoint_file, base_dir, value);
@@ -169,8 +166,8 @@ vdb_config_parse(vdb_config_t *self,
                 break;
             }
             const char *value = zconfig_value(item) ? zconfig_value(item) : "";
-            rc = s_section_key(self, section_name, zconfig_name(item), value, base_dir, origin,
-                               err, err_size);
+            rc = s_section_key(self, section_name, zconfig_name(item), value, base_dir, origin, err,
+                               err_size);
         }
     }
     zconfig_destroy(&root);

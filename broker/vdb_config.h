@@ -23,33 +23,30 @@
 #include "vdp_limits.h"
 
 typedef struct {
-    char name[VDP_MAX_ORG + 1];     // the broker's org id; checked against its key file
-    char endpoint[256];             // where the ROUTER binds
-    char secret[PATH_MAX];          // the broker's secret key file
-    char registry[PATH_MAX];        // directory of *.agency files
-    char policy[PATH_MAX];          // policy file; empty: embedded default
-    char endpoint_file[PATH_MAX];   // where to write the bound endpoint; empty: nowhere
-    size_t dedup_window;            // >= 1
-    size_t session_backlog;         // bytes
-    int log_level;                  // vdb_log_level_t
+    char name[VDP_MAX_ORG + 1];   // the broker's org id; checked against its key file
+    char endpoint[256];           // where the ROUTER binds
+    char secret[PATH_MAX];        // the broker's secret key file
+    char registry[PATH_MAX];      // directory of *.agency files
+    char policy[PATH_MAX];        // policy file; empty: embedded default
+    char endpoint_file[PATH_MAX]; // where to write the bound endpoint; empty: nowhere
+    size_t dedup_window;          // >= 1
+    size_t session_backlog;       // bytes
+    int log_level;                // vdb_log_level_t
 } vdb_config_t;
 
 //  Fills the embedded defaults (relative paths as above, resolved against `base_dir`).
-void
-vdb_config_defaults(vdb_config_t *self, const char *base_dir);
+void vdb_config_defaults(vdb_config_t *self, const char *base_dir);
 
 /*  Parses ZPL `text` on top of the current values; relative paths are resolved against
     `base_dir`. Returns VD_OK or VD_ECONFIG with `err` ("origin: broker/endpoint: ...").  */
-int
-vdb_config_parse(vdb_config_t *self,
-                 const char *text,
-                 const char *origin,
-                 const char *base_dir,
-                 char *err,
-                 size_t err_size);
+int vdb_config_parse(vdb_config_t *self,
+                     const char *text,
+                     const char *origin,
+                     const char *base_dir,
+                     char *err,
+                     size_t err_size);
 
 //  Loads defaults and then the file at `path`. Returns VD_OK, VD_EIO, VD_ECONFIG with `err`.
-int
-vdb_config_load(vdb_config_t *self, const char *path, char *err, size_t err_size);
+int vdb_config_load(vdb_config_t *self, const char *path, char *err, size_t err_size);
 
 #endif

@@ -22,22 +22,17 @@ typedef struct {
 } vdb_index_entry_t;
 
 //  A new index remembering at most `window` (>= 1) messages. NULL on no memory.
-vdb_index_t *
-vdb_index_new(size_t window);
+vdb_index_t *vdb_index_new(size_t window);
 
-void
-vdb_index_destroy(vdb_index_t **self_p);
+void vdb_index_destroy(vdb_index_t **self_p);
 
 //  The entry for (sender, id), or NULL. Borrowed until the next vdb_index_put().
-const vdb_index_entry_t *
-vdb_index_get(const vdb_index_t *self, const char *sender, const char *id);
+const vdb_index_entry_t *vdb_index_get(const vdb_index_t *self, const char *sender, const char *id);
 
 //  Remembers (sender, id) -> entry, evicting the oldest when full. Returns VD_OK, VD_ENOMEM.
 //  The pair must not be present already.
-int
-vdb_index_put(vdb_index_t *self, const char *sender, const char *id, vdb_index_entry_t entry);
+int vdb_index_put(vdb_index_t *self, const char *sender, const char *id, vdb_index_entry_t entry);
 
-size_t
-vdb_index_size(const vdb_index_t *self);
+size_t vdb_index_size(const vdb_index_t *self);
 
 #endif

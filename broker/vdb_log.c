@@ -22,7 +22,7 @@ int
 vdb_log_level_from_name(const char *name)
 {
     static const char *names[] = { "error", "warning", "notice", "info", "debug" };
-    for (int i = 0; i < (int) (sizeof names / sizeof names[0]); i++)
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (name && strcmp(name, names[i]) == 0)
             return i;
     return -1;

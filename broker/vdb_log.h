@@ -17,21 +17,19 @@ typedef enum {
 } vdb_log_level_t;
 
 //  Sets the threshold; messages above it are dropped.
-void
-vdb_log_set_level(vdb_log_level_t level);
+void vdb_log_set_level(vdb_log_level_t level);
 
 //  True if `level` is logged.
-int
-vdb_log_enabled(vdb_log_level_t level);
+int vdb_log_enabled(vdb_log_level_t level);
 
 //  Level from its name (error, warning, notice, info, debug); -1 if unknown.
-int
-vdb_log_level_from_name(const char *name);
+int vdb_log_level_from_name(const char *name);
 
-#define vdb_log_error(...)   zsys_error(__VA_ARGS__)
-#define vdb_log_warning(...) (vdb_log_enabled(VDB_LOG_WARNING) ? zsys_warning(__VA_ARGS__) : (void)0)
-#define vdb_log_notice(...)  (vdb_log_enabled(VDB_LOG_NOTICE) ? zsys_notice(__VA_ARGS__) : (void)0)
-#define vdb_log_info(...)    (vdb_log_enabled(VDB_LOG_INFO) ? zsys_info(__VA_ARGS__) : (void)0)
-#define vdb_log_debug(...)   (vdb_log_enabled(VDB_LOG_DEBUG) ? zsys_debug(__VA_ARGS__) : (void)0)
+#define vdb_log_error(...) zsys_error(__VA_ARGS__)
+#define vdb_log_warning(...)                                                                       \
+    (vdb_log_enabled(VDB_LOG_WARNING) ? zsys_warning(__VA_ARGS__) : (void)0)
+#define vdb_log_notice(...) (vdb_log_enabled(VDB_LOG_NOTICE) ? zsys_notice(__VA_ARGS__) : (void)0)
+#define vdb_log_info(...)   (vdb_log_enabled(VDB_LOG_INFO) ? zsys_info(__VA_ARGS__) : (void)0)
+#define vdb_log_debug(...)  (vdb_log_enabled(VDB_LOG_DEBUG) ? zsys_debug(__VA_ARGS__) : (void)0)
 
 #endif

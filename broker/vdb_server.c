@@ -30,37 +30,37 @@
 #include "vdp_topic.h"
 #include "vedetta.h"
 
-#define READ_BATCH        512  // messages read per poll round before flushing
-#define HOUSEKEEPING_MS   250  // how often idle sessions are looked for
-#define RETRY_MS          5    // poll timeout while some session's output is blocked
-#define DEFAULT_HB_MS     2000 // heartbeat granted when hello asks for none
-#define CMD_OVERHEAD      160  // bytes of a command beyond its variable parts
+#define READ_BATCH      512  // messages read per poll round before flushing
+#define HOUSEKEEPING_MS 250  // how often idle sessions are looked for
+#define RETRY_MS        5    // poll timeout while some session's output is blocked
+#define DEFAULT_HB_MS   2000 // heartbeat granted when hello asks for none
+#define CMD_OVERHEAD    160  // bytes of a command beyond its variable parts
 
 struct vdb_server_t {
     vdb_config_t config;
-    vdb_registry_t *registry;     // owned; swapped whole on reload
-    vdb_policy_t *policy;         // owned; swapped whole on reload
-    vdb_zap_t *zap;               // owned; created before the ROUTER binds
-    zsock_t *router;              // owned
-    void *router_handle;          // libzmq handle of router
-    zhashx_t *sessions;           // rid hex -> vdb_session_t (owned)
-    zlistx_t *dirty;              // vdb_session_t * with output pending (borrowed)
-    vdb_subs_t *subs;             // pattern -> vdb_session_t (borrowed)
-    vdb_index_t *index;           // (sender, id) -> seq, tlp
-    uint64_t seq;                 // last seq given
-    char name[VDP_MAX_ORG + 1];   // the broker's org id
-    char endpoint[256];           // bound endpoint
+    vdb_registry_t *registry;   // owned; swapped whole on reload
+    vdb_policy_t *policy;       // owned; swapped whole on reload
+    vdb_zap_t *zap;             // owned; created before the ROUTER binds
+    zsock_t *router;            // owned
+    void *router_handle;        // libzmq handle of router
+    zhashx_t *sessions;         // rid hex -> vdb_session_t (owned)
+    zlistx_t *dirty;            // vdb_session_t * with output pending (borrowed)
+    vdb_subs_t *subs;           // pattern -> vdb_session_t (borrowed)
+    vdb_index_t *index;         // (sender, id) -> seq, tlp
+    uint64_t seq;               // last seq given
+    char name[VDP_MAX_ORG + 1]; // the broker's org id
+    char endpoint[256];         // bound endpoint
     char public_key[VDP_KEY_Z85_LEN + 1];
     vdb_server_stats_t stats;
-    vdp_envelope_t env;           // scratch for the command being handled
-    vdp_cmd_t cmd;                // scratch
+    vdp_envelope_t env; // scratch for the command being handled
+    vdp_cmd_t cmd;      // scratch
 };
 
 typedef struct {
     vdb_server_t *server;
     const vdp_envelope_t *env;
-    const char *topic;      // delivery topic
-    const char *only_org;   // for directed messages: the recipient org
+    const char *topic;    // delivery topic
+    const char *only_org; // for directed messages: the recipient org
 } route_ctx_t;
 
 static int64_t
@@ -68,13 +68,13 @@ s_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
 s_session_free(void **item_p)
 {
-    vdb_session_destroy((vdb_session_t **) item_p);
+    vdb_session_destroy((vdb_session_t **)item_p);
 }
 
 static void
@@ -90,8 +90,7 @@ static void
 s_session_close(vdb_server_t *self, vdb_session_t *session, const char *why)
 {
     vdb_log_info("vdb_server: session closed org=%s key=%s why=%s dropped=%" PRIu64,
-                 session->agency ? session->agency->org : "?", session->key, why,
-                 session->dropped);
+                 session->agency ? session->agency->org : "?", session->key, why, session->dropped);
     vdb_subs_remove_all(self->subs, session);
     if (session->dirty) {
         void *handle = zlistx_find(self->dirty, session);
@@ -114,7 +113,11 @@ s_error(vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, cons
 
 //  Answers a peer that has no session (yet) with one error, sent at once or dropped.
 static void
-s_error_direct(vdb_server_t *self, const uint8_t *rid, size_t rid_len, uint64_t ref, int code,
+s_error_direct(vdb_server_t *self,
+               const uint8_t *rid,
+               size_t rid_len,
+               uint64_t ref,
+               int code,
                const char *reason)
 {
     self->stats.errors++;
@@ -127,8 +130,14 @@ s_error_direct(vdb_server_t *self, const uint8_t *rid, size_t rid_len, uint64_t 
 }
 
 static void
-s_receipt(vdb_server_t *self, vdb_session_t *session, const char *id, vdp_receipt_status_t status,
-          uint64_t seq, int64_t at, int code, const char *reason)
+s_receipt(vdb_server_t *self,
+          vdb_session_t *session,
+          const char *id,
+          vdp_receipt_status_t status,
+          uint64_t seq,
+          int64_t at,
+          int code,
+          const char *reason)
 {
     vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(reason));
     if (out && vdp_writer_receipt(out, id, status, seq, at, code, reason) == VD_OK)
@@ -180,9 +189,8 @@ s_deliver(void *subscriber, const char *pattern, void *arg)
     }
     session->overflowing = false;
     vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(pattern) + env->raw_len);
-    if (out &&
-        vdp_writer_deliver(out, pattern, env->seq, env->accepted_at, env->raw, env->raw_len) ==
-            VD_OK) {
+    if (out && vdp_writer_deliver(out, pattern, env->seq, env->accepted_at, env->raw,
+                                  env->raw_len) == VD_OK) {
         self->stats.delivered++;
         s_mark_dirty(self, session);
     }
@@ -215,8 +223,13 @@ s_route(vdb_server_t *self, const vdp_envelope_t *env)
 //  Commands
 
 static void
-s_hello(vdb_server_t *self, vdb_session_t **session_p, const uint8_t *rid, size_t rid_len,
-        const char *key, const vdp_agency_t *agency, const vdp_cmd_t *cmd)
+s_hello(vdb_server_t *self,
+        vdb_session_t **session_p,
+        const uint8_t *rid,
+        size_t rid_len,
+        const char *key,
+        const vdp_agency_t *agency,
+        const vdp_cmd_t *cmd)
 {
     if (cmd->version != VDP_VERSION) {
         char reason[96];
@@ -241,8 +254,8 @@ s_hello(vdb_server_t *self, vdb_session_t **session_p, const uint8_t *rid, size_
         *session_p = session;
         char agent[VDP_MAX_SHORT + 1];
         vdp_sanitize(cmd->agent, strlen(cmd->agent), agent, sizeof agent);
-        vdb_log_info("vdb_server: session opened org=%s key=%s label=%s agent=%s", agency->org,
-                     key, agency->label, agent);
+        vdb_log_info("vdb_server: session opened org=%s key=%s label=%s agent=%s", agency->org, key,
+                     agency->label, agent);
     }
     uint32_t hb = cmd->heartbeat_ms ? cmd->heartbeat_ms : DEFAULT_HB_MS;
     if (hb < VDP_MIN_HEARTBEAT_MS)
@@ -321,16 +334,17 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     }
     env->seq = self->seq + 1;
     env->accepted_at = now;
-    if (vdb_index_put(self->index, env->sender, env->id,
-                      (vdb_index_entry_t) { .seq = env->seq, .accepted_at = now, .tlp = env->tlp }) != VD_OK) {
+    if (vdb_index_put(
+            self->index, env->sender, env->id,
+            (vdb_index_entry_t){ .seq = env->seq, .accepted_at = now, .tlp = env->tlp }) != VD_OK) {
         s_reject(self, session, env->id, VD_ENOMEM, "broker out of memory");
         return;
     }
     self->seq++;
     self->stats.accepted++;
     s_receipt(self, session, env->id, VDP_RECEIPT_ACCEPTED, env->seq, now, VD_OK, "");
-    vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq,
-                  who->org, env->topic, vdp_tlp_name(env->tlp));
+    vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq, who->org,
+                  env->topic, vdp_tlp_name(env->tlp));
     s_route(self, env);
 }
 
@@ -338,8 +352,8 @@ static void
 s_subscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
 {
     char reason[VDP_MAX_REASON + 1] = "";
-    int rc = vdb_acl_check_subscribe(self->policy, session->agency, cmd->pattern, reason,
-                                     sizeof reason);
+    int rc =
+        vdb_acl_check_subscribe(self->policy, session->agency, cmd->pattern, reason, sizeof reason);
     if (rc != VD_OK) {
         vdb_log_notice("vdb_server: subscribe denied org=%s pattern=%s rc=%s reason=%s",
                        session->agency->org, cmd->pattern, vd_strerror_name(rc), reason);
@@ -400,8 +414,12 @@ s_simple(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
 
 /*  Handles one frame from `rid` authenticated as `key`. Returns with every reply queued.  */
 static void
-s_frame(vdb_server_t *self, const uint8_t *rid, size_t rid_len, const char *key,
-        const uint8_t *data, size_t size)
+s_frame(vdb_server_t *self,
+        const uint8_t *rid,
+        size_t rid_len,
+        const char *key,
+        const uint8_t *data,
+        size_t size)
 {
     char rid_key[2 * VDB_RID_MAX + 1];
     vdb_session_rid_key(rid, rid_len, rid_key);
@@ -510,8 +528,7 @@ s_read_round(vdb_server_t *self)
         size_t rid_len = zmq_msg_size(&rid);
         if (!ok || rid_len == 0 || rid_len > VDB_RID_MAX) {
             //  Cannot happen on a ROUTER with ZAP; dropped rather than trusted
-        }
-        else if (!key || strlen(key) != VDP_KEY_Z85_LEN)
+        } else if (!key || strlen(key) != VDP_KEY_Z85_LEN)
             vdb_log_warning("vdb_server: frame without an authenticated User-Id dropped");
         else if (extra)
             s_error_direct(self, zmq_msg_data(&rid), rid_len, 0, VD_EPROTO,
@@ -556,10 +573,9 @@ s_housekeeping(vdb_server_t *self)
         return;
     for (vdb_session_t *session = zhashx_first(self->sessions); session;
          session = zhashx_next(self->sessions))
-        if (now - session->last_seen > 3 * (int64_t) session->heartbeat_ms)
+        if (now - session->last_seen > 3 * (int64_t)session->heartbeat_ms)
             zlistx_add_end(expired, session);
-    for (vdb_session_t *session = zlistx_first(expired); session;
-         session = zlistx_next(expired))
+    for (vdb_session_t *session = zlistx_first(expired); session; session = zlistx_next(expired))
         s_session_close(self, session, "heartbeat expired");
     zlistx_destroy(&expired);
 }
@@ -644,7 +660,7 @@ s_bind(vdb_server_t *self, const uint8_t secret[32], char *err, size_t err_size)
     void *h = zsock_resolve(self->router);
     self->router_handle = h;
     int one = 1, zero = 0;
-    int64_t max_msg = 2 * (int64_t) VDP_MAX_FRAME; // between 1x and 2x: ELIMIT reply, then cut
+    int64_t max_msg = 2 * (int64_t)VDP_MAX_FRAME; // between 1x and 2x: ELIMIT reply, then cut
     int hwm = 10000;
     if (zmq_setsockopt(h, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(h, ZMQ_CURVE_SECRETKEY, secret, 32) != 0 ||
@@ -655,8 +671,7 @@ s_bind(vdb_server_t *self, const uint8_t secret[32], char *err, size_t err_size)
         zmq_setsockopt(h, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(h, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(h, ZMQ_LINGER, &zero, sizeof zero) != 0)
-        return s_fail(err, err_size, "cannot configure the ROUTER socket: %s",
-                      zmq_strerror(errno));
+        return s_fail(err, err_size, "cannot configure the ROUTER socket: %s", zmq_strerror(errno));
 #ifdef ZMQ_ZAP_ENFORCE_DOMAIN
     //  Draft option where available: refuse handshakes outright if no ZAP handler answers.
     zmq_setsockopt(h, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
@@ -690,10 +705,9 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
         s_fail(err, err_size, "registry %s holds no agency file (*.agency)", config->registry);
         goto err_destroy;
     }
-    self->policy = config->policy[0]
-                       ? vdb_policy_load(config->policy, why, sizeof why)
-                       : vdb_policy_parse(vdb_policy_default_text(), "(embedded policy)", why,
-                                          sizeof why);
+    self->policy = config->policy[0] ? vdb_policy_load(config->policy, why, sizeof why)
+                                     : vdb_policy_parse(vdb_policy_default_text(),
+                                                        "(embedded policy)", why, sizeof why);
     if (!self->policy) {
         s_fail(err, err_size, "policy: %s", why);
         goto err_destroy;

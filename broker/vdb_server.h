@@ -20,24 +20,19 @@ typedef struct vdb_server_t vdb_server_t;
 /*  Loads the registry, the policy (embedded default if none is configured) and the broker's
     key, starts the ZAP handler and binds. NULL with `err` if anything fails (bad file, endpoint
     taken, no agencies). Caller owns the result; free with vdb_server_destroy().  */
-vdb_server_t *
-vdb_server_new(const vdb_config_t *config, char *err, size_t err_size);
+vdb_server_t *vdb_server_new(const vdb_config_t *config, char *err, size_t err_size);
 
-void
-vdb_server_destroy(vdb_server_t **self_p);
+void vdb_server_destroy(vdb_server_t **self_p);
 
 //  The endpoint actually bound (port resolved). Borrowed while the server lives.
-const char *
-vdb_server_endpoint(const vdb_server_t *self);
+const char *vdb_server_endpoint(const vdb_server_t *self);
 
 //  The broker's public key (Z85). Borrowed while the server lives.
-const char *
-vdb_server_public_key(const vdb_server_t *self);
+const char *vdb_server_public_key(const vdb_server_t *self);
 
 //  Serves until *stop becomes non-zero (set it from a signal handler). Returns VD_OK, or
 //  VD_EINTERNAL if polling failed for a reason other than a signal.
-int
-vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop);
+int vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop);
 
 typedef struct {
     uint64_t accepted;   // publishes accepted
@@ -50,7 +45,6 @@ typedef struct {
     uint64_t sessions;   // sessions open now
 } vdb_server_stats_t;
 
-vdb_server_stats_t
-vdb_server_stats(const vdb_server_t *self);
+vdb_server_stats_t vdb_server_stats(const vdb_server_t *self);
 
 #endif

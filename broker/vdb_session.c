@@ -79,7 +79,7 @@ vdb_session_destroy(vdb_session_t **self_p)
 static void
 s_free_buffer(void *data, void *hint)
 {
-    (void) hint;
+    (void)hint;
     free(data);
 }
 

@@ -23,19 +23,19 @@
 typedef struct {
     uint8_t rid[VDB_RID_MAX];
     size_t rid_len;
-    char rid_key[2 * VDB_RID_MAX + 1];      // hex of rid: the sessions table key
-    char key[VDP_KEY_Z85_LEN + 1];          // the ZAP User-Id it authenticated with
-    const vdp_agency_t *agency;             // borrowed from the registry, refreshed per frame
-    uint32_t heartbeat_ms;                  // granted at hello
-    int64_t last_seen;                      // monotonic ms of the last frame from it
-    uint64_t last_seq;                      // last message appended: one delivery per message
-    vdp_writer_t out;                       // the batch being built
-    zlistx_t *backlog;                      // zmq_msg_t * sealed, not yet taken by libzmq
+    char rid_key[2 * VDB_RID_MAX + 1]; // hex of rid: the sessions table key
+    char key[VDP_KEY_Z85_LEN + 1];     // the ZAP User-Id it authenticated with
+    const vdp_agency_t *agency;        // borrowed from the registry, refreshed per frame
+    uint32_t heartbeat_ms;             // granted at hello
+    int64_t last_seen;                 // monotonic ms of the last frame from it
+    uint64_t last_seq;                 // last message appended: one delivery per message
+    vdp_writer_t out;                  // the batch being built
+    zlistx_t *backlog;                 // zmq_msg_t * sealed, not yet taken by libzmq
     size_t backlog_bytes;
-    zlistx_t *patterns;                     // char * its subscriptions (owned)
-    bool dirty;                             // listed for flushing at the end of the round
-    bool overflowing;                       // dropping deliveries: logged once per episode
-    uint64_t dropped;                       // deliveries dropped for overflow
+    zlistx_t *patterns; // char * its subscriptions (owned)
+    bool dirty;         // listed for flushing at the end of the round
+    bool overflowing;   // dropping deliveries: logged once per episode
+    uint64_t dropped;   // deliveries dropped for overflow
 } vdb_session_t;
 
 //  A new session for routing id `rid` authenticated as `key`. NULL on no memory.
@@ -43,30 +43,24 @@ vdb_session_t *
 vdb_session_new(const uint8_t *rid, size_t rid_len, const char *key, const vdp_agency_t *agency);
 
 //  Frees the session and its queued output. Accepts NULL.
-void
-vdb_session_destroy(vdb_session_t **self_p);
+void vdb_session_destroy(vdb_session_t **self_p);
 
 //  Writes the hex table key of a routing id into out[2 * VDB_RID_MAX + 1].
-void
-vdb_session_rid_key(const uint8_t *rid, size_t rid_len, char *out);
+void vdb_session_rid_key(const uint8_t *rid, size_t rid_len, char *out);
 
 //  Makes sure `bytes` more fit into the current batch, sealing it first if they would not.
 //  Returns the writer to append to, or NULL on no memory.
-vdp_writer_t *
-vdb_session_writer(vdb_session_t *self, size_t bytes);
+vdp_writer_t *vdb_session_writer(vdb_session_t *self, size_t bytes);
 
 //  Moves the current batch (if any) onto the backlog. Returns VD_OK or VD_ENOMEM.
-int
-vdb_session_seal(vdb_session_t *self);
+int vdb_session_seal(vdb_session_t *self);
 
 /*  Hands the backlog to libzmq on `router` (a ROUTER with ZMQ_ROUTER_MANDATORY), never blocking.
     Returns VD_OK (all sent), 1 (libzmq is full for this peer: the rest stays queued),
     VD_ECONN (the peer is gone).  */
-int
-vdb_session_flush(vdb_session_t *self, void *router);
+int vdb_session_flush(vdb_session_t *self, void *router);
 
 //  True if `pattern` is one of its subscriptions.
-bool
-vdb_session_has_pattern(vdb_session_t *self, const char *pattern);
+bool vdb_session_has_pattern(vdb_session_t *self, const char *pattern);
 
 #endif

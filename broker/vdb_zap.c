@@ -78,23 +78,19 @@ s_decide(vdb_zap_t *self, zmsg_t *request, char *user_id, const char **text)
         !key_text[0]) {
         *text = "CURVE required";
         vdb_log_notice("vdb_zap: refused peer=%s reason=not-curve", peer);
-    }
-    else if (!domain || strcmp(domain, VDB_ZAP_DOMAIN) != 0) {
+    } else if (!domain || strcmp(domain, VDB_ZAP_DOMAIN) != 0) {
         *text = "wrong domain";
         vdb_log_notice("vdb_zap: refused peer=%s key=%s reason=domain", peer, key_text);
-    }
-    else {
+    } else {
         const vdp_agency_t *agency = self->reg ? vdb_registry_key(self->reg, key_text) : NULL;
         if (!agency) {
             *text = "unknown key";
             vdb_log_notice("vdb_zap: refused peer=%s key=%s reason=unknown-key", peer, key_text);
-        }
-        else if (agency->status != VDP_KEY_ACTIVE) {
+        } else if (agency->status != VDP_KEY_ACTIVE) {
             *text = "revoked key";
-            vdb_log_notice("vdb_zap: refused peer=%s key=%s org=%s reason=revoked", peer,
-                           key_text, agency->org);
-        }
-        else {
+            vdb_log_notice("vdb_zap: refused peer=%s key=%s org=%s reason=revoked", peer, key_text,
+                           agency->org);
+        } else {
             status = "200";
             *text = "OK";
             memcpy(user_id, key_text, sizeof key_text);

@@ -19,28 +19,21 @@ typedef struct vdb_zap_t vdb_zap_t;
 
 //  Binds the ZAP endpoint in CZMQ's context. `reg` is borrowed and must outlive the handler
 //  (or be replaced with vdb_zap_set_registry). NULL if the endpoint is taken or no memory.
-vdb_zap_t *
-vdb_zap_new(const vdb_registry_t *reg);
+vdb_zap_t *vdb_zap_new(const vdb_registry_t *reg);
 
-void
-vdb_zap_destroy(vdb_zap_t **self_p);
+void vdb_zap_destroy(vdb_zap_t **self_p);
 
 //  The libzmq socket to poll for requests.
-void *
-vdb_zap_socket(vdb_zap_t *self);
+void *vdb_zap_socket(vdb_zap_t *self);
 
 //  Swaps the registry used for later requests.
-void
-vdb_zap_set_registry(vdb_zap_t *self, const vdb_registry_t *reg);
+void vdb_zap_set_registry(vdb_zap_t *self, const vdb_registry_t *reg);
 
 //  Answers every pending request without blocking. Returns how many were answered.
-int
-vdb_zap_handle(vdb_zap_t *self);
+int vdb_zap_handle(vdb_zap_t *self);
 
 //  Handshakes accepted and refused so far.
-uint64_t
-vdb_zap_accepted(const vdb_zap_t *self);
-uint64_t
-vdb_zap_refused(const vdb_zap_t *self);
+uint64_t vdb_zap_accepted(const vdb_zap_t *self);
+uint64_t vdb_zap_refused(const vdb_zap_t *self);
 
 #endif

@@ -20,8 +20,8 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define VD_EXPORT     __attribute__((visibility("default")))
-#define VD_NODISCARD  __attribute__((warn_unused_result))
+#define VD_EXPORT    __attribute__((visibility("default")))
+#define VD_NODISCARD __attribute__((warn_unused_result))
 #else
 #define VD_EXPORT
 #define VD_NODISCARD
@@ -63,16 +63,13 @@ typedef enum {
 } vd_err_t;
 
 //  Meaning of an error code, e.g. "denied by policy". Never NULL; static storage.
-VD_EXPORT const char *
-vd_strerror(int code);
+VD_EXPORT const char *vd_strerror(int code);
 
 //  Short name of an error code without the VD_ prefix, e.g. "EACCES" ("EUNKNOWN" if unknown).
-VD_EXPORT const char *
-vd_strerror_name(int code);
+VD_EXPORT const char *vd_strerror_name(int code);
 
 //  The code whose name is `name` ("EACCES"), or VD_EINVAL if none.
-VD_EXPORT int
-vd_strerror_code(const char *name);
+VD_EXPORT int vd_strerror_code(const char *name);
 
 /*  -------------------------------------------------------------------------------------------
     Envelope: one message, as published or as delivered. Fields are named as on the wire
@@ -83,12 +80,10 @@ vd_strerror_code(const char *name);
 typedef struct vdp_envelope_t vd_envelope_t;
 
 //  A new empty envelope. Caller owns it; free with vd_envelope_destroy(). NULL if out of memory.
-VD_EXPORT vd_envelope_t *
-vd_envelope_new(void);
+VD_EXPORT vd_envelope_t *vd_envelope_new(void);
 
 //  Frees the envelope and sets *self_p to NULL. Accepts NULL and *self_p == NULL.
-VD_EXPORT void
-vd_envelope_destroy(vd_envelope_t **self_p);
+VD_EXPORT void vd_envelope_destroy(vd_envelope_t **self_p);
 
 /*  Sets a string field (see above); "to" appends one recipient org id (a repeated one is kept
     once); "refs" appends one reference written "sender/id". Enum fields take their wire names
@@ -101,46 +96,35 @@ vd_envelope_set(vd_envelope_t *self, const char *field, const char *value);
 
 //  Sets a time field to `ms` (UTC ms; 0 clears it). Returns VD_OK, VD_EINVAL (unknown field,
 //  ms < 0), VD_ENOMEM.
-VD_EXPORT VD_NODISCARD int
-vd_envelope_set_time(vd_envelope_t *self, const char *field, int64_t ms);
+VD_EXPORT VD_NODISCARD int vd_envelope_set_time(vd_envelope_t *self, const char *field, int64_t ms);
 
 //  Copies `size` bytes as the body. Returns VD_OK, VD_ENOMEM, or VD_ELIMIT (over the body cap).
-VD_EXPORT VD_NODISCARD int
-vd_envelope_set_body(vd_envelope_t *self, const void *data, size_t size);
+VD_EXPORT VD_NODISCARD int vd_envelope_set_body(vd_envelope_t *self, const void *data, size_t size);
 
 //  A string field, or NULL when absent or unknown. Borrowed while `self` lives unchanged.
-VD_EXPORT const char *
-vd_envelope_get(const vd_envelope_t *self, const char *field);
+VD_EXPORT const char *vd_envelope_get(const vd_envelope_t *self, const char *field);
 
 //  A time field in UTC ms, or 0 when absent; "accepted_at" reads the broker's stamp too.
-VD_EXPORT int64_t
-vd_envelope_get_time(const vd_envelope_t *self, const char *field);
+VD_EXPORT int64_t vd_envelope_get_time(const vd_envelope_t *self, const char *field);
 
 //  The body and its size. Borrowed while `self` lives unchanged.
-VD_EXPORT const void *
-vd_envelope_body(const vd_envelope_t *self, size_t *size);
+VD_EXPORT const void *vd_envelope_body(const vd_envelope_t *self, size_t *size);
 
 //  Number of recipients in "to", and the i-th one (NULL past the end).
-VD_EXPORT size_t
-vd_envelope_to_count(const vd_envelope_t *self);
-VD_EXPORT const char *
-vd_envelope_to(const vd_envelope_t *self, size_t index);
+VD_EXPORT size_t vd_envelope_to_count(const vd_envelope_t *self);
+VD_EXPORT const char *vd_envelope_to(const vd_envelope_t *self, size_t index);
 
 //  Number of references, and the i-th one's sender and id (VD_EINVAL past the end).
-VD_EXPORT size_t
-vd_envelope_refs_count(const vd_envelope_t *self);
+VD_EXPORT size_t vd_envelope_refs_count(const vd_envelope_t *self);
 VD_EXPORT int
 vd_envelope_ref(const vd_envelope_t *self, size_t index, const char **sender, const char **id);
 
 /*  Fields stamped by the broker on delivered envelopes (0 on envelopes being published):
     the broker's sequence number, when it accepted the message (UTC ms), and the subscription
     pattern that matched it (NULL if none).  */
-VD_EXPORT uint64_t
-vd_envelope_seq(const vd_envelope_t *self);
-VD_EXPORT int64_t
-vd_envelope_accepted_at(const vd_envelope_t *self);
-VD_EXPORT const char *
-vd_envelope_subscription(const vd_envelope_t *self);
+VD_EXPORT uint64_t vd_envelope_seq(const vd_envelope_t *self);
+VD_EXPORT int64_t vd_envelope_accepted_at(const vd_envelope_t *self);
+VD_EXPORT const char *vd_envelope_subscription(const vd_envelope_t *self);
 
 /*  The envelope as one line of JSON: one object holding every field present, under its wire
     name; enums by their wire names; times as integers (UTC ms), "sent" and "accepted_at" also as
@@ -148,8 +132,7 @@ vd_envelope_subscription(const vd_envelope_t *self);
     "refs" as an array of {"sender","id"}; "seq" and "subscription" on deliveries; the body as
     "body" if it is valid UTF-8, else base64 in "body_b64". Caller owns the result; free with
     free(). NULL if out of memory.  */
-VD_EXPORT char *
-vd_envelope_to_json(const vd_envelope_t *self);
+VD_EXPORT char *vd_envelope_to_json(const vd_envelope_t *self);
 
 /*  -------------------------------------------------------------------------------------------
     Receipts: the broker's answer to one publish.  */
@@ -170,8 +153,7 @@ typedef struct {
 } vd_receipt_t;
 
 //  "accepted", "duplicate" or "rejected" (static storage).
-VD_EXPORT const char *
-vd_receipt_status_name(vd_receipt_status_t status);
+VD_EXPORT const char *vd_receipt_status_name(vd_receipt_status_t status);
 
 /*  -------------------------------------------------------------------------------------------
     Client.  */
@@ -179,18 +161,15 @@ vd_receipt_status_name(vd_receipt_status_t status);
 typedef struct vd_client_t vd_client_t;
 
 //  A new, unconnected client. Caller owns it; free with vd_client_destroy(). NULL on no memory.
-VD_EXPORT vd_client_t *
-vd_client_new(void);
+VD_EXPORT vd_client_t *vd_client_new(void);
 
 //  Disconnects (saying bye), wipes key material, frees, sets *self_p to NULL. Accepts NULL.
-VD_EXPORT void
-vd_client_destroy(vd_client_t **self_p);
+VD_EXPORT void vd_client_destroy(vd_client_t **self_p);
 
 /*  Heartbeat interval in ms (default 2000, minimum 100): the client pings an idle broker at this
     interval and treats 3 missed intervals as a lost connection, which it re-establishes (new
     handshake, hello, and every subscription restored). Call before vd_client_connect().  */
-VD_EXPORT int
-vd_client_set_heartbeat(vd_client_t *self, int interval_ms);
+VD_EXPORT int vd_client_set_heartbeat(vd_client_t *self, int interval_ms);
 
 /*  Connects to `endpoint` (e.g. "tcp://127.0.0.1:7447"), authenticating the broker by its
     public key (40-char Z85) and itself with the agency secret file at `secret_path` (refused if
@@ -201,33 +180,28 @@ vd_client_set_heartbeat(vd_client_t *self, int interval_ms);
     welcome in time: also what a wrong broker key looks like), VD_ENOMEM.
     vd_client_reason() says what was wrong. Connecting again first closes the previous
     connection and forgets its subscriptions; queued deliveries and receipts stay.  */
-VD_EXPORT VD_NODISCARD int
-vd_client_connect(vd_client_t *self,
-                  const char *endpoint,
-                  const char *broker_public_key,
-                  const char *secret_path,
-                  int timeout_ms);
+VD_EXPORT VD_NODISCARD int vd_client_connect(vd_client_t *self,
+                                             const char *endpoint,
+                                             const char *broker_public_key,
+                                             const char *secret_path,
+                                             int timeout_ms);
 
 //  This client's org id as the broker authenticated it, e.g. "comune:i726"; NULL before the
 //  welcome. Borrowed while `self` lives.
-VD_EXPORT const char *
-vd_client_org(const vd_client_t *self);
+VD_EXPORT const char *vd_client_org(const vd_client_t *self);
 
 //  The i-th inbox topic of this org (where directed messages arrive), NULL past the end.
-VD_EXPORT const char *
-vd_client_inbox(const vd_client_t *self, size_t index);
+VD_EXPORT const char *vd_client_inbox(const vd_client_t *self, size_t index);
 
 /*  Why the last call on `self` failed, in words: the broker's reason for a refused command, or
     what was wrong with a key file or an envelope field. "" when there is nothing to say.
     Never NULL; borrowed until the next call on `self`.  */
-VD_EXPORT const char *
-vd_client_reason(const vd_client_t *self);
+VD_EXPORT const char *vd_client_reason(const vd_client_t *self);
 
 /*  Deliveries and receipts dropped because they arrived while their queue was full (the
     application stopped calling vd_client_recv() / vd_client_receipt()) or memory ran out.
     The queues hold up to 16384 deliveries and 65536 receipts.  */
-VD_EXPORT uint64_t
-vd_client_dropped(const vd_client_t *self);
+VD_EXPORT uint64_t vd_client_dropped(const vd_client_t *self);
 
 /*  Publishes `env` and waits up to `timeout_ms` (-1: forever) for its receipt. Fills in "id" (a
     random UUID) and "sent" (now) when they are unset, "v", and "sender" with this client's org.
@@ -246,13 +220,11 @@ vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, 
     batch is full; receipts are read with vd_client_receipt(). A message the broker lost with
     its session is answered by a rejected receipt with code VD_ESESSION: publish it again.
     Returns VD_OK, VD_EINVAL, VD_ELIMIT, VD_ECONN, VD_EAUTH, VD_ENOMEM.  */
-VD_EXPORT VD_NODISCARD int
-vd_client_publish_async(vd_client_t *self, vd_envelope_t *env);
+VD_EXPORT VD_NODISCARD int vd_client_publish_async(vd_client_t *self, vd_envelope_t *env);
 
 //  Sends whatever is queued now, without blocking. Returns VD_OK, VD_ECONN (not connected, or
 //  libzmq's queue toward the broker is full: the batch is kept for the next try), VD_ENOMEM.
-VD_EXPORT int
-vd_client_flush(vd_client_t *self);
+VD_EXPORT int vd_client_flush(vd_client_t *self);
 
 /*  Next receipt of an asynchronous publish, waiting up to `timeout_ms` (0: don't wait, -1:
     forever). Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_EAUTH.  */
@@ -264,12 +236,8 @@ vd_client_receipt(vd_client_t *self, vd_receipt_t *receipt, int timeout_ms);
     no longer grants it). Returns VD_OK, VD_EACCES (policy denies it), VD_EINVAL, VD_ETIMEOUT,
     VD_ECONN, VD_EAUTH, or another code the broker gave (e.g. VD_ELIMIT); on error `reason`
     (if not NULL) receives the broker's reason or the code's meaning.  */
-VD_EXPORT VD_NODISCARD int
-vd_client_subscribe(vd_client_t *self,
-                    const char *pattern,
-                    char *reason,
-                    size_t reason_size,
-                    int timeout_ms);
+VD_EXPORT VD_NODISCARD int vd_client_subscribe(
+    vd_client_t *self, const char *pattern, char *reason, size_t reason_size, int timeout_ms);
 
 //  Removes a subscription. Returns VD_OK, VD_ENOTFOUND, VD_EINVAL, VD_ETIMEOUT, VD_ECONN.
 VD_EXPORT VD_NODISCARD int
@@ -280,8 +248,7 @@ vd_client_unsubscribe(vd_client_t *self, const char *pattern, int timeout_ms);
     a program that must react to signals waits in short slices.
     On VD_OK *env_p is a new envelope the caller owns (free with vd_envelope_destroy()).
     Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_EAUTH.  */
-VD_EXPORT VD_NODISCARD int
-vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms);
+VD_EXPORT VD_NODISCARD int vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms);
 
 /*  Keygen: creates an agency key. Writes the secret file `secret_path` (mode 0600; refuses to
     overwrite) and the public agency file `public_path` that the broker's operator installs in
@@ -290,14 +257,13 @@ vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms);
     `label` names the system holding the key ("siem"; NULL: "default"). Refuses to replace
     either file. Returns VD_OK, VD_EINVAL (bad org id, name, role, jurisdiction or label),
     VD_EIO (a file exists or cannot be written; nothing is left behind).  */
-VD_EXPORT VD_NODISCARD int
-vd_keygen(const char *org,
-          const char *name,
-          const char *role,
-          const char *jurisdictions,
-          const char *label,
-          const char *secret_path,
-          const char *public_path);
+VD_EXPORT VD_NODISCARD int vd_keygen(const char *org,
+                                     const char *name,
+                                     const char *role,
+                                     const char *jurisdictions,
+                                     const char *label,
+                                     const char *secret_path,
+                                     const char *public_path);
 
 #ifdef __cplusplus
 }

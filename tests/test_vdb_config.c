@@ -119,7 +119,7 @@ vdb_config_suite(void)
     tcase_add_test(parse, defaults_are_local_and_resolved);
     tcase_add_test(parse, parse_reads_every_key);
     tcase_add_loop_test(parse, parse_rejects_what_it_does_not_know, 0,
-                        (int) (sizeof s_bad / sizeof s_bad[0]));
+                        (int)(sizeof s_bad / sizeof s_bad[0]));
     suite_add_tcase(suite, parse);
     TCase *load = tcase_create("load");
     tcase_add_test(load, load_resolves_against_the_file_directory);

@@ -10,11 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_MAX_SEEDS  256
-#define FUZZ_MAX_INPUT  (64 * 1024)
+#define FUZZ_MAX_SEEDS 256
+#define FUZZ_MAX_INPUT (64 * 1024)
 
 typedef struct {
     uint8_t *data;
@@ -47,7 +46,7 @@ s_add_file(const char *path)
     fclose(file);
     if (!data)
         return;
-    s_seeds[s_seed_count++] = (input_t) { data, size };
+    s_seeds[s_seed_count++] = (input_t){ data, size };
     LLVMFuzzerTestOneInput(data, size);
 }
 
@@ -97,19 +96,18 @@ main(int argc, char *argv[])
         if (s_seed_count == 0) { // no seeds: random bytes
             size = s_next(&state) % 512;
             for (size_t i = 0; i < size; i++)
-                buffer[i] = (uint8_t) s_next(&state);
-        }
-        else {
+                buffer[i] = (uint8_t)s_next(&state);
+        } else {
             const input_t *seed = &s_seeds[s_next(&state) % s_seed_count];
             size = seed->size;
             memcpy(buffer, seed->data, size);
-            int edits = 1 + (int) (s_next(&state) % 4);
+            int edits = 1 + (int)(s_next(&state) % 4);
             for (int e = 0; e < edits; e++) {
                 uint64_t r = s_next(&state);
                 switch (r % 5) {
                 case 0: // flip a byte
                     if (size)
-                        buffer[(r >> 8) % size] ^= (uint8_t) (1u << ((r >> 40) % 8));
+                        buffer[(r >> 8) % size] ^= (uint8_t)(1u << ((r >> 40) % 8));
                     break;
                 case 1: // set a byte to an interesting value
                     if (size) {
@@ -126,7 +124,7 @@ main(int argc, char *argv[])
                     if (size < FUZZ_MAX_INPUT) {
                         size_t at = size ? (r >> 8) % size : 0;
                         memmove(buffer + at + 1, buffer + at, size - at);
-                        buffer[at] = (uint8_t) (r >> 48);
+                        buffer[at] = (uint8_t)(r >> 48);
                         size++;
                     }
                     break;

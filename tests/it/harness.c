@@ -16,16 +16,16 @@
 #include "vdp_agency.h"
 #include "vdp_ids.h"
 
-#define MAX_AGENCIES   16
-#define START_WAIT_MS  10000
-#define STOP_WAIT_MS   10000
+#define MAX_AGENCIES  16
+#define START_WAIT_MS 10000
+#define STOP_WAIT_MS  10000
 
 struct vdt_world_t {
     char dir[256];
-    char path[512];                 // scratch for vdt_path
+    char path[512]; // scratch for vdt_path
     char endpoint[256];
     char broker_key[VDP_KEY_Z85_LEN + 1];
-    pid_t broker;                   // 0 when not running
+    pid_t broker; // 0 when not running
     struct {
         char org[VDP_MAX_ORG + 1];
         char secret[512];
@@ -36,7 +36,7 @@ struct vdt_world_t {
 static void
 s_sleep_ms(int ms)
 {
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
 }
 
@@ -183,7 +183,7 @@ vdt_broker_start(vdt_world_t *self)
             dup2(fd, STDOUT_FILENO);
             close(fd);
         }
-        execl(VDT_BROKER_BIN, "vedettad", "--config", cfg_path, (char *) NULL);
+        execl(VDT_BROKER_BIN, "vedettad", "--config", cfg_path, (char *)NULL);
         _exit(127);
     }
     self->broker = pid;
@@ -197,8 +197,7 @@ vdt_broker_start(vdt_world_t *self)
                 return;
             }
         }
-        ck_assert_msg(vdt_broker_alive(self), "vedettad exited during start-up (see %s)",
-                      log_path);
+        ck_assert_msg(vdt_broker_alive(self), "vedettad exited during start-up (see %s)", log_path);
         s_sleep_ms(10);
     }
     ck_abort_msg("vedettad did not write its endpoint in time");

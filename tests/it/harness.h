@@ -16,87 +16,67 @@
 typedef struct vdt_world_t vdt_world_t;
 
 //  A new world with a broker key (broker:test) and no agencies yet. Aborts the test on failure.
-vdt_world_t *
-vdt_world_new(void);
+vdt_world_t *vdt_world_new(void);
 
 //  Stops the broker if running and deletes the directory.
-void
-vdt_world_destroy(vdt_world_t **self_p);
+void vdt_world_destroy(vdt_world_t **self_p);
 
 //  Generates a key for an agency and installs its public file in the registry. Returns the path
 //  of its secret file (borrowed while the world lives). `jur` may list several, comma-separated.
-const char *
-vdt_agency(vdt_world_t *self, const char *org, const char *role, const char *jur);
+const char *vdt_agency(vdt_world_t *self, const char *org, const char *role, const char *jur);
 
 //  The five parties of the demo: cosc:toscana, comune:i726 (Siena), anci:toscana,
 //  cosc:sicilia-occ, comune:b429 (Caltanissetta); plus comune:d612 (Firenze) and cnaipic.
-void
-vdt_agencies_demo(vdt_world_t *self);
+void vdt_agencies_demo(vdt_world_t *self);
 
 //  The secret file of an org created with vdt_agency (NULL if none).
-const char *
-vdt_secret(vdt_world_t *self, const char *org);
+const char *vdt_secret(vdt_world_t *self, const char *org);
 
 //  Starts vedettad (extra_args: NULL or more argv entries ending in NULL) and waits for its
 //  endpoint file. Aborts the test if it does not come up.
-void
-vdt_broker_start(vdt_world_t *self);
+void vdt_broker_start(vdt_world_t *self);
 
 //  SIGTERM and wait (SIGKILL after 10 s). Returns the exit status as waitpid reports it.
-int
-vdt_broker_stop(vdt_world_t *self);
+int vdt_broker_stop(vdt_world_t *self);
 
 //  SIGKILL and wait.
-void
-vdt_broker_kill(vdt_world_t *self);
+void vdt_broker_kill(vdt_world_t *self);
 
 //  True while the broker process this world started is running.
-bool
-vdt_broker_alive(vdt_world_t *self);
+bool vdt_broker_alive(vdt_world_t *self);
 
-const char *
-vdt_endpoint(vdt_world_t *self);
+const char *vdt_endpoint(vdt_world_t *self);
 
 //  The broker's public key (Z85).
-const char *
-vdt_broker_key(vdt_world_t *self);
+const char *vdt_broker_key(vdt_world_t *self);
 
 //  Path of the broker's log (its stderr).
-const char *
-vdt_broker_log(vdt_world_t *self);
+const char *vdt_broker_log(vdt_world_t *self);
 
 //  True if the broker's log contains `text`.
-bool
-vdt_log_contains(vdt_world_t *self, const char *text);
+bool vdt_log_contains(vdt_world_t *self, const char *text);
 
 //  Path of a file inside the world's directory (borrowed until the next call).
-const char *
-vdt_path(vdt_world_t *self, const char *name);
+const char *vdt_path(vdt_world_t *self, const char *name);
 
 //  A client connected as `org`; aborts the test if it cannot connect.
-vd_client_t *
-vdt_connect(vdt_world_t *self, const char *org);
+vd_client_t *vdt_connect(vdt_world_t *self, const char *org);
 
 //  A raw DEALER with CURVE as `org` (no hello sent), for speaking malformed protocol.
-zsock_t *
-vdt_raw_dealer(vdt_world_t *self, const char *org);
+zsock_t *vdt_raw_dealer(vdt_world_t *self, const char *org);
 
 //  An envelope ready to publish (kind alert, status actual, category other, severity minor,
 //  ctype text/plain) on `topic` at `tlp` with a text body. Caller owns it.
-vd_envelope_t *
-vdt_envelope(const char *topic, const char *tlp, const char *body);
+vd_envelope_t *vdt_envelope(const char *topic, const char *tlp, const char *body);
 
 //  Publishes and returns the receipt status; aborts the test if no receipt comes in 5 s.
-vd_receipt_t
-vdt_publish(vd_client_t *client, vd_envelope_t *env);
+vd_receipt_t vdt_publish(vd_client_t *client, vd_envelope_t *env);
 
 //  Subscribes, aborting the test unless the broker answers with `expected` (VD_OK, VD_EACCES...).
-void
-vdt_subscribe(vd_client_t *client, const char *pattern, int expected);
+void vdt_subscribe(vd_client_t *client, const char *pattern, int expected);
 
 //  Receives the next delivery (5 s at most) and returns its body as a new string, or NULL on
 //  timeout. Caller frees.
-char *
-vdt_recv_body(vd_client_t *client);
+char *vdt_recv_body(vd_client_t *client);
 
 #endif

@@ -33,7 +33,10 @@ s_teardown(void)
 
 //  Publishes `body` on `topic` at `tlp` as `client` and asserts the receipt's status.
 static vd_receipt_t
-s_pub(vd_client_t *client, const char *topic, const char *tlp, const char *body,
+s_pub(vd_client_t *client,
+      const char *topic,
+      const char *tlp,
+      const char *body,
       vd_receipt_status_t expected)
 {
     vd_envelope_t *env = vdt_envelope(topic, tlp, body);
@@ -70,12 +73,11 @@ START_TEST(unknown_key_is_refused_at_the_handshake)
     char secret[600], public[600];
     snprintf(secret, sizeof secret, "%s", vdt_path(s_world, "stranger.secret"));
     snprintf(public, sizeof public, "%s", vdt_path(s_world, "stranger.agency"));
-    ck_assert_int_eq(vd_keygen("comune:h501", "Stranger", "comune", "lazio", "default", secret,
-                               public),
-                     VD_OK);
+    ck_assert_int_eq(
+        vd_keygen("comune:h501", "Stranger", "comune", "lazio", "default", secret, public), VD_OK);
     vd_client_t *stranger = vd_client_new();
-    int rc = vd_client_connect(stranger, vdt_endpoint(s_world), vdt_broker_key(s_world), secret,
-                               1500);
+    int rc =
+        vd_client_connect(stranger, vdt_endpoint(s_world), vdt_broker_key(s_world), secret, 1500);
     ck_assert_int_ne(rc, VD_OK);
     vd_client_destroy(&stranger);
     ck_assert(vdt_log_contains(s_world, "reason=unknown-key"));
@@ -92,8 +94,7 @@ START_TEST(comune_cannot_touch_another_comunes_topics)
     vd_client_t *siena = vdt_connect(s_world, "comune:i726");
     vd_client_t *cosc = vdt_connect(s_world, "cosc:sicilia-occ");
     vdt_subscribe(cosc, "alert.sicilia-occ.>", VD_OK);
-    vd_receipt_t r = s_pub(siena, "alert.sicilia-occ.b429", "green", "forged",
-                           VD_RECEIPT_REJECTED);
+    vd_receipt_t r = s_pub(siena, "alert.sicilia-occ.b429", "green", "forged", VD_RECEIPT_REJECTED);
     ck_assert_int_eq(r.code, VD_EACCES);
     ck_assert_ptr_nonnull(strstr(r.reason, "alert.sicilia-occ.b429"));
     r = s_pub(siena, "alert.toscana.d612", "green", "forged too", VD_RECEIPT_REJECTED);
@@ -386,7 +387,7 @@ START_TEST(oversize_body_is_rejected)
     size_t big = VDP_MAX_BODY + 1;
     char *body = calloc(1, big);
     ck_assert_ptr_nonnull(body);
-    env.body = (const uint8_t *) body; // borrowed: the encoder does not check caps
+    env.body = (const uint8_t *)body; // borrowed: the encoder does not check caps
     env.body_len = big;
     free(env.owned_body);
     env.owned_body = NULL;
