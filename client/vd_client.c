@@ -94,6 +94,7 @@ struct vd_client_t {
     unsigned epoch;      // sessions opened so far
     int64_t quiet_since; // monotonic ms of the last frame received (or of a new start)
     int64_t last_ping;   // monotonic ms of the last ping sent
+    int64_t last_sent;   // monotonic ms of the last frame handed to libzmq
     int64_t left_at;     // monotonic ms when the last wait returned to the application
 
     //  From the welcome
@@ -353,6 +354,7 @@ s_send(vd_client_t *self, vdp_writer_t *writer)
     while (rc < 0 && errno == EINTR);
     if (rc < 0)
         return VD_ECONN;
+    self->last_sent = s_now();
     vdp_writer_reset(writer);
     return VD_OK;
 }
@@ -633,8 +635,12 @@ s_pump(vd_client_t *self, int64_t deadline)
     }
     int64_t wake = lost_at;
     if (self->state == S_READY) {
-        int64_t last = self->quiet_since > self->last_ping ? self->quiet_since : self->last_ping;
-        int64_t ping_at = last + self->hb_ms;
+        //  Ping when the broker has been silent for an interval (is it there?) and also when we
+        //  have been: the broker closes a session it has not heard from for 3 intervals, and
+        //  a subscriber that only receives would otherwise say nothing at all.
+        int64_t heard = self->quiet_since > self->last_ping ? self->quiet_since : self->last_ping;
+        int64_t said = self->last_sent;
+        int64_t ping_at = (heard < said ? heard : said) + self->hb_ms;
         if (now >= ping_at) {
             vdp_writer_ping(&self->out, self->next_ref++);
             s_flush(self);

@@ -405,6 +405,46 @@ START_TEST(oversize_body_is_rejected)
 }
 END_TEST
 
+START_TEST(pub_without_session_gets_its_own_receipt)
+{
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
+    vdp_envelope_t env;
+    s_good_envelope(&env, "comune:i726");
+    vdp_cmd_t reply = s_raw_pub(raw, &env);
+    ck_assert_int_eq(reply.op, VDP_OP_RECEIPT);
+    ck_assert_int_eq(reply.status, VDP_RECEIPT_REJECTED);
+    ck_assert_int_eq(reply.code, VD_ESESSION);
+    ck_assert_str_eq(reply.id, env.id);
+    vdp_envelope_reset(&env);
+    zsock_destroy(&raw);
+}
+END_TEST
+
+START_TEST(a_subscriber_that_only_receives_keeps_its_session)
+{
+    //  The broker closes sessions it has not heard from for 3 heartbeats; a subscriber busy
+    //  receiving must still speak up. Paced by receive timeouts, well past 3 intervals.
+    vd_client_t *siena = vdt_connect(s_world, "comune:i726");
+    vd_client_t *cosc = vd_client_new();
+    ck_assert_int_eq(vd_client_set_heartbeat(cosc, 100), VD_OK);
+    ck_assert_int_eq(vd_client_connect(cosc, vdt_endpoint(s_world), vdt_broker_key(s_world),
+                                       vdt_secret(s_world, "cosc:toscana"), 5000),
+                     VD_OK);
+    vdt_subscribe(cosc, "alert.toscana.>", VD_OK);
+    for (int i = 0; i < 30; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "tick %d", i);
+        s_pub(siena, "alert.toscana.i726", "green", body, VD_RECEIPT_ACCEPTED);
+        s_expect(cosc, body);
+        vd_envelope_t *none = NULL;
+        ck_assert_int_eq(vd_client_recv(cosc, &none, 25), VD_ETIMEOUT);
+    }
+    ck_assert(!vdt_log_contains(s_world, "why=heartbeat expired"));
+    vd_client_destroy(&cosc);
+    vd_client_destroy(&siena);
+}
+END_TEST
+
 START_TEST(sigterm_stops_cleanly)
 {
     vd_client_t *siena = vdt_connect(s_world, "comune:i726");
@@ -474,6 +514,8 @@ it_broker_suite(void)
     tcase_add_test(robustness, garbage_gets_an_error_and_others_are_served);
     tcase_add_test(robustness, envelope_checks_answer_with_rejected_receipts);
     tcase_add_test(robustness, oversize_body_is_rejected);
+    tcase_add_test(robustness, pub_without_session_gets_its_own_receipt);
+    tcase_add_test(robustness, a_subscriber_that_only_receives_keeps_its_session);
     tcase_add_test(robustness, sigterm_stops_cleanly);
     tcase_add_test(robustness, bad_policy_stops_the_broker_with_a_message);
     suite_add_tcase(suite, robustness);
