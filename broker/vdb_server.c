@@ -111,7 +111,16 @@ s_error(vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, cons
         s_mark_dirty(self, session);
 }
 
-//  Answers a peer that has no session (yet) with one error, sent at once or dropped.
+//  Sends a batch to a peer that has no session (yet), at once or not at all.
+static void
+s_send_direct(vdb_server_t *self, const uint8_t *rid, size_t rid_len, vdp_writer_t *out)
+{
+    if (!out->failed && out->size > 0 &&
+        zmq_send(self->router_handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(self->router_handle, out->data, out->size, ZMQ_DONTWAIT);
+}
+
+//  Answers a peer that has no session (yet) with one error.
 static void
 s_error_direct(vdb_server_t *self,
                const uint8_t *rid,
@@ -123,10 +132,25 @@ s_error_direct(vdb_server_t *self,
     self->stats.errors++;
     vdp_writer_t out;
     vdp_writer_init(&out);
-    if (vdp_writer_error(&out, ref, code, reason) == VD_OK &&
-        zmq_send(self->router_handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(self->router_handle, out.data, out.size, ZMQ_DONTWAIT);
+    if (vdp_writer_error(&out, ref, code, reason) == VD_OK)
+        s_send_direct(self, rid, rid_len, &out);
     vdp_writer_release(&out);
+}
+
+//  The answer to one command read without a session: its own decoding error, or ESESSION; a
+//  pub whose id could be read gets a rejected receipt, anything else an error.
+static void
+s_orphan_reply(
+    vdp_writer_t *out, const vdp_cmd_t *cmd, const vdp_envelope_t *env, int rc, const char *reason)
+{
+    int code = rc == VD_OK ? VD_ESESSION : rc;
+    char safe[VDP_MAX_REASON + 1];
+    vdp_sanitize(reason, strlen(reason), safe, sizeof safe);
+    const char *text = rc == VD_OK ? "no session: send hello first" : safe;
+    if (cmd->op == VDP_OP_PUB && vdp_uuid_valid(env->id))
+        vdp_writer_receipt(out, env->id, VDP_RECEIPT_REJECTED, 0, 0, code, text);
+    else
+        vdp_writer_error(out, cmd->op == VDP_OP_PUB ? 0 : cmd->ref, code, text);
 }
 
 static void
@@ -443,6 +467,8 @@ s_frame(vdb_server_t *self,
 
     vdp_reader_t reader;
     vdp_reader_init(&reader, data, size);
+    vdp_writer_t orphan; // answers to commands that arrive without a session
+    vdp_writer_init(&orphan);
     char reason[VDP_MAX_REASON + 1];
     while (true) {
         vdp_cmd_t cmd; // decoded here; self->cmd is scratch for replies
@@ -451,12 +477,12 @@ s_frame(vdb_server_t *self,
         if (rc == VD_ENOTFOUND)
             break;
         if (!session && !(rc == VD_OK && cmd.op == VDP_OP_HELLO)) {
-            s_error_direct(self, rid, rid_len, rc == VD_OK ? cmd.ref : 0,
-                           rc == VD_OK ? VD_ESESSION : rc,
-                           rc == VD_OK ? "send hello first" : reason);
-            vdb_log_notice("vdb_server: frame before hello org=%s rc=%s", agency->org,
-                           vd_strerror_name(rc == VD_OK ? VD_ESESSION : rc));
-            break; // nothing else in the frame is acted upon without a session
+            //  Nothing is acted upon without a session, but every command is answered, each
+            //  pub with its own receipt, so a client that lost its session knows what to resend.
+            s_orphan_reply(&orphan, &cmd, &self->env, rc, reason);
+            if (reader.broken)
+                break;
+            continue;
         }
         if (rc != VD_OK) {
             char safe[VDP_MAX_REASON + 1];
@@ -489,9 +515,10 @@ s_frame(vdb_server_t *self,
         case VDP_OP_PONG:
             s_simple(self, session, &cmd);
             break;
-        case VDP_OP_BYE:
+        case VDP_OP_BYE: // anything after it in the frame is answered as sessionless
             s_session_close(self, session, "bye");
-            return;
+            session = NULL;
+            break;
         default: {
             char text[96];
             snprintf(text, sizeof text, "op %s is not sent to the broker", vdp_op_name(cmd.op));
@@ -499,6 +526,13 @@ s_frame(vdb_server_t *self,
         }
         }
     }
+    if (orphan.count > 0) {
+        self->stats.errors += orphan.count;
+        vdb_log_notice("vdb_server: %zu command(s) without a session org=%s key=%s", orphan.count,
+                       agency->org, key);
+        s_send_direct(self, rid, rid_len, &orphan);
+    }
+    vdp_writer_release(&orphan);
 }
 
 //  Reads every message already waiting (up to READ_BATCH) without blocking.
