@@ -13,13 +13,16 @@
 #include "vdp_ids.h"
 #include "vedetta.h"
 
-static void
+//  Writes `path` resolved against `base_dir` into `out`. Returns 0, or -1 if it does not fit.
+static int
 s_resolve(char *out, size_t size, const char *base_dir, const char *path)
 {
+    int n;
     if (path[0] == '\0' || path[0] == '/' || !base_dir || base_dir[0] == '\0')
-        snprintf(out, size, "%s", path);
+        n = snprintf(out, size, "%s", path);
     else
-        snprintf(out, size, "%s/%s", base_dir, path);
+        n = snprintf(out, size, "%s/%s", base_dir, path);
+    return n >= 0 && (size_t)n < size ? 0 : -1;
 }
 
 void
@@ -27,8 +30,11 @@ vdb_config_defaults(vdb_config_t *self, const char *base_dir)
 {
     memset(self, 0, sizeof *self);
     snprintf(self->endpoint, sizeof self->endpoint, "tcp://127.0.0.1:7447");
-    s_resolve(self->secret, sizeof self->secret, base_dir, "broker.secret");
-    s_resolve(self->registry, sizeof self->registry, base_dir, "agencies");
+    //  A base directory too long for these leaves them empty: the load then fails by name.
+    if (s_resolve(self->secret, sizeof self->secret, base_dir, "broker.secret") != 0)
+        self->secret[0] = '\0';
+    if (s_resolve(self->registry, sizeof self->registry, base_dir, "agencies") != 0)
+        self->registry[0] = '\0';
     self->dedup_window = 100000;
     self->session_backlog = 64u * 1024u * 1024u;
     self->log_level = VDB_LOG_NOTICE;
@@ -87,12 +93,13 @@ s_broker_key(vdb_config_t *self,
         if (strlen(value) == 0)
             return s_fail(err, err_size, origin, where, "must not be empty");
         char *target = strcmp(key, "secret") == 0 ? self->secret : self->registry;
-        s_resolve(target, PATH_MAX, base_dir, value);
-    } else if (strcmp(key, "policy") == 0)
-        s_resolve(self->policy, sizeof self->policy, base_dir, value);
-    else if (strcmp(key, "endpoint-file") == 0)
-        s_resolve(self->endpoint_file, sizeof self->endpoint_file, base_dir, value);
-    else
+        if (s_resolve(target, PATH_MAX, base_dir, value) != 0)
+            return s_fail(err, err_size, origin, where, "path too long");
+    } else if (strcmp(key, "policy") == 0 || strcmp(key, "endpoint-file") == 0) {
+        char *target = strcmp(key, "policy") == 0 ? self->policy : self->endpoint_file;
+        if (s_resolve(target, PATH_MAX, base_dir, value) != 0)
+            return s_fail(err, err_size, origin, where, "path too long");
+    } else
         return s_fail(err, err_size, origin, where, "unknown key");
     return VD_OK;
 }
