@@ -1,0 +1,101 @@
+/*  bench_roles: what runs inside each forked process of vedetta-bench.
+
+    Three paths carry messages from one publisher to one subscriber:
+      vedettad   libvedetta -> vedettad (ROUTER, ZAP, ACL, TLP) -> libvedetta, CURVE on both hops
+      zmq-curve  libzmq PUB -> SUB, CURVE, no broker
+      fwd-curve  libzmq PUB -> XSUB | zmq_proxy | XPUB -> SUB, CURVE on both hops, no auth/ACL
+    Each role is a bench_child_fn: it sets up, sends READY, then obeys control messages until
+    QUIT (bench_proc.h). Every wait is bounded by the phase deadline; a role that gives up sends
+    FAIL with the reason and exits non-zero.
+
+    Every message is `size` bytes of text: a kind letter ('P' probe, 'D' throughput data, 'L'
+    latency sample), 16 hex digits of sequence number, 16 hex digits of CLOCK_MONOTONIC send time
+    in ns, then 'x' padding. On the vedettad path this is the envelope's body.
+
+    DONE results (bench_ctl_t.v[]):
+      publisher  GO       [START] first send, [END] last send or receipt, [SENT], [ACCEPTED]
+                          receipts, [REJECTED] receipts (vedettad; reason in text), [DUPLICATE],
+                          [DROPPED] receipts libvedetta dropped (vd_client_dropped()),
+                          [RESENT] publishes sent again after an ESESSION rejection
+      publisher  LATENCY  the same counters, [SENT] = samples + warm-up
+      subscriber GO       [RECEIVED] distinct data messages, [FIRST], [LAST] arrival times,
+                          [DUPLICATES], [REORDERED] arrivals below the highest seen, [DROPPED]
+                          deliveries libvedetta dropped (vd_client_dropped())
+      subscriber LATENCY  [SAMPLES], [P50], [P99], [MAX], [MIN] one-way delays in ns  */
+
+#ifndef BENCH_ROLES_H_INCLUDED
+#define BENCH_ROLES_H_INCLUDED
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bench_proc.h"
+#include "vdp_limits.h"
+
+typedef enum {
+    BENCH_PATH_VEDETTAD = 0,
+    BENCH_PATH_ZMQ = 1,
+    BENCH_PATH_FWD = 2,
+    BENCH_PATH_COUNT = 3
+} bench_path_t;
+
+//  Indexes of bench_ctl_t.v[] in DONE messages (see above).
+enum {
+    BENCH_PUB_START = 0,
+    BENCH_PUB_END,
+    BENCH_PUB_SENT,
+    BENCH_PUB_ACCEPTED,
+    BENCH_PUB_REJECTED,
+    BENCH_PUB_DUPLICATE,
+    BENCH_PUB_DROPPED,
+    BENCH_PUB_RESENT
+};
+enum {
+    BENCH_SUB_RECEIVED = 0,
+    BENCH_SUB_FIRST,
+    BENCH_SUB_LAST,
+    BENCH_SUB_DUPLICATES,
+    BENCH_SUB_REORDERED,
+    BENCH_SUB_DROPPED
+};
+enum { BENCH_LAT_SAMPLES = 0, BENCH_LAT_P50, BENCH_LAT_P99, BENCH_LAT_MAX, BENCH_LAT_MIN };
+
+//  The smallest message the format above fits in.
+#define BENCH_MIN_SIZE 40u
+//  Send and receive high-water marks of the raw paths. Together with ZMQ_XPUB_NODROP on PUB and
+//  XPUB (which turns a full queue into back-pressure instead of a silent drop), no message is
+//  lost while the subscriber catches up; the bench counts them to prove it.
+#define BENCH_HWM 100000
+
+typedef struct {
+    bench_path_t path;
+    size_t size;                             // message bytes (raw paths) or body bytes (vedettad)
+    size_t window;                           // vedettad publisher: most publishes without a receipt
+    size_t batch;                            // vedettad publisher: publishes queued per flush
+    int64_t setup_ns;                        // deadline of connecting and joining
+    int64_t phase_ns;                        // deadline of one measured phase
+    int64_t idle_ns;                         // subscriber: silence after DRAIN that ends a phase
+    int ack_fd;                              // latency: the subscriber writes a byte per sample,
+                                             // the publisher reads it before sending the next
+    char endpoint[256];                      // where to connect; "" for the zmq-curve publisher
+    char server_public[VDP_KEY_Z85_LEN + 1]; // raw paths: the binding side's CURVE key pair
+    char server_secret[VDP_KEY_Z85_LEN + 1];
+    char client_public[VDP_KEY_Z85_LEN + 1]; // raw paths: the connecting side's key pair
+    char client_secret[VDP_KEY_Z85_LEN + 1];
+    char broker_public[VDP_KEY_Z85_LEN + 1]; // vedettad: the broker's CURVE public key
+    char secret_path[PATH_MAX];              // vedettad: this role's agency secret file
+    char topic[VDP_MAX_TOPIC + 1];           // vedettad: publisher's topic / subscriber's pattern
+} bench_role_cfg_t;
+
+//  "vedettad", "zmq-curve" or "fwd-curve".
+const char *bench_path_name(bench_path_t path);
+
+//  Role bodies for bench_proc_fork(); `arg` is a bench_role_cfg_t (the forwarder uses only the
+//  server key pair and the timeouts). The forwarder's READY text is "<xsub-endpoint>
+//  <xpub-endpoint>"; the zmq-curve publisher's is the endpoint it bound.
+int bench_publisher_main(int ctl, void *arg);
+int bench_subscriber_main(int ctl, void *arg);
+int bench_forwarder_main(int ctl, void *arg);
+
+#endif

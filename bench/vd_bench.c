@@ -1,0 +1,1001 @@
+/*  vedetta-bench: one publisher -> one subscriber through vedettad, measured in the same run
+    against two libzmq references with CURVE: PUB -> SUB direct, and PUB -> zmq_proxy -> SUB
+    (a forwarder with no authentication, ACL or store). For each path and message size it
+    reports throughput, one-way latency p50/p99, and CPU µs per message of every process
+    (publisher, broker or forwarder, subscriber), then the ratios vedettad/reference.
+    bench/README.md says what is measured and how.
+
+    This file is the coordinator: options, the key files and configuration of vedettad, the
+    sequence of phases, and the table. The roles live in bench_roles.c, process plumbing in
+    bench_proc.c. Invariant: the coordinator never creates a ZeroMQ context (children are
+    fork()ed from it), and every child it starts is stopped and reaped before it returns.  */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "bench_proc.h"
+#include "bench_roles.h"
+#include "vdp_agency.h"
+#include "vedetta.h"
+
+#define S_MAX_SIZES      8
+#define S_SETUP_S        30   // connecting, handshakes, joining
+#define S_IDLE_S         5    // silence after the publisher is done that counts as loss
+#define S_MARGIN_S       5    // the coordinator waits this much longer than a role's deadline
+#define S_GRACE_MS       3000 // for a child to exit after QUIT or SIGTERM
+#define S_DEFAULT_COUNT  200000
+#define S_QUICK_COUNT    2000
+#define S_DEFAULT_LAT    5000
+#define S_QUICK_LAT      200
+#define S_DEFAULT_WINDOW 4096
+#define S_DEFAULT_BATCH  256
+#define S_DEFAULT_PHASE  120
+#define S_MAX_COUNT      100000000
+
+//  The parties: a Comune's SIEM publishes its alerts; its COSC subscribes to the region's.
+#define S_BROKER_ORG  "broker:toscana"
+#define S_PUB_ORG     "comune:i726"
+#define S_SUB_ORG     "cosc:toscana"
+#define S_JUR         "toscana"
+#define S_KEY_LABEL   "bench"
+#define S_PUB_TOPIC   "alert.toscana.i726"
+#define S_SUB_PATTERN "alert.toscana.>"
+
+typedef struct {
+    size_t count;
+    size_t sizes[S_MAX_SIZES];
+    size_t nsizes;
+    size_t samples;
+    size_t warmup;
+    size_t window;
+    size_t batch;
+    int phase_s;
+    bool quick;
+    bool enabled[BENCH_PATH_COUNT];
+    char broker[PATH_MAX];
+} s_opts_t;
+
+typedef struct {
+    const s_opts_t *opts;
+    char dir[PATH_MAX];                      // scratch directory (vedettad path); "" if none
+    char config[PATH_MAX];                   // vedettad's configuration file
+    char pub_secret[PATH_MAX];               // the Comune's secret key file
+    char sub_secret[PATH_MAX];               // the COSC's secret key file
+    char broker_public[VDP_KEY_Z85_LEN + 1]; // from the broker's .agency file
+    char server_public[VDP_KEY_Z85_LEN + 1]; // raw paths: binding side
+    char server_secret[VDP_KEY_Z85_LEN + 1];
+    char client_public[VDP_KEY_Z85_LEN + 1]; // raw paths: connecting side
+    char client_secret[VDP_KEY_Z85_LEN + 1];
+} s_env_t;
+
+typedef struct {
+    bench_path_t path;
+    size_t size;
+    bool ok;
+    double rate;   // messages per second received
+    double p50_us; // one-way latency
+    double p99_us;
+    double cpu_us[3]; // per message: publisher, broker/forwarder, subscriber; NAN if unknown
+    int64_t lost;
+    int64_t duplicates;
+    int64_t samples;
+    int64_t resent; // vedettad: publishes sent again after an ESESSION rejection
+    char error[BENCH_CTL_TEXT + 128];
+} s_result_t;
+
+typedef struct {
+    bench_child_t server; // vedettad or the forwarder; pid 0 for zmq-curve
+    bench_child_t pub;
+    bench_child_t sub;
+} s_procs_t;
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vedetta-bench [options]\n"
+            "  --count N            messages per throughput phase (default %d)\n"
+            "  --sizes A,B,...      message/body sizes in bytes (default 100,1024; min %u)\n"
+            "  --latency-samples N  latency samples per path and size (default %d)\n"
+            "  --quick              small counts: a smoke run of a few seconds\n"
+            "  --broker PATH        the vedettad binary (default: next to this program, then "
+            "PATH)\n"
+            "  --only P[,P...]      run only these paths: vedettad, zmq, fwd\n"
+            "  --window N           vedettad: most publishes without a receipt (default %d)\n"
+            "  --batch N            vedettad: publishes queued per flush (default %d)\n"
+            "  --deadline S         seconds allowed for one phase (default %d)\n",
+            S_DEFAULT_COUNT, BENCH_MIN_SIZE, S_DEFAULT_LAT, S_DEFAULT_WINDOW, S_DEFAULT_BATCH,
+            S_DEFAULT_PHASE);
+}
+
+static bool
+s_parse_size(const char *text, size_t min, size_t max, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end != '\0' || text[0] == '-' || v < min || v > max)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static bool
+s_parse_sizes(const char *text, s_opts_t *opts)
+{
+    char copy[256];
+    if (snprintf(copy, sizeof copy, "%s", text) >= (int)sizeof copy)
+        return false;
+    opts->nsizes = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (opts->nsizes == S_MAX_SIZES ||
+            !s_parse_size(tok, BENCH_MIN_SIZE, VDP_MAX_BODY, &opts->sizes[opts->nsizes]))
+            return false;
+        opts->nsizes++;
+    }
+    return opts->nsizes > 0;
+}
+
+static bool
+s_parse_only(const char *text, bool enabled[BENCH_PATH_COUNT])
+{
+    char copy[128];
+    if (snprintf(copy, sizeof copy, "%s", text) >= (int)sizeof copy)
+        return false;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (strcmp(tok, "vedettad") == 0)
+            enabled[BENCH_PATH_VEDETTAD] = true;
+        else if (strcmp(tok, "zmq") == 0 || strcmp(tok, "zmq-curve") == 0)
+            enabled[BENCH_PATH_ZMQ] = true;
+        else if (strcmp(tok, "fwd") == 0 || strcmp(tok, "fwd-curve") == 0)
+            enabled[BENCH_PATH_FWD] = true;
+        else
+            return false;
+    }
+    return true;
+}
+
+//  Returns 0 to run, 1 for --help, 2 for a usage error.
+static int
+s_parse_args(int argc, char **argv, s_opts_t *opts)
+{
+    enum {
+        O_COUNT = 1,
+        O_SIZES,
+        O_SAMPLES,
+        O_QUICK,
+        O_BROKER,
+        O_ONLY,
+        O_WINDOW,
+        O_BATCH,
+        O_DEADLINE,
+        O_HELP
+    };
+    static const struct option longopts[] = { { "count", required_argument, NULL, O_COUNT },
+                                              { "sizes", required_argument, NULL, O_SIZES },
+                                              { "latency-samples", required_argument, NULL,
+                                                O_SAMPLES },
+                                              { "quick", no_argument, NULL, O_QUICK },
+                                              { "broker", required_argument, NULL, O_BROKER },
+                                              { "only", required_argument, NULL, O_ONLY },
+                                              { "window", required_argument, NULL, O_WINDOW },
+                                              { "batch", required_argument, NULL, O_BATCH },
+                                              { "deadline", required_argument, NULL, O_DEADLINE },
+                                              { "help", no_argument, NULL, O_HELP },
+                                              { NULL, 0, NULL, 0 } };
+    memset(opts, 0, sizeof *opts);
+    opts->sizes[0] = 100;
+    opts->sizes[1] = 1024;
+    opts->nsizes = 2;
+    opts->window = S_DEFAULT_WINDOW;
+    opts->batch = S_DEFAULT_BATCH;
+    opts->phase_s = S_DEFAULT_PHASE;
+    bool count_set = false, samples_set = false, only_set = false;
+    size_t value = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        bool good = true;
+        switch (opt) {
+        case O_COUNT:
+            good = s_parse_size(optarg, 1, S_MAX_COUNT, &opts->count);
+            count_set = true;
+            break;
+        case O_SIZES:
+            good = s_parse_sizes(optarg, opts);
+            break;
+        case O_SAMPLES:
+            good = s_parse_size(optarg, 1, 1000000, &opts->samples);
+            samples_set = true;
+            break;
+        case O_QUICK:
+            opts->quick = true;
+            break;
+        case O_BROKER:
+            good = snprintf(opts->broker, sizeof opts->broker, "%s", optarg) <
+                   (int)sizeof opts->broker;
+            break;
+        case O_ONLY:
+            good = s_parse_only(optarg, opts->enabled);
+            only_set = true;
+            break;
+        case O_WINDOW:
+            good = s_parse_size(optarg, 1, 1000000, &opts->window);
+            break;
+        case O_BATCH:
+            good = s_parse_size(optarg, 1, 1000000, &opts->batch);
+            break;
+        case O_DEADLINE:
+            good = s_parse_size(optarg, 1, 3600, &value);
+            opts->phase_s = (int)value;
+            break;
+        case O_HELP:
+            s_usage(stdout);
+            return 1;
+        default:
+            good = false;
+        }
+        if (!good) {
+            if (opt != '?')
+                fprintf(stderr, "vedetta-bench: bad value for --%s: %s\n", longopts[opt - 1].name,
+                        optarg ? optarg : "");
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vedetta-bench: unexpected argument: %s\n", argv[optind]);
+        s_usage(stderr);
+        return 2;
+    }
+    if (!count_set)
+        opts->count = opts->quick ? S_QUICK_COUNT : S_DEFAULT_COUNT;
+    if (!samples_set)
+        opts->samples = opts->quick ? S_QUICK_LAT : S_DEFAULT_LAT;
+    //  Warm-up samples are sent and acknowledged but not counted: the first round trips pay
+    //  for page faults and cold caches, not for the path.
+    opts->warmup = opts->samples / 20 < 100 ? opts->samples / 20 : 100;
+    if (!only_set)
+        for (int p = 0; p < BENCH_PATH_COUNT; p++)
+            opts->enabled[p] = true;
+    return 0;
+}
+
+static bool
+s_executable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+//  The vedettad binary: --broker, else beside this program, else the first one on PATH.
+static int
+s_find_broker(s_opts_t *opts)
+{
+    if (opts->broker[0]) {
+        if (s_executable(opts->broker))
+            return 0;
+        fprintf(stderr, "vedetta-bench: --broker %s: not an executable file\n", opts->broker);
+        return -1;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            if (snprintf(opts->broker, sizeof opts->broker, "%s/vedettad", self) <
+                    (int)sizeof opts->broker &&
+                s_executable(opts->broker))
+                return 0;
+        }
+    }
+    const char *path = getenv("PATH");
+    char copy[4096];
+    if (path && snprintf(copy, sizeof copy, "%s", path) < (int)sizeof copy) {
+        char *save = NULL;
+        for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+            if (snprintf(opts->broker, sizeof opts->broker, "%s/vedettad", dir) <
+                    (int)sizeof opts->broker &&
+                s_executable(opts->broker))
+                return 0;
+        }
+    }
+    opts->broker[0] = '\0';
+    fprintf(stderr, "vedetta-bench: vedettad not found next to vedetta-bench nor on PATH; use "
+                    "--broker PATH or --only zmq,fwd\n");
+    return -1;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    vedettad's files: three agency keys made with vd_keygen() and a configuration file.  */
+
+typedef struct {
+    char dir[PATH_MAX];
+} s_keygen_arg_t;
+
+//  `<dir>/<sub>/<org-slug>.<label>.<ext>`
+static int
+s_key_path(
+    char *out, size_t size, const char *dir, const char *sub, const char *org, const char *ext)
+{
+    char slug[VDP_MAX_ORG + 1];
+    snprintf(slug, sizeof slug, "%s", org);
+    for (char *c = slug; *c; c++)
+        if (*c == ':')
+            *c = '-';
+    int n = snprintf(out, size, "%s/%s/%s.%s.%s", dir, sub, slug, S_KEY_LABEL, ext);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+//  Runs in a child, so that whatever global state key generation sets up stays out of the
+//  coordinator. READY carries the broker's CURVE public key.
+static int
+s_keygen_main(int ctl, void *arg)
+{
+    const s_keygen_arg_t *keys = arg;
+    if (sodium_init() < 0) {
+        bench_ctl_fail(ctl, "sodium_init failed");
+        return 1;
+    }
+    static const struct {
+        const char *org, *name, *role, *public_dir;
+    } parties[] = { { S_BROKER_ORG, "Broker Toscana", "broker", "keys" },
+                    { S_PUB_ORG, "Comune di Siena", "comune", "agencies" },
+                    { S_SUB_ORG, "COSC Toscana", "cosc", "agencies" } };
+    for (size_t i = 0; i < sizeof parties / sizeof parties[0]; i++) {
+        char secret[PATH_MAX], public[PATH_MAX];
+        if (s_key_path(secret, sizeof secret, keys->dir, "keys", parties[i].org, "secret") ||
+            s_key_path(public, sizeof public, keys->dir, parties[i].public_dir, parties[i].org,
+                       "agency")) {
+            bench_ctl_fail(ctl, "key path too long");
+            return 1;
+        }
+        int rc = vd_keygen(parties[i].org, parties[i].name, parties[i].role, S_JUR, S_KEY_LABEL,
+                           secret, public);
+        if (rc != VD_OK) {
+            bench_ctl_fail(ctl, "vd_keygen %s: %s", parties[i].org, vd_strerror(rc));
+            return 1;
+        }
+    }
+    char path[PATH_MAX], err[256] = "";
+    vdp_agency_t agency;
+    if (s_key_path(path, sizeof path, keys->dir, "keys", S_BROKER_ORG, "agency") ||
+        vdp_agency_load(path, &agency, err, sizeof err) != VD_OK) {
+        bench_ctl_fail(ctl, "loading the broker's agency file: %s", err);
+        return 1;
+    }
+    bench_ctl_t ready;
+    memset(&ready, 0, sizeof ready);
+    ready.type = BENCH_CTL_READY;
+    snprintf(ready.text, sizeof ready.text, "%s", agency.curve_public);
+    return bench_ctl_send(ctl, &ready) == 0 ? 0 : 1;
+}
+
+static int
+s_mkdir_in(const char *dir, const char *sub)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, sub) >= (int)sizeof path)
+        return -1;
+    return mkdir(path, 0700);
+}
+
+static int
+s_write_config(const s_env_t *env)
+{
+    char secret[PATH_MAX];
+    //  Relative paths: vedettad resolves them against the configuration file's directory.
+    if (s_key_path(secret, sizeof secret, ".", "keys", S_BROKER_ORG, "secret"))
+        return -1;
+    FILE *file = fopen(env->config, "w");
+    if (!file)
+        return -1;
+    fprintf(file,
+            "#   vedettad for vedetta-bench: written and removed by the bench\n"
+            "broker\n"
+            "    name = \"%s\"\n"
+            "    endpoint = \"tcp://127.0.0.1:*\"\n"
+            "    secret = \"%s\"\n"
+            "    registry = \"agencies\"\n"
+            "    policy = \"\"\n"
+            "log\n"
+            "    level = \"warning\"\n",
+            S_BROKER_ORG, secret + 2);
+    return fclose(file) == 0 ? 0 : -1;
+}
+
+static int
+s_vedettad_prepare(s_env_t *env)
+{
+    if (bench_proc_tmpdir_new(env->dir, sizeof env->dir) != 0) {
+        fprintf(stderr, "vedetta-bench: cannot create a scratch directory: %s\n", strerror(errno));
+        env->dir[0] = '\0';
+        return -1;
+    }
+    if (s_mkdir_in(env->dir, "keys") || s_mkdir_in(env->dir, "agencies")) {
+        fprintf(stderr, "vedetta-bench: mkdir in %s: %s\n", env->dir, strerror(errno));
+        return -1;
+    }
+    s_keygen_arg_t arg;
+    snprintf(arg.dir, sizeof arg.dir, "%s", env->dir);
+    bench_child_t child;
+    if (bench_proc_fork(&child, "keygen", s_keygen_main, &arg, NULL, 0) != 0) {
+        fprintf(stderr, "vedetta-bench: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    bench_ctl_t msg;
+    int rc = bench_ctl_recv(child.fd, &msg, bench_proc_now_ns() + S_SETUP_S * 1000000000ll);
+    int status = bench_proc_stop(&child, S_GRACE_MS);
+    if (rc != 0 || msg.type != BENCH_CTL_READY || status != 0) {
+        fprintf(stderr, "vedetta-bench: generating keys failed: %s\n",
+                rc == 0 && msg.type == BENCH_CTL_FAIL ? msg.text : "no answer");
+        return -1;
+    }
+    if (strlen(msg.text) != VDP_KEY_Z85_LEN) {
+        fprintf(stderr, "vedetta-bench: the broker's public key is not 40 chars of Z85\n");
+        return -1;
+    }
+    memcpy(env->broker_public, msg.text, VDP_KEY_Z85_LEN + 1);
+    if (s_key_path(env->pub_secret, sizeof env->pub_secret, env->dir, "keys", S_PUB_ORG,
+                   "secret") ||
+        s_key_path(env->sub_secret, sizeof env->sub_secret, env->dir, "keys", S_SUB_ORG,
+                   "secret") ||
+        snprintf(env->config, sizeof env->config, "%s/vedettad.cfg", env->dir) >=
+            (int)sizeof env->config ||
+        s_write_config(env)) {
+        fprintf(stderr, "vedetta-bench: cannot write vedettad's configuration\n");
+        return -1;
+    }
+    return 0;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    One run: one path, one size, fresh processes.  */
+
+static void s_error(s_result_t *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+s_error(s_result_t *res, const char *fmt, ...)
+{
+    if (res->error[0])
+        return; // keep the first cause
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(res->error, sizeof res->error, fmt, args);
+    va_end(args);
+}
+
+static int64_t
+s_deadline(int seconds)
+{
+    return bench_proc_now_ns() + (int64_t)seconds * 1000000000ll;
+}
+
+//  If a child other than `except` has exited, records why (with the FAIL it sent, if any).
+static int
+s_check_others(s_procs_t *procs, const bench_child_t *except, s_result_t *res)
+{
+    bench_child_t *all[] = { &procs->server, &procs->pub, &procs->sub };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        bench_child_t *child = all[i];
+        char why[128] = "";
+        if (child == except || child->pid <= 0 || !bench_proc_exited(child, why, sizeof why))
+            continue;
+        bench_ctl_t msg;
+        if (child->fd >= 0 && bench_ctl_recv(child->fd, &msg, 0) == 0 && msg.type == BENCH_CTL_FAIL)
+            s_error(res, "%s: %s", child->name, msg.text);
+        else
+            s_error(res, "%s %s", child->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+//  Waits for a message of `type` from `child`, watching the other processes meanwhile.
+static int
+s_expect(s_procs_t *procs,
+         bench_child_t *child,
+         int type,
+         int64_t deadline,
+         bench_ctl_t *msg,
+         s_result_t *res)
+{
+    for (;;) {
+        int64_t slice = bench_proc_now_ns() + 500000000;
+        int rc = bench_ctl_recv(child->fd, msg, slice < deadline ? slice : deadline);
+        if (rc == 0 && msg->type == type)
+            return 0;
+        if (rc == 0 && msg->type == BENCH_CTL_FAIL) {
+            s_error(res, "%s: %s", child->name, msg->text);
+            return -1;
+        }
+        if (rc == 0) {
+            s_error(res, "%s: unexpected control message %d", child->name, msg->type);
+            return -1;
+        }
+        if (bench_proc_stopping()) {
+            s_error(res, "interrupted");
+            return -1;
+        }
+        if (rc < 0) {
+            char why[128] = "closed its control channel";
+            for (int i = 0; i < 100 && !bench_proc_exited(child, why, sizeof why); i++) {
+                struct timespec nap = { 0, 10000000 };
+                nanosleep(&nap, NULL);
+            }
+            s_error(res, "%s %s", child->name, why);
+            return -1;
+        }
+        if (s_check_others(procs, child, res))
+            return -1;
+        if (bench_proc_now_ns() >= deadline) {
+            s_error(res, "%s: no answer before the deadline", child->name);
+            return -1;
+        }
+    }
+}
+
+static int
+s_send(bench_child_t *child, int type, int64_t v0, int64_t v1, s_result_t *res)
+{
+    bench_ctl_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = type;
+    msg.v[0] = v0;
+    msg.v[1] = v1;
+    if (bench_ctl_send(child->fd, &msg) == 0)
+        return 0;
+    s_error(res, "%s is gone", child->name);
+    return -1;
+}
+
+static void
+s_cpu_sample(const s_procs_t *procs, int64_t out[3])
+{
+    const bench_child_t *who[3] = { &procs->pub, &procs->server, &procs->sub };
+    for (int i = 0; i < 3; i++)
+        out[i] = who[i]->pid > 0 ? bench_proc_cpu_ns(who[i]->pid) : -1;
+}
+
+//  Starts vedettad and waits for the endpoint it bound.
+static int
+s_broker_start(const s_env_t *env, s_procs_t *procs, char *endpoint, size_t size, s_result_t *res)
+{
+    char epfile[PATH_MAX];
+    if (snprintf(epfile, sizeof epfile, "%s/endpoint", env->dir) >= (int)sizeof epfile) {
+        s_error(res, "scratch path too long");
+        return -1;
+    }
+    unlink(epfile);
+    char bin[PATH_MAX], config[PATH_MAX];
+    snprintf(bin, sizeof bin, "%s", env->opts->broker);
+    snprintf(config, sizeof config, "%s", env->config);
+    char opt_config[] = "--config", opt_epfile[] = "--endpoint-file";
+    char *argv[] = { bin, opt_config, config, opt_epfile, epfile, NULL };
+    if (bench_proc_spawn(&procs->server, "vedettad", argv) != 0) {
+        s_error(res, "cannot start vedettad: %s", strerror(errno));
+        return -1;
+    }
+    int64_t deadline = s_deadline(S_SETUP_S);
+    for (;;) {
+        //  vedettad writes the file whole (tmp + rename) once bound; a line means it is ready.
+        FILE *file = fopen(epfile, "r");
+        if (file) {
+            char *got = fgets(endpoint, (int)size, file);
+            fclose(file);
+            char *nl = got ? strchr(endpoint, '\n') : NULL;
+            if (nl) {
+                *nl = '\0';
+                return 0;
+            }
+        }
+        char why[128];
+        if (bench_proc_exited(&procs->server, why, sizeof why)) {
+            s_error(res, "vedettad %s before writing its endpoint", why);
+            return -1;
+        }
+        if (bench_proc_stopping()) {
+            s_error(res, "interrupted");
+            return -1;
+        }
+        if (bench_proc_now_ns() >= deadline) {
+            s_error(res, "vedettad wrote no endpoint file within %d s", S_SETUP_S);
+            return -1;
+        }
+        struct timespec nap = { 0, 5000000 };
+        nanosleep(&nap, NULL);
+    }
+}
+
+/*  Stops every process of a run, server last. A process that was still running must exit 0
+    when asked (QUIT for the roles, SIGTERM for vedettad): anything else is a bug worth a failed
+    run. Returns 0 or -1.  */
+static int
+s_procs_stop(s_procs_t *procs, s_result_t *res)
+{
+    bench_child_t *order[] = { &procs->pub, &procs->sub, &procs->server };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        bool was_running = order[i]->pid > 0;
+        char name[sizeof order[i]->name];
+        memcpy(name, order[i]->name, sizeof name);
+        int status = bench_proc_stop(order[i], S_GRACE_MS);
+        if (!was_running || status == 0)
+            continue;
+        if (status == -1)
+            s_error(res, "%s had to be killed: it did not stop when asked", name);
+        else if (WIFEXITED(status))
+            s_error(res, "%s exited with code %d when asked to stop", name, WEXITSTATUS(status));
+        else
+            s_error(res, "%s died with signal %d when asked to stop", name, WTERMSIG(status));
+        rc = -1;
+    }
+    return rc;
+}
+
+static void
+s_role_cfg(const s_env_t *env, bench_path_t path, size_t size, bench_role_cfg_t *cfg)
+{
+    const s_opts_t *opts = env->opts;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = path;
+    cfg->size = size;
+    cfg->window = opts->window;
+    cfg->batch = opts->batch;
+    cfg->setup_ns = (int64_t)S_SETUP_S * 1000000000ll;
+    cfg->phase_ns = (int64_t)opts->phase_s * 1000000000ll;
+    cfg->idle_ns = (int64_t)S_IDLE_S * 1000000000ll;
+    cfg->ack_fd = -1;
+    snprintf(cfg->server_public, sizeof cfg->server_public, "%s", env->server_public);
+    snprintf(cfg->server_secret, sizeof cfg->server_secret, "%s", env->server_secret);
+    snprintf(cfg->client_public, sizeof cfg->client_public, "%s", env->client_public);
+    snprintf(cfg->client_secret, sizeof cfg->client_secret, "%s", env->client_secret);
+    snprintf(cfg->broker_public, sizeof cfg->broker_public, "%s", env->broker_public);
+}
+
+/*  Throughput: GO to both, CPU clocks read around the phase, DRAIN once the publisher is done.
+    Returns 0; 1 if the phase ran but messages were lost or rejected (the processes are still
+    fine, so the latency phase can run); -1 if a process failed.  */
+static int
+s_phase_throughput(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
+{
+    bench_ctl_t pub_done, sub_done;
+    int64_t cpu0[3], cpu1[3];
+    int64_t count = (int64_t)opts->count;
+    if (s_send(&procs->sub, BENCH_CTL_GO, count, 0, res))
+        return -1;
+    s_cpu_sample(procs, cpu0);
+    if (s_send(&procs->pub, BENCH_CTL_GO, count, 0, res))
+        return -1;
+    //  The roles keep the phase deadline themselves and report what they have when it passes;
+    //  the coordinator's own limit is a margin later, for roles that stopped answering.
+    int64_t deadline = s_deadline(opts->phase_s + S_MARGIN_S);
+    if (s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &pub_done, res) ||
+        s_send(&procs->sub, BENCH_CTL_DRAIN, 0, 0, res) ||
+        s_expect(procs, &procs->sub, BENCH_CTL_DONE, deadline + S_IDLE_S * 1000000000ll, &sub_done,
+                 res))
+        return -1;
+    s_cpu_sample(procs, cpu1);
+    int64_t received = sub_done.v[BENCH_SUB_RECEIVED];
+    int64_t sent = pub_done.v[BENCH_PUB_SENT];
+    res->resent += pub_done.v[BENCH_PUB_RESENT];
+    res->lost = sent - received;
+    res->duplicates = sub_done.v[BENCH_SUB_DUPLICATES];
+    int64_t elapsed = sub_done.v[BENCH_SUB_LAST] - pub_done.v[BENCH_PUB_START];
+    res->rate = received > 0 && elapsed > 0 ? (double)received * 1e9 / (double)elapsed : 0;
+    //  Per message that arrived: the work all three processes did for it.
+    double per = (double)(received > 0 ? received : count);
+    for (int i = 0; i < 3; i++)
+        res->cpu_us[i] =
+            cpu0[i] >= 0 && cpu1[i] >= cpu0[i] ? (double)(cpu1[i] - cpu0[i]) / 1000.0 / per : NAN;
+    if (pub_done.rc == VD_ETIMEOUT || sub_done.rc == VD_ETIMEOUT) {
+        s_error(res, "deadline of %d s: %" PRId64 " of %" PRId64 " published, %" PRId64 " received",
+                opts->phase_s, sent, count, received);
+        return -1; // far too slow: no latency phase either
+    }
+    if (pub_done.v[BENCH_PUB_REJECTED] > 0) {
+        s_error(res, "%" PRId64 " publishes rejected, first: %s", pub_done.v[BENCH_PUB_REJECTED],
+                pub_done.text);
+        return 1;
+    }
+    if (res->lost > 0) {
+        s_error(res,
+                "LOST %" PRId64 " of %" PRId64 " messages (libvedetta dropped %" PRId64
+                " at the subscriber, %" PRId64 " receipts at the publisher)",
+                res->lost, count, sub_done.v[BENCH_SUB_DROPPED], pub_done.v[BENCH_PUB_DROPPED]);
+        return 1;
+    }
+    return 0;
+}
+
+static int
+s_phase_latency(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
+{
+    bench_ctl_t pub_done, sub_done;
+    int64_t samples = (int64_t)opts->samples, warmup = (int64_t)opts->warmup;
+    int64_t deadline = s_deadline(opts->phase_s + S_MARGIN_S);
+    if (s_send(&procs->sub, BENCH_CTL_LATENCY, samples, warmup, res) ||
+        s_send(&procs->pub, BENCH_CTL_LATENCY, samples, warmup, res) ||
+        s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &pub_done, res) ||
+        s_expect(procs, &procs->sub, BENCH_CTL_DONE, deadline, &sub_done, res))
+        return -1;
+    if (pub_done.v[BENCH_PUB_REJECTED] > 0) {
+        s_error(res, "latency publishes rejected: %s", pub_done.text);
+        return -1;
+    }
+    res->resent += pub_done.v[BENCH_PUB_RESENT];
+    res->samples = sub_done.v[BENCH_LAT_SAMPLES];
+    res->p50_us = (double)sub_done.v[BENCH_LAT_P50] / 1000.0;
+    res->p99_us = (double)sub_done.v[BENCH_LAT_P99] / 1000.0;
+    return 0;
+}
+
+//  Starts the processes of one path in order: server, publisher, subscriber.
+static int
+s_start(const s_env_t *env, s_procs_t *procs, bench_path_t path, size_t size, s_result_t *res)
+{
+    bench_role_cfg_t cfg;
+    s_role_cfg(env, path, size, &cfg);
+    bench_ctl_t msg;
+    char sub_endpoint[256] = "";
+    if (path == BENCH_PATH_FWD) {
+        if (bench_proc_fork(&procs->server, "forwarder", bench_forwarder_main, &cfg, NULL, 0)) {
+            s_error(res, "fork: %s", strerror(errno));
+            return -1;
+        }
+        if (s_expect(procs, &procs->server, BENCH_CTL_READY, s_deadline(S_SETUP_S), &msg, res))
+            return -1;
+        if (sscanf(msg.text, "%255s %255s", cfg.endpoint, sub_endpoint) != 2) {
+            s_error(res, "forwarder: bad endpoints '%s'", msg.text);
+            return -1;
+        }
+    } else if (path == BENCH_PATH_VEDETTAD) {
+        if (s_broker_start(env, procs, cfg.endpoint, sizeof cfg.endpoint, res))
+            return -1;
+        snprintf(sub_endpoint, sizeof sub_endpoint, "%s", cfg.endpoint);
+    }
+    int ack[2];
+    if (pipe2(ack, O_CLOEXEC) != 0) {
+        s_error(res, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    bench_role_cfg_t pub_cfg = cfg, sub_cfg = cfg;
+    pub_cfg.ack_fd = ack[0];
+    sub_cfg.ack_fd = ack[1];
+    snprintf(pub_cfg.secret_path, sizeof pub_cfg.secret_path, "%s", env->pub_secret);
+    snprintf(pub_cfg.topic, sizeof pub_cfg.topic, "%s", S_PUB_TOPIC);
+    snprintf(sub_cfg.secret_path, sizeof sub_cfg.secret_path, "%s", env->sub_secret);
+    snprintf(sub_cfg.topic, sizeof sub_cfg.topic, "%s", S_SUB_PATTERN);
+    int rc = -1;
+    if (bench_proc_fork(&procs->pub, "publisher", bench_publisher_main, &pub_cfg, &ack[0], 1)) {
+        s_error(res, "fork: %s", strerror(errno));
+        goto err_close_ack;
+    }
+    if (s_expect(procs, &procs->pub, BENCH_CTL_READY, s_deadline(S_SETUP_S), &msg, res))
+        goto err_close_ack;
+    if (path == BENCH_PATH_ZMQ)
+        snprintf(sub_endpoint, sizeof sub_endpoint, "%.255s", msg.text);
+    snprintf(sub_cfg.endpoint, sizeof sub_cfg.endpoint, "%s", sub_endpoint);
+    if (bench_proc_fork(&procs->sub, "subscriber", bench_subscriber_main, &sub_cfg, &ack[1], 1)) {
+        s_error(res, "fork: %s", strerror(errno));
+        goto err_close_ack;
+    }
+    rc = 0;
+err_close_ack:
+    //  Only the two roles hold the ack pipe now: if one dies the other sees EOF.
+    close(ack[0]);
+    close(ack[1]);
+    if (rc == 0)
+        rc = s_expect(procs, &procs->sub, BENCH_CTL_READY, s_deadline(S_SETUP_S), &msg, res);
+    return rc;
+}
+
+//  Slow joiner: the publisher probes until the subscriber has seen a probe.
+static int
+s_join(s_procs_t *procs, s_result_t *res)
+{
+    bench_ctl_t msg;
+    int64_t deadline = s_deadline(S_SETUP_S);
+    if (s_send(&procs->sub, BENCH_CTL_JOIN, 0, 0, res) ||
+        s_send(&procs->pub, BENCH_CTL_PROBE, 0, 0, res) ||
+        s_expect(procs, &procs->sub, BENCH_CTL_JOINED, deadline, &msg, res) ||
+        s_send(&procs->pub, BENCH_CTL_STOP, 0, 0, res) ||
+        s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &msg, res))
+        return -1;
+    return 0;
+}
+
+static int
+s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    res->path = path;
+    res->size = size;
+    for (int i = 0; i < 3; i++)
+        res->cpu_us[i] = NAN;
+    s_procs_t procs;
+    memset(&procs, 0, sizeof procs);
+    procs.server.fd = procs.pub.fd = procs.sub.fd = -1;
+    int rc = s_start(env, &procs, path, size, res);
+    if (rc == 0)
+        rc = s_join(&procs, res);
+    if (rc == 0)
+        rc = s_phase_throughput(env->opts, &procs, res);
+    //  After a loss the processes still work: measure latency too, then report the failure.
+    if (rc >= 0 && s_phase_latency(env->opts, &procs, res) != 0)
+        rc = -1;
+    if (s_procs_stop(&procs, res) != 0)
+        rc = -1;
+    res->ok = rc == 0;
+    return rc == 0 ? 0 : -1;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    Report  */
+
+static void
+s_print_header(const s_opts_t *opts)
+{
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    //  The load average says whether other work shared the cores: figures drift with it.
+    double load[1] = { -1 };
+    if (getloadavg(load, 1) != 1)
+        load[0] = -1;
+    printf("vedetta-bench: %ld CPUs online, load average %.2f, libzmq %d.%d.%d, CURVE on every "
+           "hop\n",
+           sysconf(_SC_NPROCESSORS_ONLN), load[0], major, minor, patch);
+    printf("throughput: %zu messages per run; vedettad publisher window %zu, flush every %zu\n",
+           opts->count, opts->window, opts->batch);
+    printf("latency: %zu samples (+%zu warm-up), one in flight, one-way CLOCK_MONOTONIC\n",
+           opts->samples, opts->warmup);
+    printf("%-5s %-10s %10s %8s %8s  %-10s %7s %7s %7s %7s\n", "size", "path", "msgs/s", "p50us",
+           "p99us", "cpu-us/msg", "pub", "broker", "sub", "total");
+    fflush(stdout);
+}
+
+static void
+s_print_cpu(double v)
+{
+    if (isnan(v))
+        printf(" %7s", "-");
+    else
+        printf(" %7.2f", v);
+}
+
+static double
+s_cpu_total(const s_result_t *res)
+{
+    double total = 0;
+    for (int i = 0; i < 3; i++)
+        if (!isnan(res->cpu_us[i]))
+            total += res->cpu_us[i];
+    return total;
+}
+
+static void
+s_print_row(const s_result_t *res)
+{
+    printf("%-5zu %-10s ", res->size, bench_path_name(res->path));
+    if (res->rate > 0)
+        printf("%10.0f", res->rate);
+    else
+        printf("%10s", "-");
+    if (res->samples > 0)
+        printf(" %8.1f %8.1f  %-10s", res->p50_us, res->p99_us, "");
+    else
+        printf(" %8s %8s  %-10s", "-", "-", "");
+    for (int i = 0; i < 3; i++)
+        s_print_cpu(res->cpu_us[i]);
+    s_print_cpu(res->rate > 0 ? s_cpu_total(res) : NAN);
+    printf("\n");
+    //  Not a failure (the client did what vedetta.h asks), but the broker lost a session.
+    if (res->resent > 0)
+        printf("      %-10s note: %" PRId64 " publishes sent again after ESESSION (the broker "
+               "had dropped the session)\n",
+               bench_path_name(res->path), res->resent);
+    if (!res->ok)
+        printf("      %-10s FAILED: %s\n", bench_path_name(res->path), res->error);
+    fflush(stdout);
+}
+
+static void
+s_print_ratios(const s_opts_t *opts, const s_result_t *results, size_t nresults)
+{
+    for (size_t s = 0; s < opts->nsizes; s++) {
+        const s_result_t *ved = NULL;
+        for (size_t i = 0; i < nresults; i++)
+            if (results[i].size == opts->sizes[s] && results[i].path == BENCH_PATH_VEDETTAD &&
+                results[i].ok)
+                ved = &results[i];
+        if (!ved)
+            continue;
+        for (size_t i = 0; i < nresults; i++) {
+            const s_result_t *ref = &results[i];
+            if (ref->size != opts->sizes[s] || ref->path == BENCH_PATH_VEDETTAD || !ref->ok ||
+                ref->rate <= 0)
+                continue;
+            double cpu_ref = s_cpu_total(ref);
+            printf("ratio vedettad/%s %zu: %.2f  (cpu-us/msg %.2fx)\n", bench_path_name(ref->path),
+                   ref->size, ved->rate / ref->rate,
+                   cpu_ref > 0 ? s_cpu_total(ved) / cpu_ref : 0.0);
+        }
+    }
+}
+
+static int
+s_curve_keys(s_env_t *env)
+{
+    if (!zmq_has("curve")) {
+        fprintf(stderr, "vedetta-bench: this libzmq has no CURVE support\n");
+        return -1;
+    }
+    if (zmq_curve_keypair(env->server_public, env->server_secret) != 0 ||
+        zmq_curve_keypair(env->client_public, env->client_secret) != 0) {
+        fprintf(stderr, "vedetta-bench: zmq_curve_keypair: %s\n", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    s_opts_t opts;
+    int rc = s_parse_args(argc, argv, &opts);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    bench_proc_catch_signals();
+    s_env_t env;
+    memset(&env, 0, sizeof env);
+    env.opts = &opts;
+    if (s_curve_keys(&env))
+        return 1;
+    int failures = 0;
+    if (opts.enabled[BENCH_PATH_VEDETTAD] &&
+        (s_find_broker(&opts) != 0 || s_vedettad_prepare(&env) != 0)) {
+        bench_proc_tmpdir_remove(env.dir);
+        return 1;
+    }
+    s_print_header(&opts);
+    s_result_t results[S_MAX_SIZES * BENCH_PATH_COUNT];
+    size_t nresults = 0;
+    for (size_t s = 0; s < opts.nsizes && !bench_proc_stopping(); s++) {
+        for (int p = 0; p < BENCH_PATH_COUNT && !bench_proc_stopping(); p++) {
+            if (!opts.enabled[p])
+                continue;
+            s_result_t *res = &results[nresults++];
+            if (s_run(&env, (bench_path_t)p, opts.sizes[s], res) != 0)
+                failures++;
+            s_print_row(res);
+        }
+    }
+    s_print_ratios(&opts, results, nresults);
+    bench_proc_tmpdir_remove(env.dir);
+    if (bench_proc_stopping()) {
+        fprintf(stderr, "vedetta-bench: interrupted\n");
+        return 1;
+    }
+    if (failures)
+        fprintf(stderr, "vedetta-bench: %d run(s) failed\n", failures);
+    return failures ? 1 : 0;
+}
