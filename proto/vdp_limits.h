@@ -31,6 +31,12 @@
 #define VDP_SIGN_SECRET_Z85_LEN 80u                  // Z85 of a 64-byte Ed25519 secret key
 #define VDP_KEY_BYTES           32u                  // CURVE / Ed25519 public key
 
+/*  A sender closes a batch once it holds about this much (a single larger command still goes,
+    alone, up to VDP_MAX_FRAME). Past it CurveZMQ's per-message cost is already spread thin, and
+    buffers this size stay below the C allocator's mmap threshold, so they are reused instead
+    of being mapped and faulted in page by page for every batch. Not a protocol limit.  */
+#define VDP_BATCH_BYTES (64u * 1024u)
+
 #define VDP_MIN_HEARTBEAT_MS 100u
 #define VDP_MAX_HEARTBEAT_MS 60000u
 

@@ -655,8 +655,11 @@ bool
 vdp_writer_room(const vdp_writer_t *self, size_t bytes)
 {
     assert(self);
-    return !self->failed && self->count < VDP_MAX_BATCH && self->size <= VDP_MAX_FRAME &&
-           bytes <= VDP_MAX_FRAME - self->size;
+    if (self->failed || self->count >= VDP_MAX_BATCH || self->size > VDP_MAX_FRAME)
+        return false;
+    if (self->size == 0)
+        return bytes <= VDP_MAX_FRAME; // alone in its frame, however large
+    return self->size <= VDP_BATCH_BYTES && bytes <= VDP_BATCH_BYTES - self->size;
 }
 
 #define S_KEY(pk, lit) msgpack_pack_str_with_body((pk), (lit), sizeof(lit) - 1)

@@ -136,8 +136,9 @@ void vdp_writer_release(vdp_writer_t *self);
     Keys are written in a fixed order, "op" first. Free text (agent, reason) longer than its cap
     is cut at a UTF-8 boundary; other strings are written as given (the reader on the other side
     enforces the caps). Error and rejected-receipt commands carry `err`, the code's name.
-    Callers flush a writer before it would pass VDP_MAX_BATCH commands or VDP_MAX_FRAME bytes
-    (vdp_writer_room() says whether `bytes` more fit).  */
+    Callers flush a writer before it would pass VDP_MAX_BATCH commands or VDP_BATCH_BYTES
+    (vdp_writer_room() says whether `bytes` more fit: into an empty writer, anything up to
+    VDP_MAX_FRAME fits, so one large command travels alone).  */
 bool vdp_writer_room(const vdp_writer_t *self, size_t bytes);
 //  hello with v = VDP_VERSION.
 int vdp_writer_hello(vdp_writer_t *self, uint64_t ref, const char *agent, uint32_t heartbeat_ms);
