@@ -1,5 +1,6 @@
 /*  vdb_config: see vdb_config.h. zconfig parses the ZPL; this module walks the tree and accepts
     only the keys it knows, so a typo is an error rather than a silently ignored setting.  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -52,10 +53,14 @@ s_fail(char *err, size_t err_size, const char *origin, const char *where, const 
 static int
 s_parse_size(const char *text, size_t min, size_t *out)
 {
+    //  Digits first: strtoull would skip blanks and accept a sign, so " -1" would read as
+    //  ULLONG_MAX, an unbounded limit.
+    if (!isdigit((unsigned char)text[0]))
+        return -1;
     errno = 0;
     char *end = NULL;
     unsigned long long value = strtoull(text, &end, 10);
-    if (errno || end == text || text[0] == '-')
+    if (errno || end == text)
         return -1;
     unsigned long long scale = 1;
     if (*end == 'k' || *end == 'K')

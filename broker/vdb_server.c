@@ -35,6 +35,8 @@
 #define RETRY_MS        5    // poll timeout while some session's output is blocked
 #define DEFAULT_HB_MS   2000 // heartbeat granted when hello asks for none
 #define CMD_OVERHEAD    160  // bytes of a command beyond its variable parts
+//  Bytes of a deliver beside the envelope: its keys, stamps and the longest pattern.
+#define DELIVER_OVERHEAD (CMD_OVERHEAD + VDP_MAX_TOPIC)
 
 struct vdb_server_t {
     vdb_config_t config;
@@ -246,6 +248,8 @@ s_route(vdb_server_t *self, const vdp_envelope_t *env)
 //  -------------------------------------------------------------------------------------------
 //  Commands
 
+/*  Opens a session, or renegotiates an open one. Without a session, a refusal is appended to
+    `orphan`, the frame's other sessionless answers, so that answers keep the commands' order.  */
 static void
 s_hello(vdb_server_t *self,
         vdb_session_t **session_p,
@@ -253,7 +257,8 @@ s_hello(vdb_server_t *self,
         size_t rid_len,
         const char *key,
         const vdp_agency_t *agency,
-        const vdp_cmd_t *cmd)
+        const vdp_cmd_t *cmd,
+        vdp_writer_t *orphan)
 {
     if (cmd->version != VDP_VERSION) {
         char reason[96];
@@ -262,7 +267,7 @@ s_hello(vdb_server_t *self,
         if (*session_p)
             s_error(self, *session_p, cmd->ref, VD_EVERSION, reason);
         else
-            s_error_direct(self, rid, rid_len, cmd->ref, VD_EVERSION, reason);
+            vdp_writer_error(orphan, cmd->ref, VD_EVERSION, reason);
         return;
     }
     vdb_session_t *session = *session_p;
@@ -270,7 +275,7 @@ s_hello(vdb_server_t *self,
         session = vdb_session_new(rid, rid_len, key, agency);
         if (!session || zhashx_insert(self->sessions, session->rid_key, session) != 0) {
             vdb_session_destroy(&session);
-            s_error_direct(self, rid, rid_len, cmd->ref, VD_ENOMEM, "broker out of memory");
+            vdp_writer_error(orphan, cmd->ref, VD_ENOMEM, "broker out of memory");
             return;
         }
         self->stats.sessions = zhashx_size(self->sessions);
@@ -314,6 +319,15 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
 {
     const vdp_agency_t *who = session->agency;
     char reason[VDP_MAX_REASON + 1] = "";
+    //  Only the frame bounds an envelope (its unknown keys have no cap of their own), but each
+    //  subscriber gets it inside a deliver, in one frame it must be able to receive: one that
+    //  could reach VDP_MAX_FRAME there would cut every subscriber's connection (ZMQ_MAXMSGSIZE).
+    if (env->raw_len > VDP_MAX_FRAME - DELIVER_OVERHEAD) {
+        snprintf(reason, sizeof reason, "envelope of %zu bytes is over the %u a deliver can carry",
+                 env->raw_len, VDP_MAX_FRAME - DELIVER_OVERHEAD);
+        s_reject(self, session, env->id, VD_ELIMIT, reason);
+        return;
+    }
     if (strcmp(env->sender, who->org) != 0) {
         char sender[VDP_MAX_ORG + 1];
         vdp_sanitize(env->sender, strlen(env->sender), sender, sizeof sender);
@@ -379,8 +393,10 @@ s_subscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
     int rc =
         vdb_acl_check_subscribe(self->policy, session->agency, cmd->pattern, reason, sizeof reason);
     if (rc != VD_OK) {
+        char shown[VDP_MAX_TOPIC + 1]; // the peer's text, maybe not a pattern at all
+        vdp_sanitize(cmd->pattern, strlen(cmd->pattern), shown, sizeof shown);
         vdb_log_notice("vdb_server: subscribe denied org=%s pattern=%s rc=%s reason=%s",
-                       session->agency->org, cmd->pattern, vd_strerror_name(rc), reason);
+                       session->agency->org, shown, vd_strerror_name(rc), reason);
         s_error(self, session, cmd->ref, rc, reason);
         return;
     }
@@ -436,6 +452,39 @@ s_simple(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
         s_mark_dirty(self, session);
 }
 
+//  Sends the answers to commands read without a session (at once or not at all) and empties
+//  the batch. Called before anything a session sends, so that answers keep the commands' order.
+static void
+s_orphan_send(vdb_server_t *self,
+              const uint8_t *rid,
+              size_t rid_len,
+              const vdp_agency_t *agency,
+              const char *key,
+              vdp_writer_t *orphan)
+{
+    if (orphan->count == 0)
+        return;
+    self->stats.errors += orphan->count;
+    vdb_log_notice("vdb_server: %zu command(s) without a session org=%s key=%s", orphan->count,
+                   agency->org, key);
+    s_send_direct(self, rid, rid_len, orphan);
+    vdp_writer_reset(orphan);
+}
+
+//  Ends a session at its peer's bye. Closing frees the session's batch and backlog, which hold
+//  the answers to the commands before the bye (receipts included): hand them to libzmq first.
+static void
+s_session_bye(vdb_server_t *self, vdb_session_t *session)
+{
+    int rc = vdb_session_seal(session);
+    if (rc == VD_OK)
+        rc = vdb_session_flush(session, self->router_handle);
+    if (rc != VD_OK)
+        vdb_log_info("vdb_server: answers lost at bye org=%s key=%s rc=%d backlog=%zu",
+                     session->agency->org, session->key, rc, session->backlog_bytes);
+    s_session_close(self, session, "bye");
+}
+
 /*  Handles one frame from `rid` authenticated as `key`. Returns with every reply queued.  */
 static void
 s_frame(vdb_server_t *self,
@@ -459,6 +508,17 @@ s_frame(vdb_server_t *self,
         if (session)
             s_session_close(self, session, "key no longer active");
         return;
+    }
+    //  Deliveries stop at the backlog bound, but answers do not: a peer that keeps sending
+    //  commands and never reads their answers would grow its backlog without limit. Deliveries
+    //  alone stay under bound + one frame; past twice that, the session is closed and its
+    //  backlog freed (its peer's later commands are answered as sessionless, at most once).
+    if (session &&
+        session->backlog_bytes / 2 > self->config.session_backlog + (size_t)VDP_MAX_FRAME) {
+        vdb_log_warning("vdb_server: session closed, peer does not read org=%s key=%s backlog=%zu",
+                        session->agency->org, session->key, session->backlog_bytes);
+        s_session_close(self, session, "backlog overflow");
+        session = NULL;
     }
     if (session) {
         session->agency = agency;
@@ -490,8 +550,11 @@ s_frame(vdb_server_t *self,
             if (cmd.op == VDP_OP_PUB && self->env.id[0] && vdp_uuid_valid(self->env.id))
                 s_reject(self, session, self->env.id, rc, safe);
             else {
-                vdb_log_notice("vdb_server: bad command org=%s rc=%s reason=%s", agency->org,
-                               vd_strerror_name(rc), safe);
+                //  Once per session: a peer can put a thousand bad commands in every frame.
+                if (!session->misbehaved)
+                    vdb_log_notice("vdb_server: bad command org=%s key=%s rc=%s reason=%s (once)",
+                                   agency->org, key, vd_strerror_name(rc), safe);
+                session->misbehaved = true;
                 s_error(self, session, cmd.op == VDP_OP_PUB ? 0 : cmd.ref, rc, safe);
             }
             if (reader.broken)
@@ -500,7 +563,7 @@ s_frame(vdb_server_t *self,
         }
         switch (cmd.op) {
         case VDP_OP_HELLO:
-            s_hello(self, &session, rid, rid_len, key, agency, &cmd);
+            s_hello(self, &session, rid, rid_len, key, agency, &cmd, &orphan);
             break;
         case VDP_OP_PUB:
             s_publish(self, session, &self->env);
@@ -516,7 +579,8 @@ s_frame(vdb_server_t *self,
             s_simple(self, session, &cmd);
             break;
         case VDP_OP_BYE: // anything after it in the frame is answered as sessionless
-            s_session_close(self, session, "bye");
+            s_orphan_send(self, rid, rid_len, agency, key, &orphan); // those before the hello
+            s_session_bye(self, session);
             session = NULL;
             break;
         default: {
@@ -526,12 +590,7 @@ s_frame(vdb_server_t *self,
         }
         }
     }
-    if (orphan.count > 0) {
-        self->stats.errors += orphan.count;
-        vdb_log_notice("vdb_server: %zu command(s) without a session org=%s key=%s", orphan.count,
-                       agency->org, key);
-        s_send_direct(self, rid, rid_len, &orphan);
-    }
+    s_orphan_send(self, rid, rid_len, agency, key, &orphan);
     vdp_writer_release(&orphan);
 }
 

@@ -35,6 +35,7 @@ typedef struct {
     zlistx_t *patterns; // char * its subscriptions (owned)
     bool dirty;         // listed for flushing at the end of the round
     bool overflowing;   // dropping deliveries: logged once per episode
+    bool misbehaved;    // sent a bad command: logged once per session
     uint64_t dropped;   // deliveries dropped for overflow
 } vdb_session_t;
 

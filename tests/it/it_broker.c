@@ -2,6 +2,8 @@
     Absence is proven without sleeping: after the message that must not arrive, a marker the
     recipient is entitled to is published; the broker handles frames in order and delivers to a
     session in order, so the first thing the recipient receives must be the marker.  */
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -420,6 +422,256 @@ START_TEST(pub_without_session_gets_its_own_receipt)
 }
 END_TEST
 
+//  Reads a raw dealer's replies one command at a time, across frames.
+typedef struct {
+    zframe_t *frame;
+    vdp_reader_t reader;
+    vdp_envelope_t env;
+} s_replies_t;
+
+static vdp_cmd_t
+s_next_reply(s_replies_t *self, zsock_t *dealer)
+{
+    vdp_cmd_t cmd;
+    char reason[256];
+    while (true) {
+        if (self->frame) {
+            int rc = vdp_reader_next(&self->reader, &cmd, &self->env, reason, sizeof reason);
+            vdp_envelope_reset(&self->env);
+            if (rc == VD_OK)
+                return cmd;
+            ck_assert_int_eq(rc, VD_ENOTFOUND);
+            zframe_destroy(&self->frame);
+        }
+        self->frame = zframe_recv(dealer);
+        ck_assert_msg(self->frame != NULL, "no reply from the broker");
+        vdp_reader_init(&self->reader, zframe_data(self->frame), zframe_size(self->frame));
+    }
+}
+
+static void
+s_replies_done(s_replies_t *self)
+{
+    zframe_destroy(&self->frame);
+    vdp_envelope_reset(&self->env);
+}
+
+//  Sends the writer's commands as one frame and empties it.
+static void
+s_raw_send(zsock_t *dealer, vdp_writer_t *writer)
+{
+    zframe_t *frame = zframe_new(writer->data, writer->size);
+    ck_assert_int_eq(zframe_send(&frame, dealer, 0), 0);
+    vdp_writer_reset(writer);
+}
+
+//  Opens a session on a raw dealer.
+static void
+s_raw_hello(zsock_t *raw)
+{
+    vdp_writer_t writer;
+    vdp_writer_init(&writer);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
+    vdp_writer_release(&writer);
+}
+
+//  Lines of the broker's log that contain `text` (at_start: that begin with it).
+static int
+s_log_count(const char *text, bool at_start)
+{
+    FILE *file = fopen(vdt_broker_log(s_world), "r");
+    ck_assert_ptr_nonnull(file);
+    char line[4096];
+    int count = 0;
+    while (fgets(line, sizeof line, file)) {
+        const char *hit = strstr(line, text);
+        if (hit && (!at_start || hit == line))
+            count++;
+    }
+    fclose(file);
+    return count;
+}
+
+START_TEST(bye_answers_the_commands_before_it)
+{
+    //  One frame: ping (no session yet), hello, pub, bye, ping (no session any more). Every
+    //  command is answered, in order; the pub's receipt must not be lost with the session.
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
+    vdp_envelope_t env;
+    s_good_envelope(&env, "comune:i726");
+    vdp_writer_t writer;
+    vdp_writer_init(&writer);
+    ck_assert_int_eq(vdp_writer_ping(&writer, 1), VD_OK);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 2, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(vdp_writer_pub(&writer, &env), VD_OK);
+    ck_assert_int_eq(vdp_writer_bye(&writer), VD_OK);
+    ck_assert_int_eq(vdp_writer_ping(&writer, 3), VD_OK);
+    s_raw_send(raw, &writer);
+
+    s_replies_t replies;
+    memset(&replies, 0, sizeof replies);
+    vdp_cmd_t reply = s_next_reply(&replies, raw);
+    ck_assert_int_eq(reply.op, VDP_OP_ERROR);
+    ck_assert_int_eq(reply.code, VD_ESESSION);
+    ck_assert_uint_eq(reply.ref, 1);
+    reply = s_next_reply(&replies, raw);
+    ck_assert_msg(reply.op == VDP_OP_WELCOME, "expected welcome, got %s ref=%" PRIu64,
+                  vdp_op_name(reply.op), reply.ref);
+    ck_assert_uint_eq(reply.ref, 2);
+    reply = s_next_reply(&replies, raw);
+    ck_assert_int_eq(reply.op, VDP_OP_RECEIPT);
+    ck_assert_int_eq(reply.status, VDP_RECEIPT_ACCEPTED);
+    ck_assert_str_eq(reply.id, env.id);
+    reply = s_next_reply(&replies, raw);
+    ck_assert_int_eq(reply.op, VDP_OP_ERROR);
+    ck_assert_int_eq(reply.code, VD_ESESSION);
+    ck_assert_uint_eq(reply.ref, 3);
+
+    s_replies_done(&replies);
+    vdp_envelope_reset(&env);
+    vdp_writer_release(&writer);
+    zsock_destroy(&raw);
+}
+END_TEST
+
+START_TEST(refused_hello_is_answered_in_order)
+{
+    //  ping, hello with a version the broker does not speak, ping: three answers, in order.
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
+    static const uint8_t frame[] = {
+        0x82, 0xa2, 'o', 'p',  0xa4, 'p', 'i', 'n',  'g', 0xa3, 'r',  'e', 'f', 0x01, // ping 1
+        0x84, 0xa2, 'o', 'p',  0xa5, 'h', 'e', 'l',  'l', 'o',  0xa3, 'r', 'e', 'f',
+        0x02, 0xa1, 'v', 0x63, 0xa2, 'h', 'b', 0x00, // hello 2, v 99
+        0x82, 0xa2, 'o', 'p',  0xa4, 'p', 'i', 'n',  'g', 0xa3, 'r',  'e', 'f', 0x03, // ping 3
+    };
+    zframe_t *out = zframe_new(frame, sizeof frame);
+    ck_assert_int_eq(zframe_send(&out, raw, 0), 0);
+    s_replies_t replies;
+    memset(&replies, 0, sizeof replies);
+    vdp_cmd_t reply = s_next_reply(&replies, raw);
+    ck_assert_int_eq(reply.code, VD_ESESSION);
+    ck_assert_uint_eq(reply.ref, 1);
+    reply = s_next_reply(&replies, raw);
+    ck_assert_int_eq(reply.code, VD_EVERSION);
+    ck_assert_uint_eq(reply.ref, 2);
+    reply = s_next_reply(&replies, raw);
+    ck_assert_int_eq(reply.code, VD_ESESSION);
+    ck_assert_uint_eq(reply.ref, 3);
+    s_replies_done(&replies);
+    zsock_destroy(&raw);
+}
+END_TEST
+
+START_TEST(envelope_too_large_to_deliver_is_rejected)
+{
+    //  Unknown keys have no cap of their own: an envelope padded with one fills a whole frame
+    //  as a pub, and would need more than VDP_MAX_FRAME inside a deliver.
+    vd_client_t *cosc = vdt_connect(s_world, "cosc:toscana");
+    vdt_subscribe(cosc, "alert.toscana.>", VD_OK);
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
+    s_raw_hello(raw);
+
+    vdp_envelope_t env;
+    s_good_envelope(&env, "comune:i726");
+    uint8_t *plain = NULL;
+    size_t plain_size = 0;
+    ck_assert_int_eq(vdp_envelope_encode(&env, &plain, &plain_size), VD_OK);
+    ck_assert_uint_lt(plain[0], 0x8f);   // a fixmap with room for one more key
+    size_t pub_overhead = 1 + 3 + 4 + 4; // {"op": "pub", "env": ...}
+    size_t raw_len = VDP_MAX_FRAME - pub_overhead;
+    size_t pad = raw_len - plain_size - 4 - 5; // key "pad", bin32 header
+    uint8_t *big = calloc(1, raw_len);
+    ck_assert_ptr_nonnull(big);
+    memcpy(big, plain, plain_size);
+    big[0]++;
+    uint8_t *p = big + plain_size;
+    *p++ = 0xa3, *p++ = 'p', *p++ = 'a', *p++ = 'd';
+    *p++ = 0xc6;
+    *p++ = (uint8_t)(pad >> 24), *p++ = (uint8_t)(pad >> 16), *p++ = (uint8_t)(pad >> 8),
+    *p++ = (uint8_t)pad;
+    ck_assert_uint_eq((size_t)(p - big) + pad, raw_len);
+    env.raw = big;
+    env.raw_len = raw_len;
+    vdp_cmd_t reply = s_raw_pub(raw, &env);
+    ck_assert_int_eq(reply.op, VDP_OP_RECEIPT);
+    ck_assert_msg(reply.status == VDP_RECEIPT_REJECTED, "a %zu-byte envelope was %s", raw_len,
+                  vdp_receipt_status_name(reply.status));
+    ck_assert_int_eq(reply.code, VD_ELIMIT);
+    env.raw = NULL;
+    env.raw_len = 0;
+    free(big);
+    free(plain);
+    vdp_envelope_reset(&env);
+
+    //  The subscriber is still connected and served.
+    vd_client_t *siena = vdt_connect(s_world, "comune:i726");
+    s_pub(siena, "alert.toscana.i726", "green", "marker", VD_RECEIPT_ACCEPTED);
+    s_expect(cosc, "marker");
+    vd_client_destroy(&siena);
+    zsock_destroy(&raw);
+    vd_client_destroy(&cosc);
+}
+END_TEST
+
+START_TEST(a_denied_pattern_cannot_forge_log_lines)
+{
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
+    s_raw_hello(raw);
+    vdp_writer_t writer;
+    vdp_writer_init(&writer);
+    ck_assert_int_eq(vdp_writer_sub(&writer, 5, "x\nFORGED vdb_server: session opened"), VD_OK);
+    vdp_cmd_t reply = s_raw_writer(raw, &writer);
+    ck_assert_int_eq(reply.op, VDP_OP_ERROR);
+    ck_assert_int_eq(reply.code, VD_EINVAL);
+    //  The denial is logged before it is answered.
+    ck_assert_int_eq(s_log_count("subscribe denied org=comune:i726", false), 1);
+    ck_assert_int_eq(s_log_count("FORGED", true), 0);
+    vdp_writer_release(&writer);
+    zsock_destroy(&raw);
+}
+END_TEST
+
+START_TEST(bad_commands_are_logged_once_per_session)
+{
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
+    s_raw_hello(raw);
+    static const uint8_t frame[] = {
+        0x81, 0xa2, 'o', 'p',  0xa4, 'z',  'a', 'p', '!',  0x81, 0xa2, 'o', 'p',  0xa4,
+        'z',  'a',  'p', '!',  0x81, 0xa2, 'o', 'p', 0xa4, 'z',  'a',  'p', '!',  0x82,
+        0xa2, 'o',  'p', 0xa4, 'p',  'i',  'n', 'g', 0xa3, 'r',  'e',  'f', 0x09,
+    };
+    zframe_t *out = zframe_new(frame, sizeof frame);
+    ck_assert_int_eq(zframe_send(&out, raw, 0), 0);
+    s_replies_t replies;
+    memset(&replies, 0, sizeof replies);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(s_next_reply(&replies, raw).code, VD_EPROTO);
+    vdp_cmd_t reply = s_next_reply(&replies, raw);
+    ck_assert_int_eq(reply.op, VDP_OP_PONG);
+    ck_assert_uint_eq(reply.ref, 9);
+    ck_assert_int_eq(s_log_count("bad command org=comune:i726", false), 1);
+    s_replies_done(&replies);
+    zsock_destroy(&raw);
+}
+END_TEST
+
+START_TEST(a_negative_limit_is_a_configuration_error)
+{
+    vdt_broker_stop(s_world);
+    FILE *file = fopen(vdt_path(s_world, "vedettad.cfg"), "a");
+    ck_assert_ptr_nonnull(file);
+    fputs("limits\n    session-backlog = \" -1\"\n", file); // strtoull would read ULLONG_MAX
+    fclose(file);
+    char command[1024];
+    snprintf(command, sizeof command, "%s --config %s/vedettad.cfg --check 2>%s/check.err",
+             VDT_BROKER_BIN, vdt_path(s_world, "."), vdt_path(s_world, "."));
+    int status = system(command);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 2);
+}
+END_TEST
+
 START_TEST(a_subscriber_that_only_receives_keeps_its_session)
 {
     //  The broker closes sessions it has not heard from for 3 heartbeats; a subscriber busy
@@ -515,6 +767,12 @@ it_broker_suite(void)
     tcase_add_test(robustness, envelope_checks_answer_with_rejected_receipts);
     tcase_add_test(robustness, oversize_body_is_rejected);
     tcase_add_test(robustness, pub_without_session_gets_its_own_receipt);
+    tcase_add_test(robustness, bye_answers_the_commands_before_it);
+    tcase_add_test(robustness, refused_hello_is_answered_in_order);
+    tcase_add_test(robustness, envelope_too_large_to_deliver_is_rejected);
+    tcase_add_test(robustness, a_denied_pattern_cannot_forge_log_lines);
+    tcase_add_test(robustness, bad_commands_are_logged_once_per_session);
+    tcase_add_test(robustness, a_negative_limit_is_a_configuration_error);
     tcase_add_test(robustness, a_subscriber_that_only_receives_keeps_its_session);
     tcase_add_test(robustness, sigterm_stops_cleanly);
     tcase_add_test(robustness, bad_policy_stops_the_broker_with_a_message);
