@@ -146,16 +146,26 @@ main(int argc, char *argv[])
         }
     } else
         vdb_config_defaults(&config, ".");
-    if (endpoint)
-        snprintf(config.endpoint, sizeof config.endpoint, "%s", endpoint);
-    if (endpoint_file)
-        snprintf(config.endpoint_file, sizeof config.endpoint_file, "%s", endpoint_file);
-    if (policy)
-        snprintf(config.policy, sizeof config.policy, "%s", policy);
-    if (registry)
-        snprintf(config.registry, sizeof config.registry, "%s", registry);
-    if (key)
-        snprintf(config.secret, sizeof config.secret, "%s", key);
+    const struct {
+        const char *option, *value;
+        char *target;
+        size_t size;
+    } overrides[] = {
+        { "--endpoint", endpoint, config.endpoint, sizeof config.endpoint },
+        { "--endpoint-file", endpoint_file, config.endpoint_file, sizeof config.endpoint_file },
+        { "--policy", policy, config.policy, sizeof config.policy },
+        { "--registry", registry, config.registry, sizeof config.registry },
+        { "--key", key, config.secret, sizeof config.secret },
+    };
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
+        if (!overrides[i].value)
+            continue;
+        if (strlen(overrides[i].value) >= overrides[i].size) {
+            fprintf(stderr, "vedettad: %s: value too long\n", overrides[i].option);
+            return 2;
+        }
+        memcpy(overrides[i].target, overrides[i].value, strlen(overrides[i].value) + 1);
+    }
     if (log_level) {
         config.log_level = vdb_log_level_from_name(log_level);
         if (config.log_level < 0) {

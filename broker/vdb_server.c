@@ -210,10 +210,9 @@ s_deliver(void *subscriber, const char *pattern, void *arg)
         if (!session->overflowing)
             vdb_log_warning("vdb_server: session backlog full, dropping deliveries org=%s key=%s",
                             session->agency->org, session->key);
-        session->overflowing = true;
+        session->overflowing = true; // cleared once its backlog has drained (s_flush_round)
         return;
     }
-    session->overflowing = false;
     vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(pattern) + env->raw_len);
     if (out && vdp_writer_deliver(out, pattern, env->seq, env->accepted_at, env->raw,
                                   env->raw_len) == VD_OK) {
@@ -623,6 +622,15 @@ s_read_round(vdb_server_t *self)
             //  Cannot happen on a ROUTER with ZAP; dropped rather than trusted
         } else if (!key || strlen(key) != VDP_KEY_Z85_LEN)
             vdb_log_warning("vdb_server: frame without an authenticated User-Id dropped");
+        else if (((const uint8_t *)zmq_msg_data(&rid))[0] != 0)
+            //  libzmq's own routing ids start with a zero byte and are never reused; one chosen
+            //  by the peer could be chosen again by another peer and inherit a lingering
+            //  session's deliveries, so none is accepted (PROTOCOL.md §2).
+            s_error_direct(self, zmq_msg_data(&rid), rid_len, 0, VD_EPROTO,
+                           "routing ids chosen by the client are not accepted");
+        else if (zmq_msg_size(&payload) == 0)
+            s_error_direct(self, zmq_msg_data(&rid), rid_len, 0, VD_EPROTO,
+                           "empty frame: a frame holds at least one command");
         else if (extra)
             s_error_direct(self, zmq_msg_data(&rid), rid_len, 0, VD_EPROTO,
                            "a message must have exactly one frame");
@@ -654,6 +662,8 @@ s_flush_round(vdb_server_t *self)
             s_session_close(self, session, "peer gone");
         else if (rc == 1)
             s_mark_dirty(self, session);
+        else
+            session->overflowing = false; // drained: a new overflow is worth a new warning
     }
 }
 
@@ -754,7 +764,9 @@ s_bind(vdb_server_t *self, const uint8_t secret[32], char *err, size_t err_size)
     self->router_handle = h;
     int one = 1, zero = 0;
     int64_t max_msg = 2 * (int64_t)VDP_MAX_FRAME; // between 1x and 2x: ELIMIT reply, then cut
-    int hwm = 10000;
+    //  Per peer and direction. Each message is a batch of up to VDP_BATCH_BYTES, so libzmq holds
+    //  at most ~64 MiB for one slow peer, before the session's own backlog bound applies.
+    int hwm = 1000;
     if (zmq_setsockopt(h, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(h, ZMQ_CURVE_SECRETKEY, secret, 32) != 0 ||
         zmq_setsockopt(h, ZMQ_ZAP_DOMAIN, VDB_ZAP_DOMAIN, strlen(VDB_ZAP_DOMAIN)) != 0 ||

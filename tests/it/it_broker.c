@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "it_suites.h"
+#include "vdp_agency.h"
 #include "vdp_envelope.h"
 #include "vdp_ids.h"
 #include "vdp_msg.h"
@@ -697,6 +698,43 @@ START_TEST(a_subscriber_that_only_receives_keeps_its_session)
 }
 END_TEST
 
+START_TEST(client_chosen_routing_ids_and_empty_frames_are_refused)
+{
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:d612");
+    vdp_envelope_t scratch;
+    memset(&scratch, 0, sizeof scratch);
+    vdp_cmd_t reply = s_raw_exchange(raw, "", 0, &scratch);
+    ck_assert_int_eq(reply.op, VDP_OP_ERROR);
+    ck_assert_int_eq(reply.code, VD_EPROTO);
+    zsock_destroy(&raw);
+
+    //  A DEALER that picks its own routing id is answered EPROTO and never gets a session.
+    const char *path = vdt_secret(s_world, "comune:i726");
+    vdp_secret_t secret;
+    char err[256];
+    ck_assert_int_eq(vdp_secret_load(path, &secret, err, sizeof err), VD_OK);
+    zsock_t *chosen = zsock_new(ZMQ_DEALER);
+    ck_assert_ptr_nonnull(chosen);
+    zsock_set_identity(chosen, "siena-console");
+    zsock_set_curve_serverkey(chosen, vdt_broker_key(s_world));
+    zsock_set_curve_publickey(chosen, secret.agency.curve_public);
+    zsock_set_curve_secretkey(chosen, secret.curve_secret);
+    zsock_set_linger(chosen, 0);
+    zsock_set_rcvtimeo(chosen, 5000);
+    vdp_secret_wipe(&secret);
+    ck_assert_int_eq(zsock_connect(chosen, "%s", vdt_endpoint(s_world)), 0);
+    vdp_writer_t writer;
+    vdp_writer_init(&writer);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000), VD_OK);
+    reply = s_raw_writer(chosen, &writer);
+    ck_assert_int_eq(reply.op, VDP_OP_ERROR);
+    ck_assert_int_eq(reply.code, VD_EPROTO);
+    ck_assert_ptr_nonnull(strstr(reply.reason, "routing id"));
+    vdp_writer_release(&writer);
+    zsock_destroy(&chosen);
+}
+END_TEST
+
 START_TEST(sigterm_stops_cleanly)
 {
     vd_client_t *siena = vdt_connect(s_world, "comune:i726");
@@ -774,6 +812,7 @@ it_broker_suite(void)
     tcase_add_test(robustness, bad_commands_are_logged_once_per_session);
     tcase_add_test(robustness, a_negative_limit_is_a_configuration_error);
     tcase_add_test(robustness, a_subscriber_that_only_receives_keeps_its_session);
+    tcase_add_test(robustness, client_chosen_routing_ids_and_empty_frames_are_refused);
     tcase_add_test(robustness, sigterm_stops_cleanly);
     tcase_add_test(robustness, bad_policy_stops_the_broker_with_a_message);
     suite_add_tcase(suite, robustness);
