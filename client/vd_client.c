@@ -10,8 +10,13 @@
     - The session is (re)opened by s_session_open() only: it sends hello followed by a sub for
       every active subscription in one frame, and bumps `epoch`. A waiting call that sent its
       command in an earlier epoch sends it again (publishes are idempotent by (sender, id)).
-    - Every incoming frame is decoded whole; receipts and deliveries that are not what the
-      current call waits for are queued, never lost, up to the caps below.
+    - Every incoming frame is read whole as it arrives: every command but deliver is decoded and
+      handled then, and receipts that are not what the current call waits for are queued. A
+      deliver is only located: the queue keeps the received frame (shared, counted, by all the
+      deliveries in it) and the command's span, and vd_client_recv() decodes it into a new
+      envelope. So a burst costs the frames libzmq already allocated plus 16 bytes a delivery,
+      not a 5 KiB envelope and a copy each that would grow the heap and fault it in again at
+      every burst. Neither queue loses anything below the caps below.
     - Silence for one heartbeat interval sends ping; for VD_MISSED_BEATS intervals, the socket
       is rebuilt. A broker that forgot us (error ESESSION) gets a new hello on the same socket.
     - Key material lives in `keys` only, wiped by vd_client_destroy() and before a new
@@ -43,11 +48,12 @@
 #define VD_LINGER_MS            250   // lets bye and a last batch leave at destroy
 #define VD_RECONNECT_IVL_MS     100   // libzmq's own TCP reconnect, first try
 #define VD_RECONNECT_MAX_MS     2000  // and its back-off ceiling
-#define VD_MAX_DELIVERIES       16384 // queued deliveries (~5 KiB each plus body) before dropping
+#define VD_MAX_DELIVERIES       16384 // queued deliveries before dropping (each keeps its frame)
 #define VD_MAX_RECEIPTS         65536 // queued receipts before dropping
 #define VD_RECV_BURST           256   // ZeroMQ messages read per round, so timers still run
 #define VD_PUB_HEADER_BOUND     8192  // an encoded envelope's size without its body, at most
 #define VD_ZAP_DENIED           400   // ZAP status code of a refused key
+#define VD_RING_KEEP_BYTES      (512u * 1024u) // an emptied ring keeps a buffer up to this size
 
 typedef enum {
     S_IDLE,  // never connected, or disconnected
@@ -65,6 +71,21 @@ typedef struct {
     size_t cap;
     size_t max;
 } s_ring_t;
+
+/*  One received ZeroMQ message, shared by the deliveries queued from it and closed with the
+    last of them. Cost: a frame stays whole while any of its deliveries waits, so a frame of
+    many commands can be held for one; copying that one out would bound memory more tightly.  */
+typedef struct {
+    zmq_msg_t msg;
+    size_t refs; // queued deliveries pointing into `msg`
+} s_frame_t;
+
+//  A queued delivery: the bytes of one deliver command inside a held frame, not decoded yet.
+typedef struct {
+    s_frame_t *frame; // counted reference
+    uint32_t start;   // offset of the command in the frame (frames are under VDP_MAX_FRAME)
+    uint32_t size;
+} s_delivery_t;
 
 typedef struct {
     char pattern[VDP_MAX_TOPIC + 1];
@@ -99,6 +120,7 @@ struct vd_client_t {
 
     //  From the welcome
     char org[VDP_MAX_ORG + 1];
+    size_t org_len;
     char inbox[VDP_MAX_JUR][VDP_MAX_TOPIC + 1];
     size_t inbox_count;
 
@@ -117,7 +139,7 @@ struct vd_client_t {
     char ignore_id[VDP_ID_LEN + 1]; // a receipt that would arrive after its call gave up
 
     s_ring_t receipts;   // vd_receipt_t
-    s_ring_t deliveries; // vdp_envelope_t *, owned
+    s_ring_t deliveries; // s_delivery_t, each owning one reference to its frame
     uint64_t dropped;
     bool must_read; // the current wait needs an answer: read even when full
 
@@ -126,8 +148,8 @@ struct vd_client_t {
     size_t subs_cap;
 
     vdp_cmd_t cmd;          // scratch for decoding
-    vdp_envelope_t *spare;  // owned: the next delivery is decoded here, then queued
-    vdp_envelope_t scratch; // decoding target when `spare` could not be allocated
+    s_frame_t *frame;       // owned, its message closed: the next frame is received into it
+    vdp_envelope_t scratch; // decoding target of a pub, which a broker never sends
     char reason[VDP_MAX_REASON + 1];
 };
 
@@ -153,6 +175,16 @@ static int64_t
 s_deadline(int timeout_ms)
 {
     return timeout_ms < 0 ? -1 : s_now() + timeout_ms;
+}
+
+//  The timeout that ends at `deadline` (-1: none), 0 once it has passed.
+static int
+s_timeout_left(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - s_now();
+    return left > 0 ? (int)left : 0;
 }
 
 static void
@@ -210,7 +242,7 @@ s_ring_pop(s_ring_t *ring, void *item)
     memcpy(item, ring->data + ring->head * ring->elem, ring->elem);
     ring->head = (ring->head + 1) % ring->cap;
     ring->count--;
-    if (ring->count == 0 && ring->cap > 1024) {
+    if (ring->count == 0 && ring->cap * ring->elem > VD_RING_KEEP_BYTES) {
         //  A burst is over: give the memory back rather than keep the high-water mark.
         free(ring->data);
         ring->data = NULL;
@@ -424,6 +456,7 @@ s_on_welcome(vd_client_t *self, const vdp_cmd_t *cmd)
     if (self->state != S_HELLO)
         return; // a second welcome (two hellos crossed a restart) changes nothing
     snprintf(self->org, sizeof self->org, "%s", cmd->org);
+    self->org_len = strlen(self->org); // each publish compares and copies it
     self->inbox_count = cmd->inbox_count < VDP_MAX_JUR ? cmd->inbox_count : VDP_MAX_JUR;
     for (size_t i = 0; i < self->inbox_count; i++)
         snprintf(self->inbox[i], sizeof self->inbox[i], "%s", cmd->inbox[i]);
@@ -435,15 +468,19 @@ s_on_welcome(vd_client_t *self, const vdp_cmd_t *cmd)
 static void
 s_on_receipt(vd_client_t *self, const vdp_cmd_t *cmd)
 {
+    //  One per publish: copied with memcpy, the decoder having NUL-terminated both strings
+    //  within their caps (which the static asserts below tie to the public struct).
+    _Static_assert(sizeof cmd->id <= sizeof((vd_receipt_t *)0)->id, "receipt id");
+    _Static_assert(sizeof cmd->reason <= sizeof((vd_receipt_t *)0)->reason, "receipt reason");
     vd_receipt_t receipt;
     memset(&receipt, 0, sizeof receipt);
-    snprintf(receipt.id, sizeof receipt.id, "%s", cmd->id);
+    memcpy(receipt.id, cmd->id, strnlen(cmd->id, VDP_ID_LEN));
     receipt.status = (vd_receipt_status_t)cmd->status;
     receipt.seq = cmd->seq;
     receipt.accepted_at = cmd->at;
     if (cmd->status == VDP_RECEIPT_REJECTED) {
         receipt.code = s_known_code(cmd->code);
-        snprintf(receipt.reason, sizeof receipt.reason, "%s", cmd->reason);
+        memcpy(receipt.reason, cmd->reason, strnlen(cmd->reason, VDP_MAX_REASON));
     } else if (cmd->status != VDP_RECEIPT_ACCEPTED && cmd->status != VDP_RECEIPT_DUPLICATE) {
         return; // no status we know: nothing to report
     }
@@ -466,23 +503,67 @@ s_on_receipt(vd_client_t *self, const vdp_cmd_t *cmd)
         self->dropped++;
 }
 
+/*  Queues the deliver command at frame[start, end), undecoded. `frame` is NULL when there was
+    no memory to hold the frame.  */
 static void
-s_on_deliver(vd_client_t *self, const vdp_cmd_t *cmd, vdp_envelope_t *env)
+s_on_deliver(vd_client_t *self, s_frame_t *frame, size_t start, size_t end)
 {
-    if (env != self->spare || self->deliveries.count >= self->deliveries.max) {
+    s_delivery_t delivery = { frame, (uint32_t)start, (uint32_t)(end - start) };
+    if (!frame || s_ring_push(&self->deliveries, &delivery) != VD_OK) {
         self->dropped++; // no memory for it, or the application stopped reading
         return;
     }
-    env->seq = cmd->seq;
-    env->accepted_at = cmd->at;
-    snprintf(env->subscription, sizeof env->subscription, "%s", cmd->pattern);
-    if (vdp_envelope_own(env) != VD_OK || s_ring_push(&self->deliveries, &env) != VD_OK) {
-        self->dropped++;
-        vdp_envelope_reset(env);
+    frame->refs++;
+}
+
+//  Gives back a delivery's reference to its frame; the last one closes it.
+static void
+s_frame_release(vd_client_t *self, s_frame_t *frame)
+{
+    assert(frame->refs > 0);
+    if (--frame->refs > 0)
         return;
+    zmq_msg_close(&frame->msg);
+    if (!self->frame)
+        self->frame = frame; // the next frame is received into it
+    else
+        free(frame);
+}
+
+/*  Takes the oldest queued delivery and decodes it into a new envelope that owns its bytes.
+    Returns VD_OK with *env_p set (caller owns it), VD_EPROTO (the command or its envelope is
+    malformed) or VD_ENOMEM; either way the delivery has left the queue.  */
+static int
+s_delivery_take(vd_client_t *self, vdp_envelope_t **env_p)
+{
+    *env_p = NULL;
+    s_delivery_t delivery;
+    bool popped = s_ring_pop(&self->deliveries, &delivery);
+    assert(popped);
+    //  Not calloc: decoding starts by resetting the envelope, which only needs the owned
+    //  pointers to be NULL; zeroing 5 KiB twice per delivery shows in a profile.
+    vdp_envelope_t *env = malloc(sizeof *env);
+    int rc = VD_ENOMEM;
+    if (env) {
+        env->owned_body = NULL;
+        env->owned_raw = NULL;
+        const uint8_t *data = zmq_msg_data(&delivery.frame->msg);
+        vdp_reader_t reader;
+        vdp_reader_init(&reader, data + delivery.start, delivery.size);
+        rc = vdp_reader_next(&reader, &self->cmd, env, NULL, 0);
+        if (rc == VD_OK && (self->cmd.op != VDP_OP_DELIVER || reader.pos != delivery.size))
+            rc = VD_EPROTO; // not what vdp_reader_peek() saw: cannot happen, checked anyway
+        if (rc == VD_OK)
+            rc = vdp_envelope_own(env); // the envelope outlives the frame
+        if (rc != VD_OK) {
+            vdp_envelope_reset(env);
+            free(env);
+            env = NULL;
+        }
     }
-    //  The queue owns it now; the next delivery needs a new one (or falls back to scratch).
-    self->spare = calloc(1, sizeof *self->spare);
+    s_frame_release(self, delivery.frame);
+    *env_p = env;
+    return rc;
 }
 
 //  ok (code VD_OK) or error: the answer to the waiting call, to a re-subscription, or neither.
@@ -520,7 +601,7 @@ s_on_answer(vd_client_t *self, uint64_t ref, int code, const char *reason)
 }
 
 static void
-s_on_command(vd_client_t *self, const vdp_cmd_t *cmd, vdp_envelope_t *env)
+s_on_command(vd_client_t *self, const vdp_cmd_t *cmd)
 {
     switch (cmd->op) {
     case VDP_OP_WELCOME:
@@ -528,9 +609,6 @@ s_on_command(vd_client_t *self, const vdp_cmd_t *cmd, vdp_envelope_t *env)
         break;
     case VDP_OP_RECEIPT:
         s_on_receipt(self, cmd);
-        break;
-    case VDP_OP_DELIVER:
-        s_on_deliver(self, cmd, env);
         break;
     case VDP_OP_OK:
         s_on_answer(self, cmd->ref, VD_OK, "");
@@ -542,26 +620,33 @@ s_on_command(vd_client_t *self, const vdp_cmd_t *cmd, vdp_envelope_t *env)
         vdp_writer_pong(&self->out, cmd->ref); // leaves with the next flush, this round
         break;
     default:
-        break; // pong, and anything a client never receives
+        break; // pong, and anything a client never receives (deliver is s_on_deliver's)
     }
 }
 
-//  Decodes every command of one frame. Malformed commands are dropped; the decoder is total.
+/*  Handles every command of one frame, held in `msg`; queues its deliveries, which share
+    `frame` (NULL: no memory to hold it, and they are dropped). Malformed commands are dropped,
+    the decoder is total; a deliver is checked when vd_client_recv() decodes it.  */
 static void
-s_on_frame(vd_client_t *self, const uint8_t *data, size_t size)
+s_on_frame(vd_client_t *self, s_frame_t *frame, zmq_msg_t *msg)
 {
     self->quiet_since = s_now();
     vdp_reader_t reader;
-    vdp_reader_init(&reader, data, size);
+    vdp_reader_init(&reader, zmq_msg_data(msg), zmq_msg_size(msg));
     for (;;) {
-        if (!self->spare)
-            self->spare = calloc(1, sizeof *self->spare);
-        vdp_envelope_t *env = self->spare ? self->spare : &self->scratch;
-        int rc = vdp_reader_next(&reader, &self->cmd, env, NULL, 0);
+        size_t start = reader.pos;
+        int rc;
+        if (vdp_reader_peek(&reader) == VDP_OP_DELIVER) {
+            rc = vdp_reader_skip(&reader, NULL, 0);
+            if (rc == VD_OK)
+                s_on_deliver(self, frame, start, reader.pos);
+        } else {
+            rc = vdp_reader_next(&reader, &self->cmd, &self->scratch, NULL, 0);
+            if (rc == VD_OK)
+                s_on_command(self, &self->cmd);
+        }
         if (rc == VD_ENOTFOUND || (rc != VD_OK && reader.broken))
             break;
-        if (rc == VD_OK)
-            s_on_command(self, &self->cmd, env);
     }
 }
 
@@ -598,21 +683,31 @@ s_read(vd_client_t *self)
         //  so that the broker sees a slow reader instead of us dropping what it sent.
         if (!self->must_read && self->deliveries.count + VDP_MAX_BATCH > self->deliveries.max)
             return;
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, self->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
+        //  Received straight into a holder the queued deliveries can share; without memory
+        //  for one, into `local`, and this frame's deliveries are dropped.
+        if (!self->frame)
+            self->frame = malloc(sizeof *self->frame);
+        s_frame_t local;
+        s_frame_t *frame = self->frame ? self->frame : &local;
+        frame->refs = 0;
+        zmq_msg_t *msg = &frame->msg;
+        zmq_msg_init(msg);
+        if (zmq_msg_recv(msg, self->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(msg);
             return;
         }
-        if (zmq_msg_more(&msg)) {
+        if (zmq_msg_more(msg)) {
             //  Our frames are single-part: drop every part of anything else.
-            while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, self->sock, ZMQ_DONTWAIT) >= 0) {
+            while (zmq_msg_more(msg) && zmq_msg_recv(msg, self->sock, ZMQ_DONTWAIT) >= 0) {
             }
             self->quiet_since = s_now();
         } else {
-            s_on_frame(self, zmq_msg_data(&msg), zmq_msg_size(&msg));
+            s_on_frame(self, frame == self->frame ? frame : NULL, msg);
         }
-        zmq_msg_close(&msg);
+        if (frame->refs > 0)
+            self->frame = NULL; // the delivery queue holds it now
+        else
+            zmq_msg_close(msg);
     }
 }
 
@@ -831,10 +926,9 @@ vd_client_new(void)
     vdp_writer_init(&self->out);
     vdp_writer_init(&self->ctl);
     s_ring_init(&self->receipts, sizeof(vd_receipt_t), VD_MAX_RECEIPTS);
-    s_ring_init(&self->deliveries, sizeof(vdp_envelope_t *), VD_MAX_DELIVERIES);
+    s_ring_init(&self->deliveries, sizeof(s_delivery_t), VD_MAX_DELIVERIES);
     self->ctx = zmq_ctx_new();
-    self->spare = calloc(1, sizeof *self->spare);
-    if (!self->ctx || !self->spare)
+    if (!self->ctx)
         vd_client_destroy(&self);
     return self;
 }
@@ -860,24 +954,20 @@ vd_client_destroy(vd_client_t **self_p)
         return;
     vd_client_t *self = *self_p;
     s_disconnect(self);
+    s_delivery_t delivery;
+    while (s_ring_pop(&self->deliveries, &delivery))
+        s_frame_release(self, delivery.frame);
+    s_ring_release(&self->deliveries);
+    free(self->frame); // its message is closed
+    self->frame = NULL;
     if (self->ctx) {
         while (zmq_ctx_term(self->ctx) != 0 && errno == EINTR) {
         }
     }
-    vdp_envelope_t *env;
-    while (s_ring_pop(&self->deliveries, &env)) {
-        vdp_envelope_reset(env);
-        free(env);
-    }
-    s_ring_release(&self->deliveries);
     s_ring_release(&self->receipts);
     free(self->subs);
     vdp_writer_release(&self->out);
     vdp_writer_release(&self->ctl);
-    if (self->spare) {
-        vdp_envelope_reset(self->spare);
-        free(self->spare);
-    }
     vdp_envelope_reset(&self->scratch);
     free(self->endpoint);
     sodium_memzero(&self->keys, sizeof self->keys);
@@ -936,6 +1026,7 @@ vd_client_connect(vd_client_t *self,
     s_disconnect(self);
     self->subs_count = 0; // a new connection starts with no subscriptions
     self->org[0] = '\0';
+    self->org_len = 0;
     self->inbox_count = 0;
     self->hb_ms = self->heartbeat_ms;
     int rc = s_load_keys(self, broker_public_key, secret_path);
@@ -993,8 +1084,8 @@ s_queue_pub(vd_client_t *self, vd_envelope_t *env)
     if (rc != VD_OK)
         return rc;
     //  Drop the received bytes before changing what they encode (a relayed envelope).
-    bool changes =
-        !env->id[0] || env->sent == 0 || env->v == 0 || strcmp(env->sender, self->org) != 0;
+    bool same_sender = memcmp(env->sender, self->org, self->org_len + 1) == 0;
+    bool changes = !env->id[0] || env->sent == 0 || env->v == 0 || !same_sender;
     if (changes && vdp_envelope_drop_raw(env) != VD_OK)
         return VD_ENOMEM;
     if (!env->id[0])
@@ -1003,7 +1094,8 @@ s_queue_pub(vd_client_t *self, vd_envelope_t *env)
         env->sent = s_clock_ms(CLOCK_REALTIME);
     if (env->v == 0)
         env->v = VD_ENVELOPE_VERSION;
-    snprintf(env->sender, sizeof env->sender, "%s", self->org);
+    if (!same_sender)
+        memcpy(env->sender, self->org, self->org_len + 1); // sizes are equal: VDP_MAX_ORG + 1
     char reason[VDP_MAX_REASON + 1] = "";
     rc = vdp_envelope_validate(env, reason, sizeof reason);
     if (rc != VD_OK) {
@@ -1022,7 +1114,7 @@ vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, 
     int rc = s_queue_pub(self, env);
     if (rc != VD_OK)
         return rc;
-    snprintf(self->awaited.id, sizeof self->awaited.id, "%s", env->id);
+    memcpy(self->awaited.id, env->id, sizeof self->awaited.id); // valid: a UUID and its NUL
     self->awaited.done = false;
     s_pub_wait_t wait = { env, self->epoch, false };
     rc = s_wait(self, timeout_ms, s_until_receipt, &wait);
@@ -1030,7 +1122,7 @@ vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, 
         *receipt = self->awaited.receipt;
     if (rc != VD_OK || wait.resent) {
         //  A receipt still on its way (late, or for the copy sent again) is not for the queue.
-        snprintf(self->ignore_id, sizeof self->ignore_id, "%s", env->id);
+        memcpy(self->ignore_id, env->id, sizeof self->ignore_id);
     }
     self->awaited.id[0] = '\0';
     return rc;
@@ -1119,15 +1211,21 @@ vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms)
     if (!self || !env_p || timeout_ms < -1)
         return VD_EINVAL;
     *env_p = NULL;
-    if (self->deliveries.count == 0) {
+    int64_t deadline = s_deadline(timeout_ms);
+    for (bool waited = false;; waited = true) {
+        //  A malformed deliver (or no memory to decode one) is counted in `dropped` and
+        //  skipped: the next one may be fine.
+        while (self->deliveries.count > 0) {
+            if (s_delivery_take(self, env_p) == VD_OK)
+                return VD_OK;
+            self->dropped++;
+        }
+        if (waited && deadline >= 0 && s_now() >= deadline)
+            return VD_ETIMEOUT;
         int rc = s_usable(self);
         if (rc == VD_OK)
-            rc = s_wait(self, timeout_ms, s_until_delivery_queued, NULL);
+            rc = s_wait(self, s_timeout_left(deadline), s_until_delivery_queued, NULL);
         if (rc != VD_OK)
             return rc;
     }
-    vdp_envelope_t *env = NULL;
-    s_ring_pop(&self->deliveries, &env);
-    *env_p = env;
-    return VD_OK;
 }

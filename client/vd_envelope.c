@@ -37,7 +37,10 @@ vd_envelope_destroy(vd_envelope_t **self_p)
     if (!self_p || !*self_p)
         return;
     vd_envelope_t *self = *self_p;
-    vdp_envelope_reset(self);
+    //  What vdp_envelope_reset() frees, without zeroing 5 KiB that is about to be freed: one
+    //  envelope is built or received per message.
+    free(self->owned_body);
+    free(self->owned_raw);
     free(self);
     *self_p = NULL;
 }

@@ -561,12 +561,10 @@ vdp_reader_init(vdp_reader_t *self, const uint8_t *data, size_t size)
     self->broken = false;
 }
 
-int
-vdp_reader_next(
-    vdp_reader_t *self, vdp_cmd_t *cmd, vdp_envelope_t *env, char *reason, size_t reason_size)
+//  The frame-level checks made before each command: VD_OK, VD_ENOTFOUND, or a broken frame.
+static int
+s_reader_start(vdp_reader_t *self, char *reason, size_t reason_size)
 {
-    assert(self && cmd);
-    vdp_cmd_reset(cmd);
     if (reason && reason_size)
         reason[0] = '\0';
     if (self->broken || self->pos >= self->size)
@@ -580,30 +578,80 @@ vdp_reader_next(
         return s_fail(reason, reason_size, VD_ELIMIT, "frame: more than %u commands",
                       VDP_MAX_BATCH);
     }
+    return VD_OK;
+}
+
+//  The structural pass over the command at the cursor: its end, or the frame is broken.
+static int
+s_reader_skip(vdp_reader_t *self, vdp_mp_t *mp, char *reason, size_t reason_size)
+{
+    vdp_mp_init(mp, self->data + self->pos, self->size - self->pos);
+    int structure = vdp_mp_skip(mp, VDP_MAX_DEPTH);
+    if (structure == VD_OK)
+        return VD_OK;
+    self->broken = true;
+    return s_fail(reason, reason_size, structure,
+                  structure == VD_ELIMIT ? "frame: command %zu: a map has more than %u keys"
+                                         : "frame: command %zu: truncated or malformed msgpack (or "
+                                           "nested deeper than %u)",
+                  self->count + 1, structure == VD_ELIMIT ? VDP_MAX_MAP_KEYS : VDP_MAX_DEPTH);
+}
+
+int
+vdp_reader_next(
+    vdp_reader_t *self, vdp_cmd_t *cmd, vdp_envelope_t *env, char *reason, size_t reason_size)
+{
+    assert(self && cmd);
+    vdp_cmd_reset(cmd);
+    int rc = s_reader_start(self, reason, reason_size);
+    if (rc != VD_OK)
+        return rc;
     //  One pass on the common path: decode. Only when that fails does a structural pass say
     //  whether the command's end can be found (report it, go on) or not (the frame is broken).
     //  The decoder checks depth and caps as the structural pass does, so a command it accepts
     //  is always one that pass would accept.
     vdp_mp_t mp;
     vdp_mp_init(&mp, self->data + self->pos, self->size - self->pos);
-    int rc = s_decode_command(&mp, cmd, env, reason, reason_size);
+    rc = s_decode_command(&mp, cmd, env, reason, reason_size);
     if (rc != VD_OK) {
-        vdp_mp_init(&mp, self->data + self->pos, self->size - self->pos);
-        int structure = vdp_mp_skip(&mp, VDP_MAX_DEPTH);
-        if (structure != VD_OK) {
-            self->broken = true;
-            return s_fail(reason, reason_size, structure,
-                          structure == VD_ELIMIT
-                              ? "frame: command %zu: a map has more than %u keys"
-                              : "frame: command %zu: truncated or malformed msgpack (or nested "
-                                "deeper than %u)",
-                          self->count + 1,
-                          structure == VD_ELIMIT ? VDP_MAX_MAP_KEYS : VDP_MAX_DEPTH);
-        }
+        int structure = s_reader_skip(self, &mp, reason, reason_size);
+        if (structure != VD_OK)
+            return structure;
     }
     self->pos += mp.pos;
     self->count++;
     return rc;
+}
+
+vdp_op_t
+vdp_reader_peek(const vdp_reader_t *self)
+{
+    assert(self);
+    if (self->broken || self->pos >= self->size)
+        return VDP_OP_NONE;
+    vdp_mp_t mp;
+    vdp_mp_init(&mp, self->data + self->pos, self->size - self->pos);
+    vdp_op_t op = VDP_OP_NONE;
+    char quoted[24];
+    if (vdp_mp_peek(&mp) != VDP_MP_MAP || s_find_op(mp, &op, quoted, sizeof quoted) != VD_OK)
+        return VDP_OP_NONE;
+    return op;
+}
+
+int
+vdp_reader_skip(vdp_reader_t *self, char *reason, size_t reason_size)
+{
+    assert(self);
+    int rc = s_reader_start(self, reason, reason_size);
+    if (rc != VD_OK)
+        return rc;
+    vdp_mp_t mp;
+    rc = s_reader_skip(self, &mp, reason, reason_size);
+    if (rc != VD_OK)
+        return rc;
+    self->pos += mp.pos;
+    self->count++;
+    return VD_OK;
 }
 
 //  ---------------------------------------------------------------------------------------------

@@ -5,10 +5,11 @@
     pays CurveZMQ's per-message cost once for many commands; a sender batches only what is already
     queued, it never waits to fill a frame.
 
-    Reading: vdp_reader_* walks a frame command by command without allocating. A command whose
-    msgpack structure is broken ends the frame (nothing after it can be located); a command that is
-    well-formed msgpack but semantically wrong (unknown op, missing field) is reported and the
-    reader moves on to the next one.
+    Reading: vdp_reader_* walks a frame command by command without allocating, decoding each one
+    or stepping over it to decode it later. A command whose msgpack structure is broken ends the
+    frame (nothing after it can be located); a command that is well-formed msgpack but
+    semantically wrong (unknown op, missing field) is reported and the reader moves on to the
+    next one.
     Writing: vdp_writer_* appends commands to a growing buffer; the broker keeps one per session
     and sends it when its poll round ends.  */
 
@@ -117,6 +118,20 @@ void vdp_reader_init(vdp_reader_t *self, const uint8_t *data, size_t size);
     `reason` (if not NULL) explains any error.  */
 int vdp_reader_next(
     vdp_reader_t *self, vdp_cmd_t *cmd, vdp_envelope_t *env, char *reason, size_t reason_size);
+
+/*  The op of the command at the cursor, read without moving it: VDP_OP_NONE when the frame is
+    finished or broken, or the command has no op we know (vdp_reader_next() then says why).
+    Costs a look at the command's first key, normally "op".  */
+vdp_op_t vdp_reader_peek(const vdp_reader_t *self);
+
+/*  Steps over the command at the cursor without decoding it: only its msgpack structure and the
+    frame's caps are checked, as vdp_reader_next() checks them, so both find the same end. The
+    command's bytes are data[pos before the call, pos after). For a reader that decodes some
+    commands later, by running vdp_reader_next() over exactly those bytes (which then reports
+    whatever is wrong inside them).
+    Returns VD_OK; VD_ENOTFOUND (the frame is finished); or, with self->broken set, the
+    VD_EPROTO / VD_ELIMIT of a broken frame as vdp_reader_next() returns them.  */
+int vdp_reader_skip(vdp_reader_t *self, char *reason, size_t reason_size);
 
 typedef struct {
     uint8_t *data; // owned, grows

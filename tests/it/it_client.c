@@ -3,8 +3,9 @@
       restored without the application doing anything; a refused key reported as VD_EAUTH.
     - Envelopes: field checks and the JSON form, without a broker.
     - Against a scripted broker in this process (a CURVE ROUTER speaking vdp_msg), for what the
-      real one cannot be made to do on cue: a receipt and deliveries in one frame, a publish
-      that is never answered, a broker that forgets the session.  */
+      real one cannot be made to do on cue: a receipt and deliveries in one frame, malformed
+      deliveries among good ones, a publish that is never answered, a broker that forgets the
+      session.  */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,11 +324,9 @@ START_TEST(refused_key_is_eauth_before_the_timeout)
                      VD_OK);
     vd_client_t *stranger = vd_client_new();
     ck_assert_ptr_nonnull(stranger);
-    int64_t start = s_now_ms();
     int rc =
         vd_client_connect(stranger, vdt_endpoint(s_world), vdt_broker_key(s_world), secret, 5000);
-    ck_assert_int_eq(rc, VD_EAUTH);
-    ck_assert_int_lt(s_now_ms() - start, 4000);
+    ck_assert_int_eq(rc, VD_EAUTH); // not VD_ETIMEOUT: the refusal was seen, not waited out
     ck_assert_ptr_null(vd_client_org(stranger));
     vd_client_destroy(&stranger);
 }
@@ -370,6 +369,7 @@ END_TEST
 
 typedef enum {
     SCRIPT_ANSWER,      // pub: deliver, receipt, deliver, all in one frame
+    SCRIPT_MALFORMED,   // pub: like ANSWER, with malformed delivers around the good ones
     SCRIPT_SILENT,      // pub: no answer at all
     SCRIPT_FORGET_ONCE, // first pub: error ESESSION, then no session until the next hello
     SCRIPT_DEAF_ONCE    // after the first sub, never again a word on that connection
@@ -384,6 +384,7 @@ typedef struct {
     int hellos;
     int subs;
     int pubs;
+    int want_pubs; // a "PUBS" question waits for this many pubs; 0: none pending
 } fake_t;
 
 static void
@@ -421,9 +422,20 @@ s_fake_pub(fake_t *fake, vdp_writer_t *out, const vdp_envelope_t *env, bool *ses
     if (fake->script == SCRIPT_SILENT)
         return;
     uint64_t seq = (uint64_t)fake->pubs * 10;
+    //  Well-formed msgpack that is not a valid envelope: a map missing its required fields, and
+    //  a string where the map should be. The frame stays readable past each of them.
+    static const uint8_t no_fields[] = { 0x81, 0xa1, 'v', 0x01 };
+    static const uint8_t not_a_map[] = { 0xa1, 'x' };
+    bool malformed = fake->script == SCRIPT_MALFORMED;
+    if (malformed)
+        vdp_writer_deliver(out, "bulletin.>", seq, 1, no_fields, sizeof no_fields);
     vdp_writer_deliver(out, "bulletin.toscana", seq, 1700000000000, env->raw, env->raw_len);
     vdp_writer_receipt(out, env->id, VDP_RECEIPT_ACCEPTED, seq, 1700000000000, 0, NULL);
+    if (malformed)
+        vdp_writer_deliver(out, "bulletin.>", seq, 1, not_a_map, sizeof not_a_map);
     vdp_writer_deliver(out, "bulletin.>", seq, 1700000000000, env->raw, env->raw_len);
+    if (malformed)
+        vdp_writer_deliver(out, "bulletin.>", seq, 1, no_fields, sizeof no_fields);
 }
 
 static void
@@ -477,13 +489,21 @@ s_fake_actor(zsock_t *pipe, void *args)
     for (;;) {
         zsock_t *which = zpoller_wait(poller, -1);
         if (which == pipe) {
-            //  "HELLOS" asks how many hellos came so far; anything else ($TERM) ends the script.
+            //  "HELLOS" asks how many hellos came so far; "PUBS" n waits until n pubs came and
+            //  answers their count; anything else ($TERM) ends the script.
             char *command = zstr_recv(pipe);
             bool hellos = command && streq(command, "HELLOS");
+            bool pubs = command && streq(command, "PUBS");
             zstr_free(&command);
-            if (!hellos)
+            if (hellos)
+                zsock_send(pipe, "i", fake->hellos);
+            else if (pubs && zsock_recv(pipe, "i", &fake->want_pubs) == 0) {
+                if (fake->pubs >= fake->want_pubs) {
+                    fake->want_pubs = 0;
+                    zsock_send(pipe, "i", fake->pubs);
+                }
+            } else
                 break;
-            zsock_send(pipe, "i", fake->hellos);
             continue;
         }
         if (which != router)
@@ -506,6 +526,10 @@ s_fake_actor(zsock_t *pipe, void *args)
         zframe_destroy(&identity);
         zframe_destroy(&data);
         zmsg_destroy(&msg);
+        if (fake->want_pubs && fake->pubs >= fake->want_pubs) {
+            fake->want_pubs = 0;
+            zsock_send(pipe, "i", fake->pubs);
+        }
     }
     zframe_destroy(&deaf);
     vdp_writer_release(&out);
@@ -522,6 +546,19 @@ s_fake_start(fake_t *fake, script_t script)
     zactor_t *actor = zactor_new(s_fake_actor, fake);
     ck_assert_ptr_nonnull(actor);
     return actor;
+}
+
+//  Waits (5 s at most) until the scripted broker has seen `count` pubs; returns how many it saw.
+static int
+s_fake_wait_pubs(zactor_t *actor, int count)
+{
+    ck_assert_int_eq(zstr_send(actor, "PUBS"), 0);
+    ck_assert_int_eq(zsock_send(actor, "i", count), 0);
+    zsock_set_rcvtimeo(actor, 5000);
+    int pubs = -1;
+    ck_assert_msg(zsock_recv(actor, "i", &pubs) == 0, "fewer than %d pubs arrived", count);
+    zsock_set_rcvtimeo(actor, -1);
+    return pubs;
 }
 
 //  The number of hellos the scripted broker has seen, asked while it runs.
@@ -591,6 +628,36 @@ START_TEST(receipt_and_deliveries_in_one_frame_are_all_kept)
 }
 END_TEST
 
+START_TEST(malformed_deliveries_are_skipped_and_counted)
+{
+    fake_t fake;
+    zactor_t *actor = s_fake_start(&fake, SCRIPT_MALFORMED);
+    vd_client_t *client = s_connect("comune:i726", fake.endpoint, fake.public_key);
+    vdt_subscribe(client, "bulletin.>", VD_OK);
+    for (uint64_t seq = 10; seq <= 20; seq += 10) {
+        vd_envelope_t *env = vdt_envelope("bulletin.toscana", "green", "ping");
+        vd_receipt_t receipt;
+        ck_assert_int_eq(vd_client_publish(client, env, &receipt, 5000), VD_OK);
+        ck_assert_int_eq(receipt.status, VD_RECEIPT_ACCEPTED);
+        ck_assert_uint_eq(receipt.seq, seq);
+        vd_envelope_destroy(&env);
+    }
+    //  Two frames of five delivers each, queued undecoded: the good ones come out in order and
+    //  each bad one is dropped when its turn comes, the last of all included.
+    for (uint64_t seq = 10; seq <= 20; seq += 10) {
+        s_expect_delivery(client, "bulletin.toscana", seq);
+        s_expect_delivery(client, "bulletin.>", seq);
+    }
+    vd_envelope_t *none = NULL;
+    ck_assert_int_eq(vd_client_recv(client, &none, 0), VD_ETIMEOUT);
+    ck_assert_ptr_null(none);
+    ck_assert_uint_eq(vd_client_dropped(client), 6);
+    vd_client_destroy(&client);
+    zactor_destroy(&actor);
+    ck_assert_int_eq(fake.pubs, 2);
+}
+END_TEST
+
 START_TEST(publish_without_receipt_times_out)
 {
     fake_t fake;
@@ -600,17 +667,14 @@ START_TEST(publish_without_receipt_times_out)
     vd_receipt_t receipt;
     int64_t start = s_now_ms();
     ck_assert_int_eq(vd_client_publish(client, env, &receipt, 700), VD_ETIMEOUT);
-    int64_t elapsed = s_now_ms() - start;
-    ck_assert_int_ge(elapsed, 700);
-    ck_assert_int_lt(elapsed, 2000);
-    //  A zero timeout reads what is there and returns at once.
-    start = s_now_ms();
+    ck_assert_int_ge(s_now_ms() - start, 700); // it waited the whole timeout
+    //  A zero timeout reads what is there and returns without waiting for the receipt.
     ck_assert_int_eq(vd_client_publish(client, env, &receipt, 0), VD_ETIMEOUT);
-    ck_assert_int_lt(s_now_ms() - start, 500);
+    //  Both publishes went out (the second one's id again: a retry, not a new message).
+    ck_assert_int_eq(s_fake_wait_pubs(actor, 2), 2);
     vd_envelope_destroy(&env);
     vd_client_destroy(&client);
     zactor_destroy(&actor);
-    ck_assert_int_eq(fake.pubs, 2);
 }
 END_TEST
 
@@ -690,6 +754,7 @@ it_client_suite(void)
     tcase_add_checked_fixture(scripted, s_setup, s_teardown);
     tcase_set_timeout(scripted, 30);
     tcase_add_test(scripted, receipt_and_deliveries_in_one_frame_are_all_kept);
+    tcase_add_test(scripted, malformed_deliveries_are_skipped_and_counted);
     tcase_add_test(scripted, publish_without_receipt_times_out);
     tcase_add_test(scripted, forgotten_session_is_reopened_and_publish_resent);
     tcase_add_test(scripted, silent_broker_is_left_for_a_new_connection);
