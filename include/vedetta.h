@@ -199,7 +199,8 @@ VD_EXPORT const char *vd_client_inbox(const vd_client_t *self, size_t index);
 VD_EXPORT const char *vd_client_reason(const vd_client_t *self);
 
 /*  Deliveries and receipts dropped because they arrived while their queue was full (the
-    application stopped calling vd_client_recv() / vd_client_receipt()) or memory ran out.
+    application stopped calling vd_client_recv() / vd_client_receipt()) or memory ran out, and
+    deliveries skipped because they could not be decoded when their turn came (a broker bug).
     The queues hold up to 16384 deliveries and 65536 receipts.  */
 VD_EXPORT uint64_t vd_client_dropped(const vd_client_t *self);
 

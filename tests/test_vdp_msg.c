@@ -413,6 +413,44 @@ START_TEST(a_batch_of_every_command_reads_back_in_order)
 }
 END_TEST
 
+START_TEST(peek_and_skip_find_what_next_reads)
+{
+    buf_t raw = { 0 };
+    foreign_envelope(&raw);
+    vdp_writer_t w;
+    vdp_writer_init(&w);
+    for (int c = 0; c < C_COUNT; c++)
+        write_case(&w, c, raw.data, raw.size);
+    uint8_t *frame = dup_bytes(w.data, w.size);
+    vdp_reader_t skipper, reader;
+    vdp_reader_init(&skipper, frame, w.size);
+    vdp_reader_init(&reader, frame, w.size);
+    vdp_cmd_t cmd;
+    vdp_envelope_t env = { 0 };
+    for (int c = 0; c < C_COUNT; c++) {
+        vdp_op_t op = vdp_reader_peek(&skipper);
+        size_t start = skipper.pos;
+        ck_assert_uint_eq(skipper.pos, start); // peeking does not move
+        ck_assert_int_eq(vdp_reader_skip(&skipper, NULL, 0), VD_OK);
+        ck_assert_int_eq(vdp_reader_next(&reader, &cmd, &env, NULL, 0), VD_OK);
+        ck_assert_int_eq(op, cmd.op);
+        ck_assert_uint_eq(skipper.pos, reader.pos);
+        //  The skipped span alone decodes to the same command.
+        vdp_reader_t span;
+        vdp_reader_init(&span, frame + start, skipper.pos - start);
+        ck_assert_int_eq(vdp_reader_next(&span, &cmd, &env, NULL, 0), VD_OK);
+        check_case(c, &cmd, &env, raw.data, raw.size);
+        ck_assert_int_eq(vdp_reader_next(&span, &cmd, &env, NULL, 0), VD_ENOTFOUND);
+    }
+    ck_assert_int_eq(vdp_reader_peek(&skipper), VDP_OP_NONE);
+    ck_assert_int_eq(vdp_reader_skip(&skipper, NULL, 0), VD_ENOTFOUND);
+    vdp_envelope_reset(&env);
+    free(frame);
+    vdp_writer_release(&w);
+    free(raw.data);
+}
+END_TEST
+
 START_TEST(deliver_and_pub_preserve_raw_bytes_exactly)
 {
     buf_t raw = { 0 };
@@ -865,6 +903,21 @@ START_TEST(malformed_frames_as_in_the_table)
 }
 END_TEST
 
+START_TEST(skip_breaks_where_next_breaks)
+{
+    size_t len = s_frames[_i].len;
+    uint8_t *frame = dup_bytes((const uint8_t *)s_frames[_i].frame, len);
+    vdp_reader_t skipper;
+    vdp_reader_init(&skipper, frame, len);
+    int rc = VD_OK;
+    for (int k = 0; k < 8 && rc == VD_OK; k++)
+        rc = vdp_reader_skip(&skipper, NULL, 0);
+    ck_assert_msg(skipper.broken == s_frames[_i].broken, "row %d: skip broken=%d, next broken=%d",
+                  _i, skipper.broken, s_frames[_i].broken);
+    free(frame);
+}
+END_TEST
+
 START_TEST(a_map_over_the_key_cap_breaks_the_frame)
 {
     for (uint32_t keys = VDP_MAX_MAP_KEYS; keys <= VDP_MAX_MAP_KEYS + 1; keys++) {
@@ -1016,6 +1069,7 @@ vdp_msg_suite(void)
     tc = tcase_create("round_trip");
     tcase_add_loop_test(tc, each_command_round_trips, 0, C_COUNT);
     tcase_add_test(tc, a_batch_of_every_command_reads_back_in_order);
+    tcase_add_test(tc, peek_and_skip_find_what_next_reads);
     tcase_add_test(tc, deliver_and_pub_preserve_raw_bytes_exactly);
     tcase_add_test(tc, writer_cuts_long_text_at_a_character_boundary);
     tcase_add_test(tc, error_commands_carry_the_code_name);
@@ -1035,6 +1089,7 @@ vdp_msg_suite(void)
     tcase_add_loop_test(tc, each_missing_or_repeated_key_is_an_error, 0, C_COUNT);
     tcase_add_loop_test(tc, malformed_frames_as_in_the_table, 0,
                         sizeof s_frames / sizeof s_frames[0]);
+    tcase_add_loop_test(tc, skip_breaks_where_next_breaks, 0, sizeof s_frames / sizeof s_frames[0]);
     tcase_add_test(tc, errors_keep_op_and_ref_for_the_answer);
     tcase_add_test(tc, pub_with_a_bad_envelope_reports_and_continues);
     suite_add_tcase(s, tc);
