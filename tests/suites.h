@@ -13,5 +13,6 @@ Suite *vdb_registry_suite(void);
 Suite *vdb_subs_suite(void);
 Suite *vdb_acl_suite(void);
 Suite *vdb_config_suite(void);
+Suite *vdb_store_suite(void);
 
 #endif

@@ -1,0 +1,101 @@
+/*  vdb_store: the broker's durable store of accepted messages, in SQLite (WAL mode).
+    Schema and the reason for each index: docs/store.md.
+    Invariants:
+    - every message appended is in the store, with its exact envelope bytes, before the broker
+      sends its receipt (the caller commits a batch, then answers: group commit);
+    - (sender, id) is unique: a retry finds the first seq;
+    - seq is the primary key, strictly increasing, and survives restarts (vdb_store_last_seq);
+    - a failed append (disk full, I/O error) leaves the store as it was: all of the batch or none.
+    Threads: one; the broker's loop owns it.  */
+
+#ifndef VDB_STORE_H_INCLUDED
+#define VDB_STORE_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdp_envelope.h"
+
+typedef struct vdb_store_t vdb_store_t;
+
+//  How hard a commit pushes to disk. FULL (the default) survives a power loss: each commit is
+//  fsynced before it returns. NORMAL survives a crash of the broker but may lose the last
+//  commits on power loss. OFF leaves it to the OS.
+typedef enum { VDB_SYNC_FULL = 0, VDB_SYNC_NORMAL = 1, VDB_SYNC_OFF = 2 } vdb_sync_t;
+
+//  One stored message. Strings and bytes are borrowed: from the caller on append, from the
+//  store until the callback returns on scan.
+typedef struct {
+    uint64_t seq;        // chosen by the caller on append: above every seq before it
+    int64_t accepted_at; // UTC ms
+    const char *sender;  // org id
+    const char *id;      // envelope id
+    const char *topic;   // envelope topic ("inbox" for directed messages)
+    const char *category;
+    vdp_tlp_t tlp;
+    int64_t expires;    // UTC ms, 0 if none
+    const char *key;    // Z85 CURVE key that published it
+    const char *to;     // directed: recipients joined by ',' ; NULL or "" otherwise
+    const uint8_t *raw; // the envelope map's exact bytes
+    size_t raw_len;
+} vdb_store_msg_t;
+
+/*  Opens (creating if needed) the store at `path`. Refuses a file whose schema version it does
+    not know. Returns NULL with `err` on failure. Caller owns the result.  */
+vdb_store_t *vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size);
+
+void vdb_store_close(vdb_store_t **self_p);
+
+//  The highest seq ever stored, 0 for a new store. Pruning never lowers it, across restarts
+//  too, so the caller can number the next message last_seq + 1.
+uint64_t vdb_store_last_seq(const vdb_store_t *self);
+
+/*  Appends `count` messages in one transaction and commits it (with the sync policy).
+    Returns VD_OK; or VD_ESTORE with `err` ("disk full", "I/O error: ...", "store is
+    read-only"), and then nothing of the batch is stored and the store still works (a later
+    append succeeds once the cause is gone). A (sender, id) already stored or twice in the
+    batch, a missing field (only `to` may be NULL) or a seq not above the one before it (or
+    last_seq) is a caller bug: VD_EINVAL with `err`, nothing stored; callers look up first.  */
+int vdb_store_append(
+    vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size);
+
+/*  Finds (sender, id), both not NULL. Returns VD_OK and fills what is not NULL; VD_ENOTFOUND;
+    VD_ESTORE.  */
+int vdb_store_lookup(vdb_store_t *self,
+                     const char *sender,
+                     const char *id,
+                     uint64_t *seq,
+                     int64_t *accepted_at,
+                     vdp_tlp_t *tlp);
+
+/*  Calls fn for each message with seq > after, in seq order, at most `limit` of them; fn
+    returns non-zero to stop early. Returns the number of messages passed to fn (including the
+    one that stopped it), or VD_ESTORE. fn may call lookup, seq_at and cursor_get, but not
+    scan, append, prune or cursor_set on this store (asserted).  */
+typedef int(vdb_store_fn)(const vdb_store_msg_t *msg, void *arg);
+int vdb_store_scan(vdb_store_t *self, uint64_t after, size_t limit, vdb_store_fn *fn, void *arg);
+
+//  The seq of the first message accepted at or after `time_ms` (for "since TIME" replay):
+//  VD_OK and *seq; VD_ENOTFOUND if none; VD_ESTORE. "First" is in accepted_at order, found
+//  through the index in O(log n); it is also the lowest such seq unless the clock stepped back.
+int vdb_store_seq_at(vdb_store_t *self, int64_t time_ms, uint64_t *seq);
+
+//  Durable subscription cursors, per (key, name): the last seq the subscriber acknowledged.
+//  get: VD_OK, VD_ENOTFOUND, VD_ESTORE. set: VD_OK, VD_ESTORE; each set is one transaction
+//  (one fsync under FULL), so callers coalesce acknowledgements.
+int vdb_store_cursor_get(vdb_store_t *self, const char *key, const char *name, uint64_t *seq);
+int vdb_store_cursor_set(vdb_store_t *self, const char *key, const char *name, uint64_t seq);
+
+/*  Retention: deletes messages of `category` (NULL: every category) accepted before
+    `before_ms` (0: no age limit), then the oldest of that category until it holds at most
+    `max_bytes` of envelope bytes (0: no size limit; with NULL, each category on its own), and
+    every message of any category whose `expires` is at or before `now_ms` (0: none), all in one
+    transaction. Returns how many were deleted, or VD_ESTORE (then none were).  */
+int vdb_store_prune(
+    vdb_store_t *self, const char *category, int64_t before_ms, uint64_t max_bytes, int64_t now_ms);
+
+//  Messages and envelope bytes stored now.
+uint64_t vdb_store_count(vdb_store_t *self);
+uint64_t vdb_store_bytes(vdb_store_t *self);
+
+#endif
