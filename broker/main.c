@@ -31,25 +31,26 @@ s_on_signal(int signum)
 static void
 s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: vedettad [--config FILE] [options]\n"
-            "\n"
-            "The vedetta broker: CurveZMQ-authenticated, policy-enforced publish/subscribe\n"
-            "between agencies. Without --config it runs on the embedded defaults: endpoint\n"
-            "tcp://127.0.0.1:7447, key ./broker.secret, registry ./agencies, embedded policy.\n"
-            "\n"
-            "options:\n"
-            "  -c, --config FILE         configuration file (ZPL; see docs/operations.md)\n"
-            "  -e, --endpoint ENDPOINT   bind here instead (tcp://127.0.0.1:* picks a port)\n"
-            "  -f, --endpoint-file PATH  after binding, write the bound endpoint to PATH\n"
-            "  -p, --policy FILE         policy file instead of the configured/embedded one\n"
-            "  -r, --registry DIR        directory of agency files\n"
-            "  -k, --key FILE            the broker's secret key file\n"
-            "  -l, --log-level LEVEL     error, warning, notice (default), info or debug\n"
-            "      --check               load everything, report, and exit (0 if valid)\n"
-            "      --print-policy        print the embedded default policy and exit\n"
-            "  -h, --help                this text\n"
-            "  -V, --version             version\n");
+    fprintf(out, "usage: vedettad [--config FILE] [options]\n"
+                 "\n"
+                 "The vedetta broker: CurveZMQ-authenticated, policy-enforced publish/subscribe\n"
+                 "between agencies. Without --config it runs on the embedded defaults: endpoint\n"
+                 "tcp://127.0.0.1:7447, key ./broker.secret, registry ./agencies, store\n"
+                 "./vedetta.db, embedded policy.\n"
+                 "\n"
+                 "options:\n"
+                 "  -c, --config FILE         configuration file (ZPL; see docs/operations.md)\n"
+                 "  -e, --endpoint ENDPOINT   bind here instead (tcp://127.0.0.1:* picks a port)\n"
+                 "  -f, --endpoint-file PATH  after binding, write the bound endpoint to PATH\n"
+                 "  -p, --policy FILE         policy file instead of the configured/embedded one\n"
+                 "  -r, --registry DIR        directory of agency files\n"
+                 "  -k, --key FILE            the broker's secret key file\n"
+                 "  -s, --store FILE          the message store (SQLite; default ./vedetta.db)\n"
+                 "  -l, --log-level LEVEL     error, warning, notice (default), info or debug\n"
+                 "      --check               load everything, report, and exit (0 if valid)\n"
+                 "      --print-policy        print the embedded default policy and exit\n"
+                 "  -h, --help                this text\n"
+                 "  -V, --version             version\n");
 }
 
 //  Writes the bound endpoint atomically (tmp + rename), so a reader never sees half a line.
@@ -82,6 +83,7 @@ main(int argc, char *argv[])
         { "policy", required_argument, NULL, 'p' },
         { "registry", required_argument, NULL, 'r' },
         { "key", required_argument, NULL, 'k' },
+        { "store", required_argument, NULL, 's' },
         { "log-level", required_argument, NULL, 'l' },
         { "check", no_argument, NULL, OPT_CHECK },
         { "print-policy", no_argument, NULL, OPT_PRINT_POLICY },
@@ -90,9 +92,9 @@ main(int argc, char *argv[])
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL, *endpoint = NULL, *endpoint_file = NULL, *policy = NULL;
-    const char *registry = NULL, *key = NULL, *log_level = NULL;
+    const char *registry = NULL, *key = NULL, *store = NULL, *log_level = NULL;
     int check_only = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:e:f:p:r:k:l:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:e:f:p:r:k:s:l:hV", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -111,6 +113,9 @@ main(int argc, char *argv[])
             break;
         case 'k':
             key = optarg;
+            break;
+        case 's':
+            store = optarg;
             break;
         case 'l':
             log_level = optarg;
@@ -156,6 +161,7 @@ main(int argc, char *argv[])
         { "--policy", policy, config.policy, sizeof config.policy },
         { "--registry", registry, config.registry, sizeof config.registry },
         { "--key", key, config.secret, sizeof config.secret },
+        { "--store", store, config.store, sizeof config.store },
     };
     for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
         if (!overrides[i].value)

@@ -36,6 +36,9 @@ vdb_config_defaults(vdb_config_t *self, const char *base_dir)
         self->secret[0] = '\0';
     if (s_resolve(self->registry, sizeof self->registry, base_dir, "agencies") != 0)
         self->registry[0] = '\0';
+    if (s_resolve(self->store, sizeof self->store, base_dir, "vedetta.db") != 0)
+        self->store[0] = '\0';
+    self->store_sync = 0; // full: a receipt means the message survives a power loss
     self->dedup_window = 100000;
     self->session_backlog = 64u * 1024u * 1024u;
     self->log_level = VDB_LOG_NOTICE;
@@ -134,6 +137,22 @@ s_section_key(vdb_config_t *self,
             return s_fail(err, err_size, origin, where, "not a valid size (or below the minimum)");
         return VD_OK;
     }
+    if (strcmp(section, "store") == 0) {
+        if (strcmp(key, "path") == 0) { // empty: no store, live delivery only
+            if (s_resolve(self->store, PATH_MAX, base_dir, value) != 0)
+                return s_fail(err, err_size, origin, where, "path too long");
+            return VD_OK;
+        }
+        if (strcmp(key, "sync") != 0)
+            return s_fail(err, err_size, origin, where, "unknown key");
+        static const char *levels[] = { "full", "normal", "off" };
+        for (int i = 0; i < 3; i++)
+            if (strcmp(value, levels[i]) == 0) {
+                self->store_sync = i;
+                return VD_OK;
+            }
+        return s_fail(err, err_size, origin, where, "must be full, normal or off");
+    }
     if (strcmp(section, "log") == 0) {
         if (strcmp(key, "level") != 0)
             return s_fail(err, err_size, origin, where, "unknown key");
@@ -166,8 +185,8 @@ vdb_config_parse(vdb_config_t *self,
             rc = s_fail(err, err_size, origin, section_name, "a section takes no value");
             break;
         }
-        if (strcmp(section_name, "broker") && strcmp(section_name, "limits") &&
-            strcmp(section_name, "log")) {
+        if (strcmp(section_name, "broker") && strcmp(section_name, "store") &&
+            strcmp(section_name, "limits") && strcmp(section_name, "log")) {
             rc = s_fail(err, err_size, origin, section_name, "unknown section");
             break;
         }

@@ -6,6 +6,9 @@
             registry = "agencies"
             policy = ""                      # empty: the embedded default policy
             endpoint-file = ""
+        store
+            path = "vedetta.db"              # the message store (SQLite, WAL)
+            sync = "full"                    # full | normal | off: see docs/store.md
         limits
             dedup-window = 100000            # (sender, id) pairs remembered for duplicates
             session-backlog = 67108864       # bytes queued for one slow session before dropping
@@ -29,6 +32,8 @@ typedef struct {
     char registry[PATH_MAX];      // directory of *.agency files
     char policy[PATH_MAX];        // policy file; empty: embedded default
     char endpoint_file[PATH_MAX]; // where to write the bound endpoint; empty: nowhere
+    char store[PATH_MAX];         // the message store file
+    int store_sync;               // vdb_sync_t
     size_t dedup_window;          // >= 1
     size_t session_backlog;       // bytes
     int log_level;                // vdb_log_level_t

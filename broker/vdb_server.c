@@ -18,10 +18,12 @@
 
 #include "vdb_acl.h"
 #include "vdb_index.h"
+#include "vdb_pending.h"
 #include "vdb_log.h"
 #include "vdb_registry.h"
 #include "vdb_server.h"
 #include "vdb_session.h"
+#include "vdb_store.h"
 #include "vdb_subs.h"
 #include "vdb_zap.h"
 #include "vdp_agency.h"
@@ -30,11 +32,13 @@
 #include "vdp_topic.h"
 #include "vedetta.h"
 
-#define READ_BATCH      512  // messages read per poll round before flushing
-#define HOUSEKEEPING_MS 250  // how often idle sessions are looked for
-#define RETRY_MS        5    // poll timeout while some session's output is blocked
-#define DEFAULT_HB_MS   2000 // heartbeat granted when hello asks for none
-#define CMD_OVERHEAD    160  // bytes of a command beyond its variable parts
+#define READ_BATCH        512        // messages read per poll round before flushing
+#define HOUSEKEEPING_MS   250        // how often idle sessions are looked for
+#define RETRY_MS          5          // poll timeout while some session's output is blocked
+#define DEFAULT_HB_MS     2000       // heartbeat granted when hello asks for none
+#define PENDING_MAX_COUNT 4096       // commit before staging more than this...
+#define PENDING_MAX_BYTES (8u << 20) // ...or this many envelope bytes
+#define CMD_OVERHEAD      160        // bytes of a command beyond its variable parts
 //  Bytes of a deliver beside the envelope: its keys, stamps and the longest pattern.
 #define DELIVER_OVERHEAD (CMD_OVERHEAD + VDP_MAX_TOPIC)
 
@@ -48,14 +52,17 @@ struct vdb_server_t {
     zhashx_t *sessions;         // rid hex -> vdb_session_t (owned)
     zlistx_t *dirty;            // vdb_session_t * with output pending (borrowed)
     vdb_subs_t *subs;           // pattern -> vdb_session_t (borrowed)
-    vdb_index_t *index;         // (sender, id) -> seq, tlp
+    vdb_index_t *index;         // recent (sender, id) -> seq, tlp: spares most store lookups
+    vdb_store_t *store;         // owned: every accepted message, before its receipt
+    vdb_pending_t *pending;     // accepted this round, not yet committed
     uint64_t seq;               // last seq given
     char name[VDP_MAX_ORG + 1]; // the broker's org id
     char endpoint[256];         // bound endpoint
     char public_key[VDP_KEY_Z85_LEN + 1];
     vdb_server_stats_t stats;
-    vdp_envelope_t env; // scratch for the command being handled
-    vdp_cmd_t cmd;      // scratch
+    vdp_envelope_t env;       // scratch for the command being handled
+    vdp_envelope_t committed; // scratch for routing a message once committed
+    vdp_cmd_t cmd;            // scratch
 };
 
 typedef struct {
@@ -313,6 +320,80 @@ s_hello(vdb_server_t *self,
         s_mark_dirty(self, session);
 }
 
+/*  What the broker knows of (sender, id): from the recent-message cache, else from the store
+    (then cached). Returns VD_OK, VD_ENOTFOUND, or VD_ESTORE.  */
+static int
+s_lookup(vdb_server_t *self, const char *sender, const char *id, vdb_index_entry_t *entry)
+{
+    const vdb_index_entry_t *cached = vdb_index_get(self->index, sender, id);
+    if (cached) {
+        *entry = *cached;
+        return VD_OK;
+    }
+    if (!self->store) // live only: the cache is all the broker knows
+        return VD_ENOTFOUND;
+    int rc =
+        vdb_store_lookup(self->store, sender, id, &entry->seq, &entry->accepted_at, &entry->tlp);
+    if (rc == VD_OK)
+        vdb_index_put(self->index, sender, id, *entry); // a full cache only costs a lookup
+    return rc;
+}
+
+/*  Group commit: appends every message accepted since the last commit in one transaction, then
+    answers each publisher and routes each message; if the store refuses (disk full, I/O error),
+    each is rejected with ESTORE instead and nothing is routed: no receipt ever says accepted for
+    a message that is not on disk.  */
+static void
+s_commit(vdb_server_t *self)
+{
+    size_t count = vdb_pending_count(self->pending);
+    if (count == 0)
+        return;
+    const vdb_store_msg_t *records = vdb_pending_records(self->pending);
+    char err[VDP_MAX_REASON + 1] = "";
+    int rc = self->store ? vdb_store_append(self->store, records, count, err, sizeof err) : VD_OK;
+    if (rc != VD_OK) {
+        vdb_log_error("vdb_server: store append failed, %zu message(s) rejected: %s", count, err);
+        char reason[VDP_MAX_REASON + 1];
+        snprintf(reason, sizeof reason, "not stored: %s", err);
+        for (size_t i = 0; i < count; i++) {
+            vdb_session_t *session =
+                zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
+            self->stats.rejected++;
+            if (session)
+                s_receipt(self, session, records[i].id, VDP_RECEIPT_REJECTED, 0, 0, VD_ESTORE,
+                          reason);
+        }
+        vdb_pending_reset(self->pending);
+        return;
+    }
+    self->seq = records[count - 1].seq;
+    for (size_t i = 0; i < count; i++) {
+        const vdb_store_msg_t *msg = &records[i];
+        vdb_index_put(self->index, msg->sender, msg->id,
+                      (vdb_index_entry_t){
+                          .seq = msg->seq, .accepted_at = msg->accepted_at, .tlp = msg->tlp });
+        self->stats.accepted++;
+        vdb_session_t *session =
+            zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
+        if (session) // gone: the message is stored anyway, and a retry will say duplicate
+            s_receipt(self, session, msg->id, VDP_RECEIPT_ACCEPTED, msg->seq, msg->accepted_at,
+                      VD_OK, "");
+        //  Route from the stored bytes: decoding them again costs less than keeping every
+        //  decoded envelope of the round, and routes exactly what is on disk.
+        if (vdp_envelope_decode(&self->committed, msg->raw, msg->raw_len, NULL, 0) != VD_OK) {
+            vdb_log_error("vdb_server: stored envelope seq=%" PRIu64 " does not decode", msg->seq);
+            continue;
+        }
+        self->committed.seq = msg->seq;
+        self->committed.accepted_at = msg->accepted_at;
+        vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", msg->seq,
+                      msg->sender, msg->topic, vdp_tlp_name(msg->tlp));
+        s_route(self, &self->committed);
+    }
+    vdb_pending_reset(self->pending);
+}
+
 static void
 s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
 {
@@ -335,11 +416,20 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
         s_reject(self, session, env->id, VD_ESENDER, reason);
         return;
     }
-    const vdb_index_entry_t *first = vdb_index_get(self->index, env->sender, env->id);
-    if (first) { // a retry: harmless, answered with the first seq
+    //  A retry of a message still waiting for this round's commit: commit first, so that the
+    //  retry is answered from what is really stored.
+    if (vdb_pending_find(self->pending, env->sender, env->id))
+        s_commit(self);
+    vdb_index_entry_t first;
+    int found = s_lookup(self, env->sender, env->id, &first);
+    if (found == VD_OK) { // a retry: harmless, answered with the first seq
         self->stats.duplicates++;
-        s_receipt(self, session, env->id, VDP_RECEIPT_DUPLICATE, first->seq, first->accepted_at,
+        s_receipt(self, session, env->id, VDP_RECEIPT_DUPLICATE, first.seq, first.accepted_at,
                   VD_OK, "");
+        return;
+    }
+    if (found != VD_ENOTFOUND) {
+        s_reject(self, session, env->id, VD_ESTORE, "store unavailable for the duplicate check");
         return;
     }
     int64_t now = s_now_ms();
@@ -360,29 +450,27 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
                      "update and cancel may only refer to the sender's own messages");
             return;
         }
-        //  A reference the broker no longer remembers cannot be checked for downgrade; it is
-        //  accepted (the durable store makes the lookup complete).
-        const vdb_index_entry_t *target = vdb_index_get(self->index, ref->sender, ref->id);
-        if (target &&
-            vdb_acl_check_ref(env, ref->sender, target->tlp, reason, sizeof reason) != VD_OK) {
+        //  A reference this broker never stored (it may come from another broker, or have been
+        //  pruned) cannot be checked for downgrade; it is accepted.
+        const vdb_store_msg_t *staged = vdb_pending_find(self->pending, ref->sender, ref->id);
+        vdb_index_entry_t target = { .tlp = staged ? staged->tlp : VDP_TLP_NONE };
+        bool known = staged || s_lookup(self, ref->sender, ref->id, &target) == VD_OK;
+        if (known &&
+            vdb_acl_check_ref(env, ref->sender, target.tlp, reason, sizeof reason) != VD_OK) {
             s_reject(self, session, env->id, VD_ETLP, reason);
             return;
         }
     }
-    env->seq = self->seq + 1;
+    //  Accepted: staged for this round's commit; answered and routed once it is on disk.
+    env->seq = self->seq + 1 + vdb_pending_count(self->pending);
     env->accepted_at = now;
-    if (vdb_index_put(
-            self->index, env->sender, env->id,
-            (vdb_index_entry_t){ .seq = env->seq, .accepted_at = now, .tlp = env->tlp }) != VD_OK) {
+    if (vdb_pending_add(self->pending, env, session->key, session->rid_key) != VD_OK) {
         s_reject(self, session, env->id, VD_ENOMEM, "broker out of memory");
         return;
     }
-    self->seq++;
-    self->stats.accepted++;
-    s_receipt(self, session, env->id, VDP_RECEIPT_ACCEPTED, env->seq, now, VD_OK, "");
-    vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq, who->org,
-                  env->topic, vdp_tlp_name(env->tlp));
-    s_route(self, env);
+    if (vdb_pending_count(self->pending) >= PENDING_MAX_COUNT ||
+        vdb_pending_bytes(self->pending) >= PENDING_MAX_BYTES)
+        s_commit(self);
 }
 
 static void
@@ -579,6 +667,7 @@ s_frame(vdb_server_t *self,
             break;
         case VDP_OP_BYE: // anything after it in the frame is answered as sessionless
             s_orphan_send(self, rid, rid_len, agency, key, &orphan); // those before the hello
+            s_commit(self); // its pubs' receipts go out before the session does
             s_session_bye(self, session);
             session = NULL;
             break;
@@ -703,6 +792,7 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
             vdb_zap_handle(self->zap);
         if (items[0].revents & ZMQ_POLLIN)
             s_read_round(self);
+        s_commit(self); // before anything is sent: receipts follow the commit
         s_flush_round(self);
         if (zclock_mono() >= next_housekeeping) {
             s_housekeeping(self);
@@ -823,9 +913,20 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     self->dirty = zlistx_new();
     self->subs = vdb_subs_new();
     self->index = vdb_index_new(config->dedup_window);
-    if (!self->sessions || !self->dirty || !self->subs || !self->index) {
+    self->pending = vdb_pending_new();
+    if (!self->sessions || !self->dirty || !self->subs || !self->index || !self->pending) {
         s_fail(err, err_size, "out of memory");
         goto err_wipe;
+    }
+    if (config->store[0]) { // otherwise live only: nothing kept, receipts mean "accepted"
+        char why_store[512] = "";
+        self->store = vdb_store_open(config->store, (vdb_sync_t)config->store_sync, why_store,
+                                     sizeof why_store);
+        if (!self->store) {
+            s_fail(err, err_size, "store %s: %s", config->store, why_store);
+            goto err_wipe;
+        }
+        self->seq = vdb_store_last_seq(self->store); // seq never goes back, across restarts too
     }
     zhashx_set_destructor(self->sessions, s_session_free);
     //  The ZAP handler must exist before the ROUTER binds: without one libzmq admits any key.
@@ -837,10 +938,12 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     if (s_bind(self, secret, err, err_size) != 0)
         goto err_wipe;
     sodium_memzero(secret, sizeof secret);
-    vdb_log_notice("vdb_server: %s listening on %s key=%s agencies=%zu keys=%zu grants=%zu",
-                   self->name, self->endpoint, self->public_key,
-                   vdb_registry_org_count(self->registry), vdb_registry_key_count(self->registry),
-                   vdb_policy_grant_count(self->policy));
+    const char *store = self->store ? config->store : "none";
+    vdb_log_notice(
+        "vdb_server: %s listening on %s key=%s orgs=%zu keys=%zu grants=%zu store=%s seq=%" PRIu64,
+        self->name, self->endpoint, self->public_key, vdb_registry_org_count(self->registry),
+        vdb_registry_key_count(self->registry), vdb_policy_grant_count(self->policy), store,
+        self->seq);
     return self;
 
 err_wipe:
@@ -862,6 +965,9 @@ vdb_server_destroy(vdb_server_t **self_p)
     zhashx_destroy(&self->sessions);
     vdb_subs_destroy(&self->subs);
     vdb_index_destroy(&self->index);
+    vdb_pending_destroy(&self->pending);
+    vdb_store_close(&self->store);
+    vdp_envelope_reset(&self->committed);
     vdb_policy_destroy(&self->policy);
     vdb_registry_destroy(&self->registry);
     vdp_envelope_reset(&self->env);

@@ -20,6 +20,8 @@ START_TEST(defaults_are_local_and_resolved)
     ck_assert_str_eq(config.registry, "/etc/vedetta/agencies");
     ck_assert_str_eq(config.policy, "");
     ck_assert_str_eq(config.name, "");
+    ck_assert_str_eq(config.store, "/etc/vedetta/vedetta.db");
+    ck_assert_int_eq(config.store_sync, 0); // full: survives a power loss
     ck_assert_int_eq(config.log_level, VDB_LOG_NOTICE);
     ck_assert_uint_gt(config.dedup_window, 0);
 }
@@ -36,6 +38,9 @@ START_TEST(parse_reads_every_key)
                        "    registry = \"/var/lib/vedetta/agencies\"\n"
                        "    policy = \"policy.vdp\"\n"
                        "    endpoint-file = \"run/endpoint\"\n"
+                       "store\n"
+                       "    path = \"data/vedetta.db\"\n"
+                       "    sync = \"normal\"\n"
                        "limits\n"
                        "    dedup-window = 5k\n"
                        "    session-backlog = 16M\n"
@@ -49,6 +54,8 @@ START_TEST(parse_reads_every_key)
     ck_assert_str_eq(config.registry, "/var/lib/vedetta/agencies");
     ck_assert_str_eq(config.policy, "/srv/policy.vdp");
     ck_assert_str_eq(config.endpoint_file, "/srv/run/endpoint");
+    ck_assert_str_eq(config.store, "/srv/data/vedetta.db");
+    ck_assert_int_eq(config.store_sync, 1);
     ck_assert_uint_eq(config.dedup_window, 5 * 1024);
     ck_assert_uint_eq(config.session_backlog, 16u * 1024 * 1024);
     ck_assert_int_eq(config.log_level, VDB_LOG_DEBUG);
@@ -70,6 +77,8 @@ static const struct {
     { "limits\n    session-backlog = 1k\n", "limits/session-backlog" },
     { "limits\n    speed = 3\n", "limits/speed: unknown key" },
     { "log\n    level = \"loud\"\n", "log/level" },
+    { "store\n    sync = \"fast\"\n", "store/sync: must be full, normal or off" },
+    { "store\n    file = \"x.db\"\n", "store/file: unknown key" },
     { "log\n    colour = \"red\"\n", "log/colour" },
     { "broker\n    endpoint\n        nested = 1\n", "unexpected subsection" },
 };

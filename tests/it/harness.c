@@ -224,6 +224,33 @@ vdt_broker_stop(vdt_world_t *self)
 }
 
 void
+vdt_broker_pin_endpoint(vdt_world_t *self)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/vedettad.cfg", self->dir);
+    FILE *file = fopen(path, "r");
+    ck_assert_ptr_nonnull(file);
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    ck_assert_ptr_nonnull(out);
+    char line[512];
+    while (fgets(line, sizeof line, file)) {
+        if (strstr(line, "tcp://127.0.0.1:*"))
+            fprintf(out, "    endpoint = \"%s\"\n", self->endpoint);
+        else
+            fputs(line, out);
+    }
+    fclose(file);
+    fclose(out);
+    file = fopen(path, "w");
+    ck_assert_ptr_nonnull(file);
+    fputs(text, file);
+    fclose(file);
+    free(text);
+}
+
+void
 vdt_broker_kill(vdt_world_t *self)
 {
     if (!self->broker)

@@ -39,6 +39,10 @@ void vdt_broker_start(vdt_world_t *self);
 //  SIGTERM and wait (SIGKILL after 10 s). Returns the exit status as waitpid reports it.
 int vdt_broker_stop(vdt_world_t *self);
 
+//  Rewrites the broker's configuration so that a restart binds the port it has now (clients
+//  that reconnect find it again).
+void vdt_broker_pin_endpoint(vdt_world_t *self);
+
 //  SIGKILL and wait.
 void vdt_broker_kill(vdt_world_t *self);
 

@@ -60,33 +60,6 @@ s_connect(const char *org, const char *endpoint, const char *server_key)
     return client;
 }
 
-//  Rewrites the broker's configuration so that a restart binds the port it has now.
-static void
-s_pin_endpoint(void)
-{
-    const char *path = vdt_path(s_world, "vedettad.cfg");
-    char *text = NULL;
-    size_t size = 0;
-    FILE *file = fopen(path, "r");
-    ck_assert_ptr_nonnull(file);
-    char line[512];
-    FILE *out = open_memstream(&text, &size);
-    ck_assert_ptr_nonnull(out);
-    while (fgets(line, sizeof line, file)) {
-        if (strstr(line, "tcp://127.0.0.1:*"))
-            fprintf(out, "    endpoint = \"%s\"\n", vdt_endpoint(s_world));
-        else
-            fputs(line, out);
-    }
-    fclose(file);
-    fclose(out);
-    file = fopen(vdt_path(s_world, "vedettad.cfg"), "w");
-    ck_assert_ptr_nonnull(file);
-    fputs(text, file);
-    fclose(file);
-    free(text);
-}
-
 /*  -------------------------------------------------------------------------------------------
     Envelopes (no broker)  */
 
@@ -282,7 +255,7 @@ START_TEST(restart_restores_subscriptions)
     ck_assert_str_eq(body, "before the restart");
     free(body);
 
-    s_pin_endpoint();
+    vdt_broker_pin_endpoint(s_world);
     vdt_broker_kill(s_world);
     vdt_broker_start(s_world);
 
