@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vdp_errors.h"
 #include "vedetta.h"
 #include "vdb_acl.h"
 #include "vdb_policy.h"
@@ -40,18 +41,6 @@ static const char *
 s_ceiling_label(vdp_tlp_t tlp)
 {
     return s_tlp_label(tlp) + 4;
-}
-
-__attribute__((format(printf, 4, 5))) static int
-s_deny(int rc, char *reason, size_t size, const char *format, ...)
-{
-    if (reason && size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(reason, size, format, args);
-        va_end(args);
-    }
-    return rc;
 }
 
 static void
@@ -96,19 +85,20 @@ s_tlp_rules(
     const vdp_envelope_t *env, const vdp_agency_t *to, const char *verb, char *reason, size_t size)
 {
     if (env->tlp == VDP_TLP_RED && !s_listed(env, to->org))
-        return s_deny(VD_ETLP, reason, size, "TLP:RED %s %s (not a named recipient)", verb,
-                      to->org);
+        return vdp_errorf(reason, size, VD_ETLP, "TLP:RED %s %s (not a named recipient)", verb,
+                          to->org);
     if (env->tlp == VDP_TLP_AMBER_STRICT && to->role == VDP_ROLE_ANCI)
-        return s_deny(VD_ETLP, reason, size, "TLP:AMBER+STRICT %s %s (never to ANCI)", verb,
-                      to->org);
+        return vdp_errorf(reason, size, VD_ETLP, "TLP:AMBER+STRICT %s %s (never to ANCI)", verb,
+                          to->org);
     //  Parse the sender only when its role can matter (an org id parse per delivery adds up).
     if (env->tlp >= VDP_TLP_AMBER &&
         (to->role == VDP_ROLE_ANCI ||
          (to->role == VDP_ROLE_COMUNE && strcmp(to->org, env->sender) != 0))) {
         if (vdp_org_role(env->sender) == VDP_ROLE_COMUNE)
-            return s_deny(VD_ETLP, reason, size,
-                          "%s from %s %s %s (a Comune's AMBER never goes to ANCI or other Comuni)",
-                          s_tlp_label(env->tlp), env->sender, verb, to->org);
+            return vdp_errorf(
+                reason, size, VD_ETLP,
+                "%s from %s %s %s (a Comune's AMBER never goes to ANCI or other Comuni)",
+                s_tlp_label(env->tlp), env->sender, verb, to->org);
     }
     return VD_OK;
 }
@@ -145,11 +135,11 @@ s_check_directed(const vdb_policy_t *self,
     const char *who = binding->agency->org;
     if (env->to_count == 0) {
         if (env->tlp == VDP_TLP_RED)
-            return s_deny(VD_ETLP, reason, size, "TLP:RED needs a non-empty to list");
-        return s_deny(VD_EFIELD, reason, size, "topic inbox needs a non-empty to list");
+            return vdp_errorf(reason, size, VD_ETLP, "TLP:RED needs a non-empty to list");
+        return vdp_errorf(reason, size, VD_EFIELD, "topic inbox needs a non-empty to list");
     }
     if (env->to_count > VDP_MAX_TO)
-        return s_deny(VD_EFIELD, reason, size, "more than %u recipients", VDP_MAX_TO);
+        return vdp_errorf(reason, size, VD_EFIELD, "more than %u recipients", VDP_MAX_TO);
     assert(reg);
     for (size_t i = 0; i < env->to_count; i++) {
         const char *org = env->to[i];
@@ -157,7 +147,7 @@ s_check_directed(const vdb_policy_t *self,
         if (!recipient) {
             char shown[VDP_MAX_ORG + 1];
             vdp_sanitize(org, strnlen(org, VDP_MAX_ORG), shown, sizeof shown);
-            return s_deny(VD_EFIELD, reason, size, "unknown recipient %s", shown);
+            return vdp_errorf(reason, size, VD_EFIELD, "unknown recipient %s", shown);
         }
         char topics[VDP_MAX_JUR][VDP_MAX_TOPIC + 1];
         size_t count = vdb_acl_inbox_topics(recipient, topics, VDP_MAX_JUR);
@@ -168,10 +158,10 @@ s_check_directed(const vdb_policy_t *self,
                 best = ceiling;
         }
         if (best == VDP_TLP_NONE)
-            return s_deny(VD_EACCES, reason, size, "%s may not send to %s", who, org);
+            return vdp_errorf(reason, size, VD_EACCES, "%s may not send to %s", who, org);
         if (best < env->tlp)
-            return s_deny(VD_ETLP, reason, size, "%s may send to %s up to %s, not %s", who, org,
-                          s_tlp_label(best), s_tlp_label(env->tlp));
+            return vdp_errorf(reason, size, VD_ETLP, "%s may send to %s up to %s, not %s", who, org,
+                              s_tlp_label(best), s_tlp_label(env->tlp));
         //  Recipients are known now: refuse what delivery would withhold, rather than accept
         //  a message that can never arrive.
         int rc = s_tlp_rules(env, recipient, "may not go to", reason, size);
@@ -193,37 +183,37 @@ vdb_acl_check_publish(const vdb_policy_t *self,
     s_clear(reason, reason_size);
     vdb_binding_t binding;
     if (vdb_binding_init(&binding, who) != VD_OK)
-        return s_deny(VD_EACCES, reason, reason_size, "key without a valid org and role");
+        return vdp_errorf(reason, reason_size, VD_EACCES, "key without a valid org and role");
     if (who->status == VDP_KEY_REVOKED)
-        return s_deny(VD_EACCES, reason, reason_size, "key of %s revoked", who->org);
+        return vdp_errorf(reason, reason_size, VD_EACCES, "key of %s revoked", who->org);
     //  The rules below read the sender's role from env->sender: it must be the key's own org.
     //  Only a broker relays others' messages, and it answers to its own grants.
     if (who->role != VDP_ROLE_BROKER && strcmp(env->sender, who->org) != 0)
-        return s_deny(VD_ESENDER, reason, reason_size, "sender is not %s", who->org);
+        return vdp_errorf(reason, reason_size, VD_ESENDER, "sender is not %s", who->org);
     if (!s_tlp_valid(env->tlp))
-        return s_deny(VD_ETLP, reason, reason_size, "TLP label missing or unknown");
+        return vdp_errorf(reason, reason_size, VD_ETLP, "TLP label missing or unknown");
     if (strcmp(env->topic, S_DIRECTED) == 0)
         return s_check_directed(self, reg, &binding, env, reason, reason_size);
 
     if (env->tlp == VDP_TLP_RED)
-        return s_deny(VD_ETLP, reason, reason_size,
-                      "TLP:RED travels only on topic inbox, to the orgs in to");
+        return vdp_errorf(reason, reason_size, VD_ETLP,
+                          "TLP:RED travels only on topic inbox, to the orgs in to");
     if (env->to_count > 0)
-        return s_deny(VD_EFIELD, reason, reason_size, "to is only allowed on topic inbox");
+        return vdp_errorf(reason, reason_size, VD_EFIELD, "to is only allowed on topic inbox");
     if (!vdp_topic_valid(env->topic))
-        return s_deny(VD_EFIELD, reason, reason_size, "invalid topic");
+        return vdp_errorf(reason, reason_size, VD_EFIELD, "invalid topic");
     //  inbox.<j>.<org> topics are reached only through topic inbox and its `to` list, so that the
     //  directed-message rules (and RED's) cannot be sidestepped by naming the topic.
     if (s_inbox_subtopic(env->topic))
-        return s_deny(VD_EFIELD, reason, reason_size,
-                      "publish directed messages on topic inbox with a to list");
+        return vdp_errorf(reason, reason_size, VD_EFIELD,
+                          "publish directed messages on topic inbox with a to list");
     vdp_tlp_t ceiling = vdb_policy_ceiling(self, &binding, VDB_ACTION_PUBLISH, env->topic);
     if (ceiling == VDP_TLP_NONE)
-        return s_deny(VD_EACCES, reason, reason_size, "%s may not publish on %s", who->org,
-                      env->topic);
+        return vdp_errorf(reason, reason_size, VD_EACCES, "%s may not publish on %s", who->org,
+                          env->topic);
     if (ceiling < env->tlp)
-        return s_deny(VD_ETLP, reason, reason_size, "%s may publish on %s up to %s, not %s",
-                      who->org, env->topic, s_tlp_label(ceiling), s_tlp_label(env->tlp));
+        return vdp_errorf(reason, reason_size, VD_ETLP, "%s may publish on %s up to %s, not %s",
+                          who->org, env->topic, s_tlp_label(ceiling), s_tlp_label(env->tlp));
     return VD_OK;
 }
 
@@ -240,14 +230,14 @@ vdb_acl_check_subscribe(const vdb_policy_t *self,
         char shown[VDP_MAX_TOPIC + 1] = "";
         if (pattern)
             vdp_sanitize(pattern, strnlen(pattern, VDP_MAX_TOPIC), shown, sizeof shown);
-        return s_deny(VD_EINVAL, reason, reason_size, "invalid pattern '%s'", shown);
+        return vdp_errorf(reason, reason_size, VD_EINVAL, "invalid pattern '%s'", shown);
     }
     vdb_binding_t binding;
     if (vdb_binding_init(&binding, who) != VD_OK)
-        return s_deny(VD_EACCES, reason, reason_size, "key without a valid org and role");
+        return vdp_errorf(reason, reason_size, VD_EACCES, "key without a valid org and role");
     if (!vdb_policy_contains(self, &binding, VDB_ACTION_SUBSCRIBE, pattern))
-        return s_deny(VD_EACCES, reason, reason_size, "%s may not subscribe to %s", who->org,
-                      pattern);
+        return vdp_errorf(reason, reason_size, VD_EACCES, "%s may not subscribe to %s", who->org,
+                          pattern);
     return VD_OK;
 }
 
@@ -263,31 +253,31 @@ vdb_acl_check_deliver(const vdb_policy_t *self,
     s_clear(reason, reason_size);
     vdb_binding_t binding;
     if (vdb_binding_init(&binding, to) != VD_OK)
-        return s_deny(VD_EACCES, reason, reason_size, "key without a valid org and role");
+        return vdp_errorf(reason, reason_size, VD_EACCES, "key without a valid org and role");
     if (to->status == VDP_KEY_REVOKED)
-        return s_deny(VD_EACCES, reason, reason_size, "key of %s revoked", to->org);
+        return vdp_errorf(reason, reason_size, VD_EACCES, "key of %s revoked", to->org);
     if (!s_tlp_valid(env->tlp))
-        return s_deny(VD_ETLP, reason, reason_size, "TLP label missing or unknown");
+        return vdp_errorf(reason, reason_size, VD_ETLP, "TLP label missing or unknown");
     if (strcmp(env->topic, S_DIRECTED) == 0) {
         //  A directed message reaches the orgs in its `to` list, whatever a policy grants.
         if (!s_listed(env, to->org))
-            return s_deny(env->tlp == VDP_TLP_RED ? VD_ETLP : VD_EACCES, reason, reason_size,
-                          "%s withheld from %s (not a named recipient)", s_tlp_label(env->tlp),
-                          to->org);
+            return vdp_errorf(reason, reason_size, env->tlp == VDP_TLP_RED ? VD_ETLP : VD_EACCES,
+                              "%s withheld from %s (not a named recipient)", s_tlp_label(env->tlp),
+                              to->org);
     } else {
         if (env->tlp == VDP_TLP_RED)
-            return s_deny(VD_ETLP, reason, reason_size,
-                          "TLP:RED withheld from %s (RED travels only on inbox)", to->org);
+            return vdp_errorf(reason, reason_size, VD_ETLP,
+                              "TLP:RED withheld from %s (RED travels only on inbox)", to->org);
         if (strcmp(topic, env->topic) != 0)
-            return s_deny(VD_EACCES, reason, reason_size,
-                          "delivery topic differs from the message topic %s", env->topic);
+            return vdp_errorf(reason, reason_size, VD_EACCES,
+                              "delivery topic differs from the message topic %s", env->topic);
     }
     vdp_tlp_t ceiling = vdb_policy_ceiling(self, &binding, VDB_ACTION_SUBSCRIBE, topic);
     if (ceiling == VDP_TLP_NONE)
-        return s_deny(VD_EACCES, reason, reason_size, "%s may not receive %s", to->org, topic);
+        return vdp_errorf(reason, reason_size, VD_EACCES, "%s may not receive %s", to->org, topic);
     if (ceiling < env->tlp)
-        return s_deny(VD_ETLP, reason, reason_size, "%s withheld from %s (ceiling %s on %s)",
-                      s_tlp_label(env->tlp), to->org, s_ceiling_label(ceiling), topic);
+        return vdp_errorf(reason, reason_size, VD_ETLP, "%s withheld from %s (ceiling %s on %s)",
+                          s_tlp_label(env->tlp), to->org, s_ceiling_label(ceiling), topic);
     return s_tlp_rules(env, to, "withheld from", reason, reason_size);
 }
 
@@ -303,9 +293,9 @@ vdb_acl_check_ref(const vdp_envelope_t *env,
     //  FIRST: only the source may relax a label. Saying which label the original carried would
     //  tell the peer something about a message it may not have seen: keep the reason generic.
     if (s_tlp_valid(ref_tlp) && env->tlp < ref_tlp && strcmp(env->sender, ref_sender) != 0)
-        return s_deny(VD_ETLP, reason, reason_size,
-                      "%s is lower than the referenced message's label; only its sender may "
-                      "lower it",
-                      s_tlp_label(env->tlp));
+        return vdp_errorf(reason, reason_size, VD_ETLP,
+                          "%s is lower than the referenced message's label; only its sender may "
+                          "lower it",
+                          s_tlp_label(env->tlp));
     return VD_OK;
 }

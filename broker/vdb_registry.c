@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vdp_errors.h"
 #include "vdb_registry.h"
 #include "vedetta.h"
 
@@ -43,20 +44,6 @@ struct vdb_registry_t {
     s_table_t by_key; // curve_public -> entry
     s_table_t by_org; // org -> the org's first entry
 };
-
-static void s_errf(char *err, size_t err_size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_errf(char *err, size_t err_size, const char *format, ...)
-{
-    if (!err || err_size == 0)
-        return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(err, err_size, format, args);
-    va_end(args);
-}
 
 static uint64_t
 s_hash(const char *key)
@@ -175,14 +162,14 @@ s_add(vdb_registry_t *self,
     const char *here = source ? source : "(added)";
     char why[256];
     if (vdp_agency_check(agency, why, sizeof why) != VD_OK) {
-        s_errf(err, err_size, "%s: %s", here, why);
+        vdp_errorf(err, err_size, VD_OK, "%s: %s", here, why);
         return VD_EINVAL;
     }
     const s_entry_t *same = s_table_find(&self->by_key, agency->curve_public);
     if (same) {
-        s_errf(err, err_size,
-               "%s: key/curve-public: %s is already registered by %s (org %s, label %s)", here,
-               agency->curve_public, s_source(same), same->agency.org, same->agency.label);
+        vdp_errorf(err, err_size, VD_OK,
+                   "%s: key/curve-public: %s is already registered by %s (org %s, label %s)", here,
+                   agency->curve_public, s_source(same), same->agency.org, same->agency.label);
         return VD_EINVAL;
     }
     const s_entry_t *first = s_table_find(&self->by_org, agency->org);
@@ -193,10 +180,10 @@ s_add(vdb_registry_t *self,
                             : !s_same_jurisdictions(other, agency) ? "agency/jurisdiction"
                                                                    : NULL;
         if (field) {
-            s_errf(err, err_size,
-                   "%s: %s: org %s is described differently in %s; all keys of one org must "
-                   "agree on name, role and jurisdictions",
-                   here, field, agency->org, s_source(first));
+            vdp_errorf(err, err_size, VD_OK,
+                       "%s: %s: org %s is described differently in %s; all keys of one org must "
+                       "agree on name, role and jurisdictions",
+                       here, field, agency->org, s_source(first));
             return VD_EINVAL;
         }
     }
@@ -225,7 +212,7 @@ s_add(vdb_registry_t *self,
     return VD_OK;
 
 err_no_memory:
-    s_errf(err, err_size, "%s: out of memory", here);
+    vdp_errorf(err, err_size, VD_OK, "%s: out of memory", here);
     return VD_ENOMEM;
 }
 
@@ -233,7 +220,7 @@ int
 vdb_registry_add(vdb_registry_t *self, const vdp_agency_t *agency, char *err, size_t err_size)
 {
     if (!self || !agency) {
-        s_errf(err, err_size, "no registry or no agency");
+        vdp_errorf(err, err_size, VD_OK, "no registry or no agency");
         return VD_EINVAL;
     }
     return s_add(self, agency, NULL, err, err_size);
@@ -262,7 +249,8 @@ s_list(const char *dir, char ***names_p, size_t *count_p, char *err, size_t err_
     *count_p = 0;
     DIR *handle = opendir(dir);
     if (!handle) {
-        s_errf(err, err_size, "%s: cannot open the registry directory: %s", dir, strerror(errno));
+        vdp_errorf(err, err_size, VD_OK, "%s: cannot open the registry directory: %s", dir,
+                   strerror(errno));
         return VD_EIO;
     }
     char **names = NULL;
@@ -289,10 +277,11 @@ s_list(const char *dir, char ***names_p, size_t *count_p, char *err, size_t err_
         errno = 0;
     }
     if (rc == VD_OK && errno != 0) {
-        s_errf(err, err_size, "%s: cannot read the registry directory: %s", dir, strerror(errno));
+        vdp_errorf(err, err_size, VD_OK, "%s: cannot read the registry directory: %s", dir,
+                   strerror(errno));
         rc = VD_EIO;
     } else if (rc == VD_ENOMEM)
-        s_errf(err, err_size, "%s: out of memory", dir);
+        vdp_errorf(err, err_size, VD_OK, "%s: out of memory", dir);
     closedir(handle);
     if (rc != VD_OK) {
         for (size_t i = 0; i < count; i++)
@@ -313,12 +302,12 @@ vdb_registry_t *
 vdb_registry_load(const char *dir, char *err, size_t err_size)
 {
     if (!dir) {
-        s_errf(err, err_size, "no registry directory");
+        vdp_errorf(err, err_size, VD_OK, "no registry directory");
         return NULL;
     }
     vdb_registry_t *self = vdb_registry_new();
     if (!self) {
-        s_errf(err, err_size, "%s: out of memory", dir);
+        vdp_errorf(err, err_size, VD_OK, "%s: out of memory", dir);
         return NULL;
     }
     char **names;
@@ -333,7 +322,7 @@ vdb_registry_load(const char *dir, char *err, size_t err_size)
         char *path = malloc(dir_len + 1 + strlen(names[i]) + 1);
         vdp_agency_t agency;
         if (!path) {
-            s_errf(err, err_size, "%s: out of memory", dir);
+            vdp_errorf(err, err_size, VD_OK, "%s: out of memory", dir);
             vdb_registry_destroy(&self);
         } else {
             sprintf(path, "%s%s%s", dir, slash ? "" : "/", names[i]);

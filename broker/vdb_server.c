@@ -16,6 +16,7 @@
 #include <czmq.h>
 #include <sodium.h>
 
+#include "vdp_errors.h"
 #include "vdb_acl.h"
 #include "vdb_index.h"
 #include "vdb_pending.h"
@@ -805,37 +806,23 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
 //  -------------------------------------------------------------------------------------------
 //  Set-up
 
-static int s_fail(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-s_fail(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (err) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err, err_size, fmt, args);
-        va_end(args);
-    }
-    return -1;
-}
-
 static int
 s_load_key(vdb_server_t *self, uint8_t secret[32], char *err, size_t err_size)
 {
     vdp_secret_t key;
     char why[512] = "";
     if (vdp_secret_load(self->config.secret, &key, why, sizeof why) != VD_OK)
-        return s_fail(err, err_size, "broker key: %s", why);
+        return vdp_errorf(err, err_size, -1, "broker key: %s", why);
     int rc = 0;
     if (key.agency.role != VDP_ROLE_BROKER)
-        rc = s_fail(err, err_size, "broker key %s: role must be broker, not %s",
-                    self->config.secret, vdp_role_name(key.agency.role));
+        rc = vdp_errorf(err, err_size, -1, "broker key %s: role must be broker, not %s",
+                        self->config.secret, vdp_role_name(key.agency.role));
     else if (self->config.name[0] && strcmp(self->config.name, key.agency.org) != 0)
-        rc = s_fail(err, err_size, "broker key is for %s but the configuration names %s",
-                    key.agency.org, self->config.name);
+        rc = vdp_errorf(err, err_size, -1, "broker key is for %s but the configuration names %s",
+                        key.agency.org, self->config.name);
     else if (zmq_z85_decode(secret, key.curve_secret) == NULL)
-        rc = s_fail(err, err_size, "broker key %s: %s", self->config.secret, "bad curve-secret");
+        rc = vdp_errorf(err, err_size, -1, "broker key %s: %s", self->config.secret,
+                        "bad curve-secret");
     else {
         snprintf(self->name, sizeof self->name, "%s", key.agency.org);
         snprintf(self->public_key, sizeof self->public_key, "%s", key.agency.curve_public);
@@ -849,7 +836,7 @@ s_bind(vdb_server_t *self, const uint8_t secret[32], char *err, size_t err_size)
 {
     self->router = zsock_new(ZMQ_ROUTER);
     if (!self->router)
-        return s_fail(err, err_size, "cannot create the ROUTER socket");
+        return vdp_errorf(err, err_size, -1, "cannot create the ROUTER socket");
     void *h = zsock_resolve(self->router);
     self->router_handle = h;
     int one = 1, zero = 0;
@@ -866,14 +853,15 @@ s_bind(vdb_server_t *self, const uint8_t secret[32], char *err, size_t err_size)
         zmq_setsockopt(h, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(h, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(h, ZMQ_LINGER, &zero, sizeof zero) != 0)
-        return s_fail(err, err_size, "cannot configure the ROUTER socket: %s", zmq_strerror(errno));
+        return vdp_errorf(err, err_size, -1, "cannot configure the ROUTER socket: %s",
+                          zmq_strerror(errno));
 #ifdef ZMQ_ZAP_ENFORCE_DOMAIN
     //  Draft option where available: refuse handshakes outright if no ZAP handler answers.
     zmq_setsockopt(h, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
 #endif
     if (zmq_bind(h, self->config.endpoint) != 0)
-        return s_fail(err, err_size, "cannot bind %s: %s", self->config.endpoint,
-                      zmq_strerror(errno));
+        return vdp_errorf(err, err_size, -1, "cannot bind %s: %s", self->config.endpoint,
+                          zmq_strerror(errno));
     size_t size = sizeof self->endpoint;
     if (zmq_getsockopt(h, ZMQ_LAST_ENDPOINT, self->endpoint, &size) != 0)
         snprintf(self->endpoint, sizeof self->endpoint, "%s", self->config.endpoint);
@@ -885,7 +873,7 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
 {
     vdb_server_t *self = calloc(1, sizeof *self);
     if (!self) {
-        s_fail(err, err_size, "out of memory");
+        vdp_errorf(err, err_size, -1, "out of memory");
         return NULL;
     }
     self->config = *config;
@@ -893,18 +881,19 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     uint8_t secret[32];
     self->registry = vdb_registry_load(config->registry, why, sizeof why);
     if (!self->registry) {
-        s_fail(err, err_size, "registry: %s", why);
+        vdp_errorf(err, err_size, -1, "registry: %s", why);
         goto err_destroy;
     }
     if (vdb_registry_key_count(self->registry) == 0) {
-        s_fail(err, err_size, "registry %s holds no agency file (*.agency)", config->registry);
+        vdp_errorf(err, err_size, -1, "registry %s holds no agency file (*.agency)",
+                   config->registry);
         goto err_destroy;
     }
     self->policy = config->policy[0] ? vdb_policy_load(config->policy, why, sizeof why)
                                      : vdb_policy_parse(vdb_policy_default_text(),
                                                         "(embedded policy)", why, sizeof why);
     if (!self->policy) {
-        s_fail(err, err_size, "policy: %s", why);
+        vdp_errorf(err, err_size, -1, "policy: %s", why);
         goto err_destroy;
     }
     if (s_load_key(self, secret, err, err_size) != 0)
@@ -915,7 +904,7 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     self->index = vdb_index_new(config->dedup_window);
     self->pending = vdb_pending_new();
     if (!self->sessions || !self->dirty || !self->subs || !self->index || !self->pending) {
-        s_fail(err, err_size, "out of memory");
+        vdp_errorf(err, err_size, -1, "out of memory");
         goto err_wipe;
     }
     if (config->store[0]) { // otherwise live only: nothing kept, receipts mean "accepted"
@@ -923,7 +912,7 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
         self->store = vdb_store_open(config->store, (vdb_sync_t)config->store_sync, why_store,
                                      sizeof why_store);
         if (!self->store) {
-            s_fail(err, err_size, "store %s: %s", config->store, why_store);
+            vdp_errorf(err, err_size, -1, "store %s: %s", config->store, why_store);
             goto err_wipe;
         }
         self->seq = vdb_store_last_seq(self->store); // seq never goes back, across restarts too
@@ -932,7 +921,7 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     //  The ZAP handler must exist before the ROUTER binds: without one libzmq admits any key.
     self->zap = vdb_zap_new(self->registry);
     if (!self->zap) {
-        s_fail(err, err_size, "cannot start the ZAP handler (another in this process?)");
+        vdp_errorf(err, err_size, -1, "cannot start the ZAP handler (another in this process?)");
         goto err_wipe;
     }
     if (s_bind(self, secret, err, err_size) != 0)

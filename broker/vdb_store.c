@@ -20,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "vdp_errors.h"
 #include "vdb_log.h"
 #include "vdb_store.h"
 #include "vedetta.h"
@@ -82,20 +83,6 @@ static const char *s_schema =
     "  PRIMARY KEY (key, name)"
     ") WITHOUT ROWID;";
 
-static void s_errf(char *err, size_t err_size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_errf(char *err, size_t err_size, const char *format, ...)
-{
-    if (!err || err_size == 0)
-        return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(err, err_size, format, args);
-    va_end(args);
-}
-
 //  What failed, from an extended SQLITE_IOERR code (its message is "disk I/O error" for all).
 static const char *
 s_ioerr_name(int rc)
@@ -127,16 +114,16 @@ s_describe(sqlite3 *db, int rc, char *err, size_t err_size)
 {
     switch (rc & 0xff) {
     case SQLITE_FULL:
-        s_errf(err, err_size, "disk full");
+        vdp_errorf(err, err_size, VD_OK, "disk full");
         break;
     case SQLITE_IOERR:
-        s_errf(err, err_size, "I/O error: %s", s_ioerr_name(rc));
+        vdp_errorf(err, err_size, VD_OK, "I/O error: %s", s_ioerr_name(rc));
         break;
     case SQLITE_READONLY:
-        s_errf(err, err_size, "store is read-only");
+        vdp_errorf(err, err_size, VD_OK, "store is read-only");
         break;
     default:
-        s_errf(err, err_size, "%s", sqlite3_errmsg(db));
+        vdp_errorf(err, err_size, VD_OK, "%s", sqlite3_errmsg(db));
         break;
     }
 }
@@ -229,10 +216,11 @@ s_schema_check(sqlite3 *db, char *err, size_t err_size)
     }
     if (version != S_SCHEMA_VERSION) {
         if (has_meta)
-            s_errf(err, err_size, "schema version %" PRId64 " not supported (this broker reads %d)",
-                   version, S_SCHEMA_VERSION);
+            vdp_errorf(err, err_size, VD_OK,
+                       "schema version %" PRId64 " not supported (this broker reads %d)", version,
+                       S_SCHEMA_VERSION);
         else
-            s_errf(err, err_size, "not a vedetta store (no meta table)");
+            vdp_errorf(err, err_size, VD_OK, "not a vedetta store (no meta table)");
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return VD_ESTORE;
     }
@@ -328,12 +316,12 @@ vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
     };
     if (!path || !*path || (int)sync < 0 ||
         (size_t)sync >= sizeof sync_pragma / sizeof *sync_pragma) {
-        s_errf(err, err_size, "invalid argument");
+        vdp_errorf(err, err_size, VD_OK, "invalid argument");
         return NULL;
     }
     vdb_store_t *self = calloc(1, sizeof *self);
     if (!self) {
-        s_errf(err, err_size, "out of memory");
+        vdp_errorf(err, err_size, VD_OK, "out of memory");
         return NULL;
     }
     //  NOMUTEX: one thread owns the store, so SQLite's per-call mutexes buy nothing.
@@ -341,9 +329,9 @@ vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
         path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         if (self->db)
-            s_errf(err, err_size, "%s: %s", path, sqlite3_errmsg(self->db));
+            vdp_errorf(err, err_size, VD_OK, "%s: %s", path, sqlite3_errmsg(self->db));
         else
-            s_errf(err, err_size, "%s: out of memory", path);
+            vdp_errorf(err, err_size, VD_OK, "%s: out of memory", path);
         goto err_close;
     }
     sqlite3_extended_result_codes(self->db, 1);
@@ -371,7 +359,7 @@ vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
     if (rc != SQLITE_OK)
         s_describe(self->db, rc, err, err_size);
     else if (!wal)
-        s_errf(err, err_size, "%s: cannot use WAL mode", path);
+        vdp_errorf(err, err_size, VD_OK, "%s: cannot use WAL mode", path);
     sqlite3_finalize(stmt);
     if (rc != SQLITE_OK || !wal)
         goto err_close;
@@ -467,12 +455,13 @@ s_validate(
     for (size_t i = 0; i < count; i++) {
         const vdb_store_msg_t *msg = &msgs[i];
         if (!msg->sender || !msg->id || !msg->topic || !msg->category || !msg->key || !msg->raw) {
-            s_errf(err, err_size, "message %zu: missing field", i);
+            vdp_errorf(err, err_size, VD_OK, "message %zu: missing field", i);
             return VD_EINVAL;
         }
         if (msg->seq <= previous || msg->seq > INT64_MAX) {
-            s_errf(err, err_size, "message %zu: seq %" PRIu64 " does not follow %" PRIu64, i,
-                   msg->seq, previous);
+            vdp_errorf(err, err_size, VD_OK,
+                       "message %zu: seq %" PRIu64 " does not follow %" PRIu64, i, msg->seq,
+                       previous);
             return VD_EINVAL;
         }
         previous = msg->seq;
@@ -489,7 +478,7 @@ vdb_store_append(
     if (count == 0)
         return VD_OK;
     if (!msgs) {
-        s_errf(err, err_size, "invalid argument");
+        vdp_errorf(err, err_size, VD_OK, "invalid argument");
         return VD_EINVAL;
     }
     int rc = s_validate(self, msgs, count, err, err_size);
@@ -515,8 +504,8 @@ vdb_store_append(
     }
     if (sqlite_rc == SQLITE_CONSTRAINT_UNIQUE) {
         const vdb_store_msg_t *msg = &msgs[i - 1];
-        s_errf(err, err_size, "message %zu: duplicate (sender, id) %s/%s", i - 1, msg->sender,
-               msg->id);
+        vdp_errorf(err, err_size, VD_OK, "message %zu: duplicate (sender, id) %s/%s", i - 1,
+                   msg->sender, msg->id);
         rc = VD_EINVAL;
     } else {
         s_describe(self->db, sqlite_rc, err, err_size);

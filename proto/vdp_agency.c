@@ -21,6 +21,7 @@
 #include <czmq.h>
 #include <sodium.h>
 
+#include "vdp_errors.h"
 #include "vdp_agency.h"
 #include "vedetta.h"
 
@@ -71,20 +72,6 @@ static const struct {
     [F_CURVE_SECRET] = { "key", "curve-secret", true },
     [F_SIGN_SECRET] = { "key", "sign-secret", true },
 };
-
-static void s_errf(char *err, size_t err_size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_errf(char *err, size_t err_size, const char *format, ...)
-{
-    if (!err || err_size == 0)
-        return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(err, err_size, format, args);
-    va_end(args);
-}
 
 //  A value as error messages quote it: printable ASCII, truncated. Never call it on a secret.
 static const char *
@@ -160,11 +147,12 @@ s_zpl_check(const char *text, size_t size, const char *name, char *err, size_t e
         const char *line_end = eol ? eol : end;
         const char *next = eol ? eol + 1 : end;
         if ((size_t)(line_end - p) > S_MAX_LINE) {
-            s_errf(err, err_size, "%s: line %u: longer than %u bytes", name, lineno, S_MAX_LINE);
+            vdp_errorf(err, err_size, VD_OK, "%s: line %u: longer than %u bytes", name, lineno,
+                       S_MAX_LINE);
             return false;
         }
         if (memchr(p, '\0', (size_t)(line_end - p))) {
-            s_errf(err, err_size, "%s: line %u: holds a NUL byte", name, lineno);
+            vdp_errorf(err, err_size, VD_OK, "%s: line %u: holds a NUL byte", name, lineno);
             return false;
         }
         while (line_end > p && s_is_space(line_end[-1]))
@@ -174,7 +162,8 @@ s_zpl_check(const char *text, size_t size, const char *name, char *err, size_t e
             q++;
         size_t indent = (size_t)(q - p);
         if (indent % 4 != 0) {
-            s_errf(err, err_size, "%s: line %u: indent by multiples of 4 spaces", name, lineno);
+            vdp_errorf(err, err_size, VD_OK, "%s: line %u: indent by multiples of 4 spaces", name,
+                       lineno);
             return false;
         }
         if (q < line_end && *q != '#') {
@@ -182,7 +171,7 @@ s_zpl_check(const char *text, size_t size, const char *name, char *err, size_t e
             if (!why && indent / 4 > depth)
                 why = "indented deeper than its section";
             if (why) {
-                s_errf(err, err_size, "%s: line %u: %s", name, lineno, why);
+                vdp_errorf(err, err_size, VD_OK, "%s: line %u: %s", name, lineno, why);
                 return false;
             }
             depth = indent / 4 + 1;
@@ -236,17 +225,17 @@ s_collect(zconfig_t *root,
                      : strcmp(sname, "key") == 0  ? &seen_key
                                                   : NULL;
         if (!seen) {
-            s_errf(err, err_size, "%s: unknown section \"%s\" (expected agency and key)", name,
-                   s_echo(sname, echo));
+            vdp_errorf(err, err_size, VD_OK, "%s: unknown section \"%s\" (expected agency and key)",
+                       name, s_echo(sname, echo));
             return false;
         }
         if (*seen) {
-            s_errf(err, err_size, "%s: section %s appears twice", name, sname);
+            vdp_errorf(err, err_size, VD_OK, "%s: section %s appears twice", name, sname);
             return false;
         }
         *seen = true;
         if (zconfig_value(section) && *zconfig_value(section)) {
-            s_errf(err, err_size, "%s: section %s takes no value", name, sname);
+            vdp_errorf(err, err_size, VD_OK, "%s: section %s takes no value", name, sname);
             return false;
         }
         for (zconfig_t *item = zconfig_child(section); item; item = zconfig_next(item)) {
@@ -256,22 +245,25 @@ s_collect(zconfig_t *root,
                                    strcmp(s_fields[f].name, iname) != 0))
                 f++;
             if (f == F_COUNT) {
-                s_errf(err, err_size, "%s: %s/%s: unknown field", name, sname, s_echo(iname, echo));
+                vdp_errorf(err, err_size, VD_OK, "%s: %s/%s: unknown field", name, sname,
+                           s_echo(iname, echo));
                 return false;
             }
             if (s_fields[f].secret && !secret) {
-                s_errf(err, err_size,
-                       "%s: %s/%s: a secret key in a public agency file: this is a secret file; "
-                       "install the public .agency file instead, and treat this key as exposed",
-                       name, sname, iname);
+                vdp_errorf(
+                    err, err_size, VD_OK,
+                    "%s: %s/%s: a secret key in a public agency file: this is a secret file; "
+                    "install the public .agency file instead, and treat this key as exposed",
+                    name, sname, iname);
                 return false;
             }
             if (values[f]) {
-                s_errf(err, err_size, "%s: %s/%s: appears twice", name, sname, iname);
+                vdp_errorf(err, err_size, VD_OK, "%s: %s/%s: appears twice", name, sname, iname);
                 return false;
             }
             if (zconfig_child(item)) {
-                s_errf(err, err_size, "%s: %s/%s: takes no sub-items", name, sname, iname);
+                vdp_errorf(err, err_size, VD_OK, "%s: %s/%s: takes no sub-items", name, sname,
+                           iname);
                 return false;
             }
             values[f] = zconfig_value(item);
@@ -279,8 +271,8 @@ s_collect(zconfig_t *root,
     }
     for (int f = 0; f < F_COUNT; f++) {
         if (!values[f] && (secret || !s_fields[f].secret)) {
-            s_errf(err, err_size, "%s: %s/%s: missing", name, s_fields[f].section,
-                   s_fields[f].name);
+            vdp_errorf(err, err_size, VD_OK, "%s: %s/%s: missing", name, s_fields[f].section,
+                       s_fields[f].name);
             return false;
         }
     }
@@ -367,22 +359,23 @@ s_check_jurisdictions(const vdp_agency_t *a, char *msg, size_t msg_size)
 {
     char echo[S_ECHO_BYTES];
     if (a->jur_count < 1 || a->jur_count > VDP_MAX_JUR) {
-        s_errf(msg, msg_size, "agency/jurisdiction: 1 to %u jurisdictions expected", VDP_MAX_JUR);
+        vdp_errorf(msg, msg_size, VD_OK, "agency/jurisdiction: 1 to %u jurisdictions expected",
+                   VDP_MAX_JUR);
         return false;
     }
     for (size_t i = 0; i < a->jur_count; i++) {
         const char *j = a->jur[i];
         if (strnlen(j, sizeof a->jur[i]) == sizeof a->jur[i] || !vdp_jurisdiction_valid(j)) {
-            s_errf(msg, msg_size,
-                   "agency/jurisdiction: \"%s\" is not a valid jurisdiction ([a-z0-9-], 1..%u "
-                   "bytes)",
-                   strnlen(j, sizeof a->jur[i]) == sizeof a->jur[i] ? "?" : s_echo(j, echo),
-                   VDP_MAX_SEGMENT);
+            vdp_errorf(msg, msg_size, VD_OK,
+                       "agency/jurisdiction: \"%s\" is not a valid jurisdiction ([a-z0-9-], 1..%u "
+                       "bytes)",
+                       strnlen(j, sizeof a->jur[i]) == sizeof a->jur[i] ? "?" : s_echo(j, echo),
+                       VDP_MAX_SEGMENT);
             return false;
         }
         for (size_t k = 0; k < i; k++) {
             if (strcmp(a->jur[k], j) == 0) {
-                s_errf(msg, msg_size, "agency/jurisdiction: \"%s\" listed twice", j);
+                vdp_errorf(msg, msg_size, VD_OK, "agency/jurisdiction: \"%s\" listed twice", j);
                 return false;
             }
         }
@@ -390,20 +383,22 @@ s_check_jurisdictions(const vdp_agency_t *a, char *msg, size_t msg_size)
         //  receive every region's traffic under a $j grant.
         if (strcmp(j, S_NATIONAL) == 0 && a->role != VDP_ROLE_CNAIPIC &&
             a->role != VDP_ROLE_BROKER) {
-            s_errf(msg, msg_size, "agency/jurisdiction: \"national\" is reserved for cnaipic");
+            vdp_errorf(msg, msg_size, VD_OK,
+                       "agency/jurisdiction: \"national\" is reserved for cnaipic");
             return false;
         }
     }
     if (a->role == VDP_ROLE_CNAIPIC && (a->jur_count != 1 || strcmp(a->jur[0], S_NATIONAL))) {
-        s_errf(msg, msg_size, "agency/jurisdiction: cnaipic holds exactly \"national\"");
+        vdp_errorf(msg, msg_size, VD_OK, "agency/jurisdiction: cnaipic holds exactly \"national\"");
         return false;
     }
     //  cosc:<j> and broker:<j> name their jurisdiction in the org id; the two must agree.
     if (a->role == VDP_ROLE_COSC || a->role == VDP_ROLE_BROKER) {
         const char *code = vdp_org_code(a->org);
         if (!code || !vdp_agency_holds(a, code)) {
-            s_errf(msg, msg_size, "agency/jurisdiction: %s must hold its own jurisdiction \"%s\"",
-                   a->org, code ? code : "?");
+            vdp_errorf(msg, msg_size, VD_OK,
+                       "agency/jurisdiction: %s must hold its own jurisdiction \"%s\"", a->org,
+                       code ? code : "?");
             return false;
         }
     }
@@ -417,45 +412,48 @@ s_check(const vdp_agency_t *a, char *msg, size_t msg_size)
     char echo[S_ECHO_BYTES];
     bool org_terminated = strnlen(a->org, sizeof a->org) < sizeof a->org;
     if (!org_terminated || !vdp_org_valid(a->org)) {
-        s_errf(msg, msg_size,
-               "agency/org: \"%s\" is not a valid org id (comune:<code>, cosc:<jurisdiction>, "
-               "anci:<region>, broker:<jurisdiction> or cnaipic)",
-               org_terminated ? s_echo(a->org, echo) : "?");
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "agency/org: \"%s\" is not a valid org id (comune:<code>, cosc:<jurisdiction>, "
+                   "anci:<region>, broker:<jurisdiction> or cnaipic)",
+                   org_terminated ? s_echo(a->org, echo) : "?");
         return false;
     }
     if (!s_name_valid(a->name, sizeof a->name)) {
-        s_errf(msg, msg_size,
-               "agency/name: 1..%u bytes of UTF-8 text expected, without control characters or "
-               "'\"'",
-               VDP_MAX_NAME);
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "agency/name: 1..%u bytes of UTF-8 text expected, without control characters or "
+                   "'\"'",
+                   VDP_MAX_NAME);
         return false;
     }
     vdp_role_t implied = vdp_org_role(a->org);
     if (a->role != implied) {
-        s_errf(msg, msg_size, "agency/role: \"%s\" does not match org %s, which is a %s",
-               vdp_role_name(a->role), a->org, vdp_role_name(implied));
+        vdp_errorf(msg, msg_size, VD_OK, "agency/role: \"%s\" does not match org %s, which is a %s",
+                   vdp_role_name(a->role), a->org, vdp_role_name(implied));
         return false;
     }
     if (!s_check_jurisdictions(a, msg, msg_size))
         return false;
     if (!s_label_valid(a->label, sizeof a->label)) {
         bool terminated = strnlen(a->label, sizeof a->label) < sizeof a->label;
-        s_errf(msg, msg_size, "key/label: \"%s\" is not a valid label ([a-z0-9-], 1..%u bytes)",
-               terminated ? s_echo(a->label, echo) : "?", VDP_MAX_LABEL);
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "key/label: \"%s\" is not a valid label ([a-z0-9-], 1..%u bytes)",
+                   terminated ? s_echo(a->label, echo) : "?", VDP_MAX_LABEL);
         return false;
     }
     if (!s_z85_decode(a->curve_public, strnlen(a->curve_public, sizeof a->curve_public),
                       VDP_KEY_BYTES, NULL)) {
-        s_errf(msg, msg_size, "key/curve-public: not a Z85-encoded 32-byte key (40 characters)");
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "key/curve-public: not a Z85-encoded 32-byte key (40 characters)");
         return false;
     }
     if (!s_z85_decode(a->sign_public, strnlen(a->sign_public, sizeof a->sign_public), VDP_KEY_BYTES,
                       NULL)) {
-        s_errf(msg, msg_size, "key/sign-public: not a Z85-encoded 32-byte key (40 characters)");
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "key/sign-public: not a Z85-encoded 32-byte key (40 characters)");
         return false;
     }
     if (a->status != VDP_KEY_ACTIVE && a->status != VDP_KEY_REVOKED) {
-        s_errf(msg, msg_size, "key/status: neither active nor revoked");
+        vdp_errorf(msg, msg_size, VD_OK, "key/status: neither active nor revoked");
         return false;
     }
     return true;
@@ -470,20 +468,21 @@ s_check_secret(const vdp_secret_t *s, char *msg, size_t msg_size)
     bool ok = false;
     if (!s_z85_decode(s->curve_secret, strnlen(s->curve_secret, sizeof s->curve_secret),
                       VDP_KEY_BYTES, secret_key)) {
-        s_errf(msg, msg_size, "key/curve-secret: not a Z85-encoded 32-byte key (40 characters)");
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "key/curve-secret: not a Z85-encoded 32-byte key (40 characters)");
         goto done;
     }
     if (!s_z85_decode(s->agency.curve_public, strlen(s->agency.curve_public), VDP_KEY_BYTES,
                       public_key) ||
         crypto_scalarmult_base(derived, secret_key) != 0 ||
         sodium_memcmp(derived, public_key, VDP_KEY_BYTES) != 0) {
-        s_errf(msg, msg_size, "key/curve-secret: does not match key/curve-public");
+        vdp_errorf(msg, msg_size, VD_OK, "key/curve-secret: does not match key/curve-public");
         goto done;
     }
     if (!s_z85_decode(s->sign_secret, strnlen(s->sign_secret, sizeof s->sign_secret),
                       VDP_SIGN_SECRET_BYTES, secret_key)) {
-        s_errf(msg, msg_size,
-               "key/sign-secret: not a Z85-encoded 64-byte Ed25519 key (80 characters)");
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "key/sign-secret: not a Z85-encoded 64-byte Ed25519 key (80 characters)");
         goto done;
     }
     //  An Ed25519 secret key is seed || public key: rederive both halves from the seed.
@@ -492,7 +491,7 @@ s_check_secret(const vdp_secret_t *s, char *msg, size_t msg_size)
         crypto_sign_seed_keypair(derived, derived_secret, secret_key) != 0 ||
         sodium_memcmp(derived, public_key, VDP_KEY_BYTES) != 0 ||
         sodium_memcmp(derived_secret, secret_key, VDP_SIGN_SECRET_BYTES) != 0) {
-        s_errf(msg, msg_size, "key/sign-secret: does not match key/sign-public");
+        vdp_errorf(msg, msg_size, VD_OK, "key/sign-secret: does not match key/sign-public");
         goto done;
     }
     ok = true;
@@ -529,16 +528,18 @@ s_parse_jurisdictions(vdp_agency_t *a, const char *list, char *msg, size_t msg_s
             item_end--;
         size_t len = (size_t)(item_end - p);
         if (len == 0) {
-            s_errf(msg, msg_size, "agency/jurisdiction: empty item in \"%s\"", s_echo(list, echo));
+            vdp_errorf(msg, msg_size, VD_OK, "agency/jurisdiction: empty item in \"%s\"",
+                       s_echo(list, echo));
             return false;
         }
         if (a->jur_count == VDP_MAX_JUR) {
-            s_errf(msg, msg_size, "agency/jurisdiction: more than %u jurisdictions", VDP_MAX_JUR);
+            vdp_errorf(msg, msg_size, VD_OK, "agency/jurisdiction: more than %u jurisdictions",
+                       VDP_MAX_JUR);
             return false;
         }
         if (len > VDP_MAX_SEGMENT) {
-            s_errf(msg, msg_size, "agency/jurisdiction: an item is longer than %u bytes",
-                   VDP_MAX_SEGMENT);
+            vdp_errorf(msg, msg_size, VD_OK, "agency/jurisdiction: an item is longer than %u bytes",
+                       VDP_MAX_SEGMENT);
             return false;
         }
         memcpy(a->jur[a->jur_count], p, len);
@@ -575,16 +576,16 @@ s_fill(vdp_secret_t *out, const char *values[F_COUNT], bool secret, char *msg, s
         if (s_fields[f].secret && !secret)
             continue;
         if (!s_copy(copies[i].dst, copies[i].size, values[f])) {
-            s_errf(msg, msg_size, "%s/%s: longer than %zu bytes", s_fields[f].section,
-                   s_fields[f].name, copies[i].size - 1);
+            vdp_errorf(msg, msg_size, VD_OK, "%s/%s: longer than %zu bytes", s_fields[f].section,
+                       s_fields[f].name, copies[i].size - 1);
             return false;
         }
     }
     a->role = vdp_role_from_name(values[F_ROLE]);
     if (a->role == VDP_ROLE_NONE) {
-        s_errf(msg, msg_size,
-               "agency/role: unknown role \"%s\" (comune, cosc, anci, cnaipic or broker)",
-               s_echo(values[F_ROLE], echo));
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "agency/role: unknown role \"%s\" (comune, cosc, anci, cnaipic or broker)",
+                   s_echo(values[F_ROLE], echo));
         return false;
     }
     if (strcmp(values[F_STATUS], "active") == 0)
@@ -592,8 +593,8 @@ s_fill(vdp_secret_t *out, const char *values[F_COUNT], bool secret, char *msg, s
     else if (strcmp(values[F_STATUS], "revoked") == 0)
         a->status = VDP_KEY_REVOKED;
     else {
-        s_errf(msg, msg_size, "key/status: \"%s\" is neither active nor revoked",
-               s_echo(values[F_STATUS], echo));
+        vdp_errorf(msg, msg_size, VD_OK, "key/status: \"%s\" is neither active nor revoked",
+                   s_echo(values[F_STATUS], echo));
         return false;
     }
     if (!s_parse_jurisdictions(a, values[F_JUR], msg, msg_size))
@@ -621,7 +622,7 @@ s_parse(const char *text,
     if (!name)
         name = "(agency file)";
     if (size > VDP_AGENCY_MAX_FILE) {
-        s_errf(err, err_size, "%s: larger than %u bytes", name, VDP_AGENCY_MAX_FILE);
+        vdp_errorf(err, err_size, VD_OK, "%s: larger than %u bytes", name, VDP_AGENCY_MAX_FILE);
         return VD_ECONFIG;
     }
     if (!s_zpl_check(text, size, name, err, err_size))
@@ -630,7 +631,7 @@ s_parse(const char *text,
     //  fuzz target looks for by this message).
     zconfig_t *root = s_zpl_load(text, size);
     if (!root) {
-        s_errf(err, err_size, "%s: not valid ZPL", name);
+        vdp_errorf(err, err_size, VD_OK, "%s: not valid ZPL", name);
         return VD_ECONFIG;
     }
     int rc = VD_ECONFIG;
@@ -640,7 +641,7 @@ s_parse(const char *text,
         if (s_fill(out, values, secret, msg, sizeof msg))
             rc = VD_OK;
         else
-            s_errf(err, err_size, "%s: %s", name, msg);
+            vdp_errorf(err, err_size, VD_OK, "%s: %s", name, msg);
     }
     s_wipe_tree(root);
     zconfig_destroy(&root);
@@ -679,7 +680,7 @@ s_read_file(
     //  O_NONBLOCK: opening a FIFO must not hang; it is refused as not regular right after.
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        s_errf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        vdp_errorf(err, err_size, VD_OK, "%s: cannot open: %s", path, strerror(errno));
         return VD_EIO;
     }
     int rc = VD_OK;
@@ -687,22 +688,22 @@ s_read_file(
     size_t size = 0;
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        s_errf(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
+        vdp_errorf(err, err_size, VD_OK, "%s: cannot stat: %s", path, strerror(errno));
         rc = VD_EIO;
     } else if (!S_ISREG(st.st_mode)) {
-        s_errf(err, err_size, "%s: not a regular file", path);
+        vdp_errorf(err, err_size, VD_OK, "%s: not a regular file", path);
         rc = secret ? VD_EACCES : VD_EIO;
     } else if (secret && (st.st_mode & 077) != 0) {
-        s_errf(err, err_size,
-               "%s: mode %04o lets group or others access this secret key file; fix it with: "
-               "chmod 600 %s",
-               path, (unsigned)(st.st_mode & 07777), path);
+        vdp_errorf(err, err_size, VD_OK,
+                   "%s: mode %04o lets group or others access this secret key file; fix it with: "
+                   "chmod 600 %s",
+                   path, (unsigned)(st.st_mode & 07777), path);
         rc = VD_EACCES;
     } else if (st.st_size > (off_t)VDP_AGENCY_MAX_FILE) {
-        s_errf(err, err_size, "%s: larger than %u bytes", path, VDP_AGENCY_MAX_FILE);
+        vdp_errorf(err, err_size, VD_OK, "%s: larger than %u bytes", path, VDP_AGENCY_MAX_FILE);
         rc = VD_ECONFIG;
     } else if (!(data = malloc(VDP_AGENCY_MAX_FILE + 1))) {
-        s_errf(err, err_size, "%s: out of memory", path);
+        vdp_errorf(err, err_size, VD_OK, "%s: out of memory", path);
         rc = VD_ENOMEM;
     }
     //  Read to the end rather than trusting st_size: the file may be growing.
@@ -711,12 +712,12 @@ s_read_file(
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            s_errf(err, err_size, "%s: cannot read: %s", path, strerror(errno));
+            vdp_errorf(err, err_size, VD_OK, "%s: cannot read: %s", path, strerror(errno));
             rc = VD_EIO;
         } else if (got == 0)
             break;
         else if ((size += (size_t)got) > VDP_AGENCY_MAX_FILE) {
-            s_errf(err, err_size, "%s: larger than %u bytes", path, VDP_AGENCY_MAX_FILE);
+            vdp_errorf(err, err_size, VD_OK, "%s: larger than %u bytes", path, VDP_AGENCY_MAX_FILE);
             rc = VD_ECONFIG;
         }
     }
@@ -772,7 +773,7 @@ int
 vdp_agency_check(const vdp_agency_t *agency, char *err, size_t err_size)
 {
     if (!agency) {
-        s_errf(err, err_size, "no agency");
+        vdp_errorf(err, err_size, VD_OK, "no agency");
         return VD_EINVAL;
     }
     return s_check(agency, err, err_size) ? VD_OK : VD_EINVAL;
@@ -907,11 +908,11 @@ vdp_secret_generate(vdp_secret_t *out,
         return VD_EINVAL;
     memset(out, 0, sizeof *out);
     if (!org || !name || !jurisdictions || !label) {
-        s_errf(err, err_size, "org, name, jurisdictions and label are required");
+        vdp_errorf(err, err_size, VD_OK, "org, name, jurisdictions and label are required");
         return VD_EINVAL;
     }
     if (sodium_init() < 0) {
-        s_errf(err, err_size, "libsodium failed to initialise");
+        vdp_errorf(err, err_size, VD_OK, "libsodium failed to initialise");
         return VD_EINTERNAL;
     }
     char curve_public[VDP_KEY_Z85_LEN + 1], curve_secret[VDP_KEY_Z85_LEN + 1];
@@ -919,7 +920,7 @@ vdp_secret_generate(vdp_secret_t *out,
     uint8_t pk[VDP_KEY_BYTES], sk[VDP_SIGN_SECRET_BYTES];
     int rc = VD_OK;
     if (zmq_curve_keypair(curve_public, curve_secret) != 0) {
-        s_errf(err, err_size, "libzmq was built without CURVE support");
+        vdp_errorf(err, err_size, VD_OK, "libzmq was built without CURVE support");
         rc = VD_EINTERNAL;
     } else {
         crypto_sign_keypair(pk, sk);

@@ -14,6 +14,7 @@
 
 #include <msgpack.h>
 
+#include "vdp_errors.h"
 #include "vedetta.h"
 #include "vdp_envelope.h"
 #include "vdp_ids.h"
@@ -185,18 +186,6 @@ s_field_index(const char *key, uint32_t len)
 //  ---------------------------------------------------------------------------------------------
 //  Helpers for reasons and reading
 
-__attribute__((format(printf, 4, 5))) static int
-s_fail(char *reason, size_t reason_size, int rc, const char *fmt, ...)
-{
-    if (reason && reason_size > 0) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(reason, reason_size, fmt, args);
-        va_end(args);
-    }
-    return rc;
-}
-
 //  Peer text made safe to quote in a reason.
 static const char *
 s_quote(const char *str, size_t len, char *buf, size_t size)
@@ -235,11 +224,11 @@ s_read_string(
     const char *str;
     uint32_t len;
     if (vdp_mp_read_str(mp, &str, &len) != VD_OK)
-        return s_fail(reason, reason_size, VD_EPROTO, "%s: expected a string", field);
+        return vdp_errorf(reason, reason_size, VD_EPROTO, "%s: expected a string", field);
     if (len > cap)
-        return s_fail(reason, reason_size, VD_ELIMIT, "%s: longer than %zu bytes", field, cap);
+        return vdp_errorf(reason, reason_size, VD_ELIMIT, "%s: longer than %zu bytes", field, cap);
     if (memchr(str, '\0', len))
-        return s_fail(reason, reason_size, VD_EPROTO, "%s: contains a NUL byte", field);
+        return vdp_errorf(reason, reason_size, VD_EPROTO, "%s: contains a NUL byte", field);
     memcpy(out, str, len);
     out[len] = '\0';
     return VD_OK;
@@ -253,9 +242,9 @@ s_read_id(vdp_mp_t *mp, char out[VDP_ID_LEN + 1], const char *field, char *reaso
     const char *str;
     uint32_t len;
     if (vdp_mp_read_str(mp, &str, &len) != VD_OK)
-        return s_fail(reason, rsize, VD_EPROTO, "%s: expected a string", field);
+        return vdp_errorf(reason, rsize, VD_EPROTO, "%s: expected a string", field);
     if (len != VDP_ID_LEN)
-        return s_fail(reason, rsize, VD_EFIELD, "%s: not a canonical UUID", field);
+        return vdp_errorf(reason, rsize, VD_EFIELD, "%s: not a canonical UUID", field);
     memcpy(out, str, len);
     out[len] = '\0';
     return VD_OK;
@@ -274,11 +263,11 @@ s_read_enum(vdp_mp_t *mp,
     uint32_t len;
     char quoted[32];
     if (vdp_mp_read_str(mp, &str, &len) != VD_OK)
-        return s_fail(reason, reason_size, VD_EPROTO, "%s: expected a string", field);
+        return vdp_errorf(reason, reason_size, VD_EPROTO, "%s: expected a string", field);
     *out = s_lookup(table, count, str, len);
     if (*out == 0)
-        return s_fail(reason, reason_size, VD_EFIELD, "%s: unknown value '%s'", field,
-                      s_quote(str, len, quoted, sizeof quoted));
+        return vdp_errorf(reason, reason_size, VD_EFIELD, "%s: unknown value '%s'", field,
+                          s_quote(str, len, quoted, sizeof quoted));
     return VD_OK;
 }
 
@@ -287,9 +276,9 @@ static int
 s_read_time(vdp_mp_t *mp, int64_t *out, const char *field, char *reason, size_t reason_size)
 {
     if (vdp_mp_read_int(mp, out) != VD_OK)
-        return s_fail(reason, reason_size, VD_EPROTO, "%s: expected an integer (ms)", field);
+        return vdp_errorf(reason, reason_size, VD_EPROTO, "%s: expected an integer (ms)", field);
     if (*out <= 0)
-        return s_fail(reason, reason_size, VD_EFIELD, "%s: must be a positive time", field);
+        return vdp_errorf(reason, reason_size, VD_EFIELD, "%s: must be a positive time", field);
     return VD_OK;
 }
 
@@ -398,82 +387,82 @@ s_check(const vdp_envelope_t *self, char *reason, size_t rsize)
     if (!S_TERMINATED(self->id) || !S_TERMINATED(self->sender) || !S_TERMINATED(self->topic) ||
         !S_TERMINATED(self->category) || !S_TERMINATED(self->ctype) ||
         !S_TERMINATED(self->incident) || !S_TERMINATED(self->lang))
-        return s_fail(reason, rsize, VD_ELIMIT, "a string field is not terminated");
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "a string field is not terminated");
     if (self->v == 0)
-        return s_fail(reason, rsize, VD_EFIELD, "missing field 'v'");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "missing field 'v'");
     if (self->v != S_ENVELOPE_VERSION)
-        return s_fail(reason, rsize, VD_EFIELD, "v: unsupported envelope version %" PRIu32,
-                      self->v);
+        return vdp_errorf(reason, rsize, VD_EFIELD, "v: unsupported envelope version %" PRIu32,
+                          self->v);
     if (!self->id[0])
-        return s_fail(reason, rsize, VD_EFIELD, "missing field 'id'");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "missing field 'id'");
     if (!vdp_uuid_valid(self->id))
-        return s_fail(reason, rsize, VD_EFIELD, "id: not a canonical UUID");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "id: not a canonical UUID");
     if (!self->sender[0])
-        return s_fail(reason, rsize, VD_EFIELD, "missing field 'sender'");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "missing field 'sender'");
     if (!vdp_org_valid(self->sender))
-        return s_fail(reason, rsize, VD_EFIELD, "sender: not a valid org id");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "sender: not a valid org id");
     if (self->sent <= 0)
-        return s_fail(reason, rsize, VD_EFIELD, "sent: missing or not a positive time");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "sent: missing or not a positive time");
     if (!self->topic[0])
-        return s_fail(reason, rsize, VD_EFIELD, "missing field 'topic'");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "missing field 'topic'");
     if (strcmp(self->topic, "inbox") != 0 && !vdp_topic_valid(self->topic))
-        return s_fail(reason, rsize, VD_EFIELD, "topic: not a valid topic");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "topic: not a valid topic");
     if (!s_in_range((int)self->kind, S_COUNT(s_kind_names)))
-        return s_fail(reason, rsize, VD_EFIELD, "kind: missing or invalid");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "kind: missing or invalid");
     if (!s_in_range((int)self->status, S_COUNT(s_status_names)))
-        return s_fail(reason, rsize, VD_EFIELD, "status: missing or invalid");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "status: missing or invalid");
     if (!s_in_range((int)self->tlp, S_COUNT(s_tlp_names)))
-        return s_fail(reason, rsize, VD_EFIELD, "tlp: missing or invalid");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "tlp: missing or invalid");
     if (!s_category_valid(self->category))
-        return s_fail(reason, rsize, VD_EFIELD, "category: missing or not 1-64 of [a-z0-9-]");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "category: missing or not 1-64 of [a-z0-9-]");
     if (!s_in_range((int)self->severity, S_COUNT(s_severity_names)))
-        return s_fail(reason, rsize, VD_EFIELD, "severity: missing or invalid");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "severity: missing or invalid");
     if (!s_ctype_valid(self->ctype))
-        return s_fail(reason, rsize, VD_EFIELD, "ctype: missing or not a supported media type");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "ctype: missing or not a supported media type");
     if (self->body_len > VDP_MAX_BODY)
-        return s_fail(reason, rsize, VD_ELIMIT, "body: over %u bytes", VDP_MAX_BODY);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "body: over %u bytes", VDP_MAX_BODY);
     if (!self->body && self->body_len > 0)
-        return s_fail(reason, rsize, VD_EFIELD, "body: no data");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "body: no data");
     if (self->sig_len > VDP_MAX_SIG)
-        return s_fail(reason, rsize, VD_ELIMIT, "sig: over %u bytes", VDP_MAX_SIG);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "sig: over %u bytes", VDP_MAX_SIG);
     if (self->to_count > VDP_MAX_TO)
-        return s_fail(reason, rsize, VD_ELIMIT, "to: more than %u recipients", VDP_MAX_TO);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "to: more than %u recipients", VDP_MAX_TO);
     for (size_t i = 0; i < self->to_count; i++) {
         if (!S_TERMINATED(self->to[i]) || !vdp_org_valid(self->to[i]))
-            return s_fail(reason, rsize, VD_EFIELD, "to[%zu]: not a valid org id", i);
+            return vdp_errorf(reason, rsize, VD_EFIELD, "to[%zu]: not a valid org id", i);
         //  Quadratic, but bounded by VDP_MAX_TO (at most 496 comparisons)
         for (size_t k = 0; k < i; k++)
             if (strcmp(self->to[i], self->to[k]) == 0)
-                return s_fail(reason, rsize, VD_EFIELD, "to[%zu]: repeats %s", i, self->to[i]);
+                return vdp_errorf(reason, rsize, VD_EFIELD, "to[%zu]: repeats %s", i, self->to[i]);
     }
     if (self->refs_count > VDP_MAX_REFS)
-        return s_fail(reason, rsize, VD_ELIMIT, "refs: more than %u references", VDP_MAX_REFS);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "refs: more than %u references", VDP_MAX_REFS);
     for (size_t i = 0; i < self->refs_count; i++) {
         const vdp_ref_t *ref = &self->refs[i];
         if (!S_TERMINATED(ref->sender) || !vdp_org_valid(ref->sender))
-            return s_fail(reason, rsize, VD_EFIELD, "refs[%zu].sender: not a valid org id", i);
+            return vdp_errorf(reason, rsize, VD_EFIELD, "refs[%zu].sender: not a valid org id", i);
         if (!S_TERMINATED(ref->id) || !vdp_uuid_valid(ref->id))
-            return s_fail(reason, rsize, VD_EFIELD, "refs[%zu].id: not a canonical UUID", i);
+            return vdp_errorf(reason, rsize, VD_EFIELD, "refs[%zu].id: not a canonical UUID", i);
     }
     if (s_needs_refs(self->kind) && self->refs_count == 0)
-        return s_fail(reason, rsize, VD_EFIELD, "refs: required for kind %s",
-                      vdp_kind_name(self->kind));
+        return vdp_errorf(reason, rsize, VD_EFIELD, "refs: required for kind %s",
+                          vdp_kind_name(self->kind));
     if (self->incident[0] && !s_token_valid(self->incident))
-        return s_fail(reason, rsize, VD_EFIELD, "incident: not 1-64 visible ASCII characters");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "incident: not 1-64 visible ASCII characters");
     if (self->stage != VDP_STAGE_NONE && !s_in_range((int)self->stage, S_COUNT(s_stage_names)))
-        return s_fail(reason, rsize, VD_EFIELD, "stage: invalid");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "stage: invalid");
     if (self->aware_at < 0 || self->expires < 0 || self->ack_by < 0)
-        return s_fail(reason, rsize, VD_EFIELD, "a time field is negative");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "a time field is negative");
     if (self->stage != VDP_STAGE_NONE && self->aware_at == 0)
-        return s_fail(reason, rsize, VD_EFIELD, "aware_at: required with stage");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "aware_at: required with stage");
     if (self->urgency != VDP_URGENCY_NONE &&
         !s_in_range((int)self->urgency, S_COUNT(s_urgency_names)))
-        return s_fail(reason, rsize, VD_EFIELD, "urgency: invalid");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "urgency: invalid");
     if (self->certainty != VDP_CERTAINTY_NONE &&
         !s_in_range((int)self->certainty, S_COUNT(s_certainty_names)))
-        return s_fail(reason, rsize, VD_EFIELD, "certainty: invalid");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "certainty: invalid");
     if (self->lang[0] && !s_lang_valid(self->lang))
-        return s_fail(reason, rsize, VD_EFIELD, "lang: not a short language tag");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "lang: not a short language tag");
     return VD_OK;
 }
 
@@ -485,9 +474,9 @@ s_read_to(vdp_envelope_t *self, vdp_mp_t *mp, char *reason, size_t rsize)
 {
     uint32_t count;
     if (vdp_mp_read_array(mp, &count) != VD_OK)
-        return s_fail(reason, rsize, VD_EPROTO, "to: expected an array");
+        return vdp_errorf(reason, rsize, VD_EPROTO, "to: expected an array");
     if (count > VDP_MAX_TO)
-        return s_fail(reason, rsize, VD_ELIMIT, "to: more than %u recipients", VDP_MAX_TO);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "to: more than %u recipients", VDP_MAX_TO);
     for (uint32_t i = 0; i < count; i++) {
         int rc = s_read_string(mp, self->to[i], VDP_MAX_ORG, "to", reason, rsize);
         if (rc != VD_OK)
@@ -502,9 +491,9 @@ s_read_ref(vdp_ref_t *ref, vdp_mp_t *mp, uint32_t index, char *reason, size_t rs
 {
     uint32_t pairs;
     if (vdp_mp_read_map(mp, &pairs) != VD_OK)
-        return s_fail(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: expected a map", index);
+        return vdp_errorf(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: expected a map", index);
     if (pairs > VDP_MAX_MAP_KEYS)
-        return s_fail(reason, rsize, VD_ELIMIT, "refs[%" PRIu32 "]: too many keys", index);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "refs[%" PRIu32 "]: too many keys", index);
     bool have_sender = false, have_id = false;
     s_unknown_t unknown;
     unknown.count = 0;
@@ -512,35 +501,36 @@ s_read_ref(vdp_ref_t *ref, vdp_mp_t *mp, uint32_t index, char *reason, size_t rs
         const char *key;
         uint32_t len;
         if (vdp_mp_read_str(mp, &key, &len) != VD_OK)
-            return s_fail(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: key is not a string",
-                          index);
+            return vdp_errorf(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: key is not a string",
+                              index);
         int rc;
         if (S_IS("sender")) {
             if (have_sender)
-                return s_fail(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: repeated key 'sender'",
-                              index);
+                return vdp_errorf(reason, rsize, VD_EPROTO,
+                                  "refs[%" PRIu32 "]: repeated key 'sender'", index);
             have_sender = true;
             rc = s_read_string(mp, ref->sender, VDP_MAX_ORG, "refs.sender", reason, rsize);
         } else if (S_IS("id")) {
             if (have_id)
-                return s_fail(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: repeated key 'id'",
-                              index);
+                return vdp_errorf(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: repeated key 'id'",
+                                  index);
             have_id = true;
             rc = s_read_id(mp, ref->id, "refs.id", reason, rsize);
         } else {
             if (!s_unknown_add(&unknown, key, len))
-                return s_fail(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: repeated key", index);
+                return vdp_errorf(reason, rsize, VD_EPROTO, "refs[%" PRIu32 "]: repeated key",
+                                  index);
             //  A ref map is the deepest level: only scalars below it
             rc = vdp_mp_skip(mp, S_ENV_DEPTH - 3);
             if (rc != VD_OK)
-                return s_fail(reason, rsize, rc, "refs[%" PRIu32 "]: bad value", index);
+                return vdp_errorf(reason, rsize, rc, "refs[%" PRIu32 "]: bad value", index);
         }
         if (rc != VD_OK)
             return rc;
     }
     if (!have_sender || !have_id)
-        return s_fail(reason, rsize, VD_EFIELD, "refs[%" PRIu32 "]: missing %s", index,
-                      have_sender ? "id" : "sender");
+        return vdp_errorf(reason, rsize, VD_EFIELD, "refs[%" PRIu32 "]: missing %s", index,
+                          have_sender ? "id" : "sender");
     return VD_OK;
 }
 
@@ -549,9 +539,9 @@ s_read_refs(vdp_envelope_t *self, vdp_mp_t *mp, char *reason, size_t rsize)
 {
     uint32_t count;
     if (vdp_mp_read_array(mp, &count) != VD_OK)
-        return s_fail(reason, rsize, VD_EPROTO, "refs: expected an array");
+        return vdp_errorf(reason, rsize, VD_EPROTO, "refs: expected an array");
     if (count > VDP_MAX_REFS)
-        return s_fail(reason, rsize, VD_ELIMIT, "refs: more than %u references", VDP_MAX_REFS);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "refs: more than %u references", VDP_MAX_REFS);
     for (uint32_t i = 0; i < count; i++) {
         int rc = s_read_ref(&self->refs[i], mp, i, reason, rsize);
         if (rc != VD_OK)
@@ -572,9 +562,10 @@ s_read_field(vdp_envelope_t *self, s_field_t field, vdp_mp_t *mp, char *reason, 
     switch (field) {
     case F_V:
         if (vdp_mp_read_uint(mp, &u) != VD_OK)
-            return s_fail(reason, rsize, VD_EPROTO, "v: expected an unsigned integer");
+            return vdp_errorf(reason, rsize, VD_EPROTO, "v: expected an unsigned integer");
         if (u != S_ENVELOPE_VERSION)
-            return s_fail(reason, rsize, VD_EFIELD, "v: unsupported envelope version %" PRIu64, u);
+            return vdp_errorf(reason, rsize, VD_EFIELD, "v: unsupported envelope version %" PRIu64,
+                              u);
         self->v = (uint32_t)u;
         return VD_OK;
     case F_ID:
@@ -601,17 +592,17 @@ s_read_field(vdp_envelope_t *self, s_field_t field, vdp_mp_t *mp, char *reason, 
         return s_read_time(mp, &self->ack_by, name, reason, rsize);
     case F_BODY:
         if (vdp_mp_read_bin(mp, &bin, &len) != VD_OK)
-            return s_fail(reason, rsize, VD_EPROTO, "body: expected bin");
+            return vdp_errorf(reason, rsize, VD_EPROTO, "body: expected bin");
         if (len > VDP_MAX_BODY)
-            return s_fail(reason, rsize, VD_ELIMIT, "body: over %u bytes", VDP_MAX_BODY);
+            return vdp_errorf(reason, rsize, VD_ELIMIT, "body: over %u bytes", VDP_MAX_BODY);
         self->body = bin;
         self->body_len = len;
         return VD_OK;
     case F_SIG:
         if (vdp_mp_read_bin(mp, &bin, &len) != VD_OK)
-            return s_fail(reason, rsize, VD_EPROTO, "sig: expected bin");
+            return vdp_errorf(reason, rsize, VD_EPROTO, "sig: expected bin");
         if (len > VDP_MAX_SIG)
-            return s_fail(reason, rsize, VD_ELIMIT, "sig: over %u bytes", VDP_MAX_SIG);
+            return vdp_errorf(reason, rsize, VD_ELIMIT, "sig: over %u bytes", VDP_MAX_SIG);
         if (len)
             memcpy(self->sig, bin, len);
         self->sig_len = len;
@@ -662,9 +653,10 @@ s_decode_map(vdp_envelope_t *self, vdp_mp_t *mp, uint32_t *seen, char *reason, s
 {
     uint32_t pairs;
     if (vdp_mp_read_map(mp, &pairs) != VD_OK)
-        return s_fail(reason, rsize, VD_EPROTO, "envelope: not a msgpack map");
+        return vdp_errorf(reason, rsize, VD_EPROTO, "envelope: not a msgpack map");
     if (pairs > VDP_MAX_MAP_KEYS)
-        return s_fail(reason, rsize, VD_ELIMIT, "envelope: more than %u keys", VDP_MAX_MAP_KEYS);
+        return vdp_errorf(reason, rsize, VD_ELIMIT, "envelope: more than %u keys",
+                          VDP_MAX_MAP_KEYS);
     s_unknown_t unknown;
     unknown.count = 0;
     for (uint32_t i = 0; i < pairs; i++) {
@@ -672,21 +664,21 @@ s_decode_map(vdp_envelope_t *self, vdp_mp_t *mp, uint32_t *seen, char *reason, s
         uint32_t len;
         char quoted[32];
         if (vdp_mp_read_str(mp, &key, &len) != VD_OK)
-            return s_fail(reason, rsize, VD_EPROTO, "envelope: key is not a string");
+            return vdp_errorf(reason, rsize, VD_EPROTO, "envelope: key is not a string");
         int field = s_field_index(key, len);
         if (field < 0) {
             if (!s_unknown_add(&unknown, key, len))
-                return s_fail(reason, rsize, VD_EPROTO, "envelope: repeated key '%s'",
-                              s_quote(key, len, quoted, sizeof quoted));
+                return vdp_errorf(reason, rsize, VD_EPROTO, "envelope: repeated key '%s'",
+                                  s_quote(key, len, quoted, sizeof quoted));
             int rc = vdp_mp_skip(mp, S_ENV_DEPTH - 1);
             if (rc != VD_OK)
-                return s_fail(reason, rsize, rc, "envelope: bad value under key '%s'",
-                              s_quote(key, len, quoted, sizeof quoted));
+                return vdp_errorf(reason, rsize, rc, "envelope: bad value under key '%s'",
+                                  s_quote(key, len, quoted, sizeof quoted));
             continue;
         }
         if (*seen & S_BIT(field))
-            return s_fail(reason, rsize, VD_EPROTO, "envelope: repeated key '%s'",
-                          s_field_names[field]);
+            return vdp_errorf(reason, rsize, VD_EPROTO, "envelope: repeated key '%s'",
+                              s_field_names[field]);
         *seen |= S_BIT(field);
         int rc = s_read_field(self, (s_field_t)field, mp, reason, rsize);
         if (rc != VD_OK)
@@ -702,7 +694,7 @@ s_finish(const vdp_envelope_t *self, uint32_t seen, char *reason, size_t rsize)
     uint32_t missing = S_REQUIRED & ~seen;
     if (missing) {
         int field = __builtin_ctz(missing);
-        return s_fail(reason, rsize, VD_EFIELD, "missing field '%s'", s_field_names[field]);
+        return vdp_errorf(reason, rsize, VD_EFIELD, "missing field '%s'", s_field_names[field]);
     }
     return s_check(self, reason, rsize);
 }
@@ -756,13 +748,13 @@ vdp_envelope_decode(
     if (reason && reason_size)
         reason[0] = '\0';
     if (!data && size > 0)
-        return s_fail(reason, reason_size, VD_EINVAL, "envelope: no data");
+        return vdp_errorf(reason, reason_size, VD_EINVAL, "envelope: no data");
     vdp_mp_t mp;
     vdp_mp_init(&mp, data, size);
     uint32_t seen = 0;
     int rc = s_decode_map(self, &mp, &seen, reason, reason_size);
     if (rc == VD_OK && vdp_mp_left(&mp) != 0)
-        rc = s_fail(reason, reason_size, VD_EPROTO, "envelope: trailing bytes after the map");
+        rc = vdp_errorf(reason, reason_size, VD_EPROTO, "envelope: trailing bytes after the map");
     if (rc == VD_OK) {
         self->raw = data;
         self->raw_len = size;
@@ -799,7 +791,7 @@ vdp_envelope_validate(const vdp_envelope_t *self, char *reason, size_t reason_si
     if (reason && reason_size)
         reason[0] = '\0';
     if (!self)
-        return s_fail(reason, reason_size, VD_EINVAL, "no envelope");
+        return vdp_errorf(reason, reason_size, VD_EINVAL, "no envelope");
     return s_check(self, reason, reason_size);
 }
 

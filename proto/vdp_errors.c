@@ -1,6 +1,9 @@
 /*  vdp_errors: names and meanings of vd_err_t, generated from the VD_ERRORS table.  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "vdp_errors.h"
 #include "vedetta.h"
 
 const char *
@@ -38,4 +41,16 @@ vd_strerror_code(const char *name)
     VD_ERRORS(VD_ERR_CODE_)
 #undef VD_ERR_CODE_
     return VD_EINVAL;
+}
+
+int
+vdp_errorf(char *buf, size_t size, int rc, const char *format, ...)
+{
+    if (buf && size > 0) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(buf, size, format, args);
+        va_end(args);
+    }
+    return rc;
 }

@@ -17,6 +17,7 @@
 
 #include <msgpack.h>
 
+#include "vdp_errors.h"
 #include "vedetta.h"
 #include "vdp_ids.h"
 #include "vdp_mp.h"
@@ -212,18 +213,6 @@ s_key_index(const char *key, uint32_t len)
 //  ---------------------------------------------------------------------------------------------
 //  Reading
 
-__attribute__((format(printf, 4, 5))) static int
-s_fail(char *reason, size_t reason_size, int rc, const char *fmt, ...)
-{
-    if (reason && reason_size > 0) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(reason, reason_size, fmt, args);
-        va_end(args);
-    }
-    return rc;
-}
-
 //  Per-command decoding state, so that helpers can name the op in their reasons.
 typedef struct {
     vdp_mp_t *mp; // the command's cursor
@@ -238,14 +227,14 @@ s_read_string(s_ctx_t *ctx, char *out, size_t cap, s_key_t key)
     const char *str;
     uint32_t len;
     if (vdp_mp_read_str(ctx->mp, &str, &len) != VD_OK)
-        return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: expected a string",
-                      ctx->op, s_key_names[key]);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: expected a string",
+                          ctx->op, s_key_names[key]);
     if (len > cap)
-        return s_fail(ctx->reason, ctx->reason_size, VD_ELIMIT, "%s: %s: longer than %zu bytes",
-                      ctx->op, s_key_names[key], cap);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_ELIMIT, "%s: %s: longer than %zu bytes",
+                          ctx->op, s_key_names[key], cap);
     if (memchr(str, '\0', len))
-        return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: contains a NUL byte",
-                      ctx->op, s_key_names[key]);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: contains a NUL byte",
+                          ctx->op, s_key_names[key]);
     memcpy(out, str, len);
     out[len] = '\0';
     return VD_OK;
@@ -255,8 +244,8 @@ static int
 s_read_u64(s_ctx_t *ctx, uint64_t *out, s_key_t key)
 {
     if (vdp_mp_read_uint(ctx->mp, out) != VD_OK)
-        return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO,
-                      "%s: %s: expected an unsigned integer", ctx->op, s_key_names[key]);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO,
+                          "%s: %s: expected an unsigned integer", ctx->op, s_key_names[key]);
     return VD_OK;
 }
 
@@ -268,8 +257,8 @@ s_read_u32(s_ctx_t *ctx, uint32_t *out, s_key_t key)
     if (rc != VD_OK)
         return rc;
     if (v > UINT32_MAX)
-        return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: out of range", ctx->op,
-                      s_key_names[key]);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: out of range", ctx->op,
+                          s_key_names[key]);
     *out = (uint32_t)v;
     return VD_OK;
 }
@@ -278,8 +267,8 @@ static int
 s_read_i64(s_ctx_t *ctx, int64_t *out, s_key_t key)
 {
     if (vdp_mp_read_int(ctx->mp, out) != VD_OK)
-        return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: expected an integer",
-                      ctx->op, s_key_names[key]);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: expected an integer",
+                          ctx->op, s_key_names[key]);
     return VD_OK;
 }
 
@@ -289,11 +278,11 @@ s_read_strings(s_ctx_t *ctx, char *out, size_t max, size_t cap, size_t *count, s
 {
     uint32_t n;
     if (vdp_mp_read_array(ctx->mp, &n) != VD_OK)
-        return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: expected an array",
-                      ctx->op, s_key_names[key]);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: %s: expected an array",
+                          ctx->op, s_key_names[key]);
     if (n > max)
-        return s_fail(ctx->reason, ctx->reason_size, VD_ELIMIT, "%s: %s: more than %zu entries",
-                      ctx->op, s_key_names[key], max);
+        return vdp_errorf(ctx->reason, ctx->reason_size, VD_ELIMIT, "%s: %s: more than %zu entries",
+                          ctx->op, s_key_names[key], max);
     for (uint32_t i = 0; i < n; i++) {
         int rc = s_read_string(ctx, out + i * (cap + 1), cap, key);
         if (rc != VD_OK)
@@ -333,8 +322,8 @@ s_read_value(s_ctx_t *ctx, s_key_t key, vdp_cmd_t *cmd, vdp_envelope_t *env)
         if (rc != VD_OK)
             return rc;
         if (i64 < INT32_MIN || i64 > INT32_MAX)
-            return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: code: out of range",
-                          ctx->op);
+            return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: code: out of range",
+                              ctx->op);
         cmd->code = (int32_t)i64;
         return VD_OK;
     case K_AGENT:
@@ -364,8 +353,8 @@ s_read_value(s_ctx_t *ctx, s_key_t key, vdp_cmd_t *cmd, vdp_envelope_t *env)
             return rc;
         cmd->status = vdp_receipt_status_from_name(status);
         if (cmd->status == VDP_RECEIPT_NONE)
-            return s_fail(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: status: unknown value",
-                          ctx->op);
+            return vdp_errorf(ctx->reason, ctx->reason_size, VD_EPROTO, "%s: status: unknown value",
+                              ctx->op);
         return VD_OK;
     case K_JUR:
         return s_read_strings(ctx, &cmd->jur[0][0], VDP_MAX_JUR, VDP_MAX_SEGMENT, &cmd->jur_count,
@@ -438,35 +427,35 @@ s_check(s_ctx_t *ctx, vdp_cmd_t *cmd, uint32_t seen)
     switch (cmd->op) {
     case VDP_OP_WELCOME:
         if (!vdp_org_valid(cmd->broker))
-            return s_fail(r, rs, VD_EPROTO, "welcome: broker: not a valid org id");
+            return vdp_errorf(r, rs, VD_EPROTO, "welcome: broker: not a valid org id");
         if (!vdp_org_valid(cmd->org))
-            return s_fail(r, rs, VD_EPROTO, "welcome: org: not a valid org id");
+            return vdp_errorf(r, rs, VD_EPROTO, "welcome: org: not a valid org id");
         if (vdp_role_from_name(cmd->role) == VDP_ROLE_NONE)
-            return s_fail(r, rs, VD_EPROTO, "welcome: role: unknown role");
+            return vdp_errorf(r, rs, VD_EPROTO, "welcome: role: unknown role");
         for (size_t i = 0; i < cmd->jur_count; i++)
             if (!vdp_jurisdiction_valid(cmd->jur[i]))
-                return s_fail(r, rs, VD_EPROTO, "welcome: jur[%zu]: not a jurisdiction", i);
+                return vdp_errorf(r, rs, VD_EPROTO, "welcome: jur[%zu]: not a jurisdiction", i);
         for (size_t i = 0; i < cmd->inbox_count; i++)
             if (!vdp_topic_valid(cmd->inbox[i]))
-                return s_fail(r, rs, VD_EPROTO, "welcome: inbox[%zu]: not a topic", i);
+                return vdp_errorf(r, rs, VD_EPROTO, "welcome: inbox[%zu]: not a topic", i);
         return VD_OK;
     case VDP_OP_RECEIPT:
         if (cmd->id[0] && !vdp_uuid_valid(cmd->id))
-            return s_fail(r, rs, VD_EPROTO, "receipt: id: not a canonical UUID");
+            return vdp_errorf(r, rs, VD_EPROTO, "receipt: id: not a canonical UUID");
         if (cmd->status == VDP_RECEIPT_REJECTED) {
             if (!(seen & S_BIT(K_CODE)) || !(seen & S_BIT(K_REASON)))
-                return s_fail(r, rs, VD_EPROTO, "receipt: missing key '%s'",
-                              seen & S_BIT(K_CODE) ? "reason" : "code");
+                return vdp_errorf(r, rs, VD_EPROTO, "receipt: missing key '%s'",
+                                  seen & S_BIT(K_CODE) ? "reason" : "code");
             if (cmd->code >= 0)
-                return s_fail(r, rs, VD_EPROTO, "receipt: code: not an error code");
+                return vdp_errorf(r, rs, VD_EPROTO, "receipt: code: not an error code");
         } else if (!(seen & S_BIT(K_SEQ)) || !(seen & S_BIT(K_AT))) {
-            return s_fail(r, rs, VD_EPROTO, "receipt: missing key '%s'",
-                          seen & S_BIT(K_SEQ) ? "at" : "seq");
+            return vdp_errorf(r, rs, VD_EPROTO, "receipt: missing key '%s'",
+                              seen & S_BIT(K_SEQ) ? "at" : "seq");
         }
         return VD_OK;
     case VDP_OP_ERROR:
         if (cmd->code >= 0)
-            return s_fail(r, rs, VD_EPROTO, "error: code: not an error code");
+            return vdp_errorf(r, rs, VD_EPROTO, "error: code: not an error code");
         return VD_OK;
     default:
         return VD_OK;
@@ -482,21 +471,21 @@ s_decode_command(
     s_ctx_t ctx = { .mp = mp, .op = "command", .reason = reason, .reason_size = reason_size };
     const vdp_mp_t start = *mp;
     if (vdp_mp_peek(mp) != VDP_MP_MAP)
-        return s_fail(reason, reason_size, VD_EPROTO, "command: not a msgpack map");
+        return vdp_errorf(reason, reason_size, VD_EPROTO, "command: not a msgpack map");
     vdp_op_t op = VDP_OP_NONE;
     char quoted[24];
     if (s_find_op(*mp, &op, quoted, sizeof quoted) != VD_OK)
-        return s_fail(reason, reason_size, VD_EPROTO, "command: missing key 'op'");
+        return vdp_errorf(reason, reason_size, VD_EPROTO, "command: missing key 'op'");
     if (op == VDP_OP_NONE)
-        return s_fail(reason, reason_size, VD_EPROTO, "command: unknown op '%s'", quoted);
+        return vdp_errorf(reason, reason_size, VD_EPROTO, "command: unknown op '%s'", quoted);
     cmd->op = op;
     ctx.op = s_op_names[op];
 
     uint32_t pairs;
     int rc = vdp_mp_read_map(mp, &pairs);
     if (rc == VD_OK && pairs > VDP_MAX_MAP_KEYS)
-        rc = s_fail(reason, reason_size, VD_ELIMIT, "%s: more than %u keys", ctx.op,
-                    VDP_MAX_MAP_KEYS);
+        rc = vdp_errorf(reason, reason_size, VD_ELIMIT, "%s: more than %u keys", ctx.op,
+                        VDP_MAX_MAP_KEYS);
     uint32_t seen = 0;
     //  Unknown keys seen, to refuse a repeated one; bounded by VDP_MAX_MAP_KEYS
     const char *unknown[VDP_MAX_MAP_KEYS];
@@ -506,23 +495,23 @@ s_decode_command(
         const char *key;
         uint32_t len;
         if (vdp_mp_read_str(mp, &key, &len) != VD_OK) {
-            rc = s_fail(reason, reason_size, VD_EPROTO, "%s: key is not a string", ctx.op);
+            rc = vdp_errorf(reason, reason_size, VD_EPROTO, "%s: key is not a string", ctx.op);
             break;
         }
         int k = s_key_index(key, len);
         if (k < 0 || !(s_known[op] & S_BIT(k))) {
             for (size_t u = 0; u < unknown_count && rc == VD_OK; u++)
                 if (unknown_len[u] == len && memcmp(unknown[u], key, len) == 0)
-                    rc = s_fail(reason, reason_size, VD_EPROTO, "%s: repeated key", ctx.op);
+                    rc = vdp_errorf(reason, reason_size, VD_EPROTO, "%s: repeated key", ctx.op);
             unknown[unknown_count] = key;
             unknown_len[unknown_count++] = len;
             if (rc == VD_OK && (rc = vdp_mp_skip(mp, VDP_MAX_DEPTH - 1)) != VD_OK)
-                s_fail(reason, reason_size, rc, "%s: bad value under an unknown key", ctx.op);
+                vdp_errorf(reason, reason_size, rc, "%s: bad value under an unknown key", ctx.op);
             continue;
         }
         if (seen & S_BIT(k)) {
-            rc = s_fail(reason, reason_size, VD_EPROTO, "%s: repeated key '%s'", ctx.op,
-                        s_key_names[k]);
+            rc = vdp_errorf(reason, reason_size, VD_EPROTO, "%s: repeated key '%s'", ctx.op,
+                            s_key_names[k]);
             break;
         }
         seen |= S_BIT(k);
@@ -531,8 +520,8 @@ s_decode_command(
     if (rc == VD_OK) {
         uint32_t missing = s_required[op] & ~seen;
         if (missing)
-            rc = s_fail(reason, reason_size, VD_EPROTO, "%s: missing key '%s'", ctx.op,
-                        s_key_names[__builtin_ctz(missing)]);
+            rc = vdp_errorf(reason, reason_size, VD_EPROTO, "%s: missing key '%s'", ctx.op,
+                            s_key_names[__builtin_ctz(missing)]);
     }
     if (rc == VD_OK)
         rc = s_check(&ctx, cmd, seen);
@@ -571,12 +560,12 @@ s_reader_start(vdp_reader_t *self, char *reason, size_t reason_size)
         return VD_ENOTFOUND;
     if (self->size > VDP_MAX_FRAME) {
         self->broken = true;
-        return s_fail(reason, reason_size, VD_ELIMIT, "frame: over %u bytes", VDP_MAX_FRAME);
+        return vdp_errorf(reason, reason_size, VD_ELIMIT, "frame: over %u bytes", VDP_MAX_FRAME);
     }
     if (self->count >= VDP_MAX_BATCH) {
         self->broken = true;
-        return s_fail(reason, reason_size, VD_ELIMIT, "frame: more than %u commands",
-                      VDP_MAX_BATCH);
+        return vdp_errorf(reason, reason_size, VD_ELIMIT, "frame: more than %u commands",
+                          VDP_MAX_BATCH);
     }
     return VD_OK;
 }
@@ -590,11 +579,12 @@ s_reader_skip(vdp_reader_t *self, vdp_mp_t *mp, char *reason, size_t reason_size
     if (structure == VD_OK)
         return VD_OK;
     self->broken = true;
-    return s_fail(reason, reason_size, structure,
-                  structure == VD_ELIMIT ? "frame: command %zu: a map has more than %u keys"
-                                         : "frame: command %zu: truncated or malformed msgpack (or "
-                                           "nested deeper than %u)",
-                  self->count + 1, structure == VD_ELIMIT ? VDP_MAX_MAP_KEYS : VDP_MAX_DEPTH);
+    return vdp_errorf(reason, reason_size, structure,
+                      structure == VD_ELIMIT
+                          ? "frame: command %zu: a map has more than %u keys"
+                          : "frame: command %zu: truncated or malformed msgpack (or "
+                            "nested deeper than %u)",
+                      self->count + 1, structure == VD_ELIMIT ? VDP_MAX_MAP_KEYS : VDP_MAX_DEPTH);
 }
 
 int
