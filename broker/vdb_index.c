@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <czmq.h>
 
@@ -56,25 +57,30 @@ vdb_index_destroy(vdb_index_t **self_p)
     *self_p = NULL;
 }
 
-static void
-s_key(char *out, size_t size, const char *sender, const char *id)
+void
+vdb_index_key(char out[VDB_INDEX_KEY_MAX], const char *sender, const char *id)
 {
-    snprintf(out, size, "%s/%s", sender, id);
+    size_t sender_len = strnlen(sender, VDP_MAX_ORG);
+    size_t id_len = strnlen(id, VDP_ID_LEN);
+    memcpy(out, sender, sender_len);
+    out[sender_len] = '/';
+    memcpy(out + sender_len + 1, id, id_len);
+    out[sender_len + 1 + id_len] = '\0';
 }
 
 const vdb_index_entry_t *
 vdb_index_get(const vdb_index_t *self, const char *sender, const char *id)
 {
-    char key[VDP_MAX_ORG + VDP_ID_LEN + 2];
-    s_key(key, sizeof key, sender, id);
+    char key[VDB_INDEX_KEY_MAX];
+    vdb_index_key(key, sender, id);
     return zhashx_lookup(self->entries, key);
 }
 
 int
 vdb_index_put(vdb_index_t *self, const char *sender, const char *id, vdb_index_entry_t entry)
 {
-    char key[VDP_MAX_ORG + VDP_ID_LEN + 2];
-    s_key(key, sizeof key, sender, id);
+    char key[VDB_INDEX_KEY_MAX];
+    vdb_index_key(key, sender, id);
     vdb_index_entry_t *copy = malloc(sizeof *copy);
     char *ring_key = strdup(key);
     if (!copy || !ring_key) {

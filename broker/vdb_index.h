@@ -15,6 +15,12 @@
 
 typedef struct vdb_index_t vdb_index_t;
 
+#define VDB_INDEX_KEY_MAX (VDP_MAX_ORG + VDP_ID_LEN + 2)
+
+//  Writes the table key "sender/id" of a message (truncated to fit, never overflowing) into
+//  out[VDB_INDEX_KEY_MAX]. Per-message path: no printf.
+void vdb_index_key(char out[VDB_INDEX_KEY_MAX], const char *sender, const char *id);
+
 typedef struct {
     uint64_t seq;
     int64_t accepted_at; // UTC ms

@@ -5,6 +5,7 @@
 
 #include <czmq.h>
 
+#include "vdb_index.h"
 #include "vdb_pending.h"
 #include "vedetta.h"
 
@@ -54,10 +55,13 @@ vdb_pending_destroy(vdb_pending_t **self_p)
     *self_p = NULL;
 }
 
+//  Copies a NUL-terminated string of known cap without printf: this runs for every message.
 static void
-s_hash_key(char *out, size_t size, const char *sender, const char *id)
+s_copy(char *out, size_t size, const char *in)
 {
-    snprintf(out, size, "%s/%s", sender, id);
+    size_t n = strnlen(in, size - 1);
+    memcpy(out, in, n);
+    out[n] = '\0';
 }
 
 int
@@ -84,12 +88,12 @@ vdb_pending_add(vdb_pending_t *self,
     entry_t *entry = malloc(sizeof *entry + to_len + 1 + env->raw_len);
     if (!entry)
         return VD_ENOMEM;
-    snprintf(entry->rid_key, sizeof entry->rid_key, "%s", rid_key);
-    snprintf(entry->sender, sizeof entry->sender, "%s", env->sender);
-    snprintf(entry->id, sizeof entry->id, "%s", env->id);
-    snprintf(entry->topic, sizeof entry->topic, "%s", env->topic);
-    snprintf(entry->category, sizeof entry->category, "%s", env->category);
-    snprintf(entry->key, sizeof entry->key, "%s", key);
+    s_copy(entry->rid_key, sizeof entry->rid_key, rid_key);
+    s_copy(entry->sender, sizeof entry->sender, env->sender);
+    s_copy(entry->id, sizeof entry->id, env->id);
+    s_copy(entry->topic, sizeof entry->topic, env->topic);
+    s_copy(entry->category, sizeof entry->category, env->category);
+    s_copy(entry->key, sizeof entry->key, key);
     entry->to = (char *)(entry + 1);
     entry->to[0] = '\0';
     for (size_t i = 0, at = 0; i < env->to_count; i++) {
@@ -103,8 +107,8 @@ vdb_pending_add(vdb_pending_t *self,
     entry->raw = (uint8_t *)entry->to + to_len + 1;
     memcpy(entry->raw, env->raw, env->raw_len);
 
-    char hash_key[VDP_MAX_ORG + VDP_ID_LEN + 2];
-    s_hash_key(hash_key, sizeof hash_key, env->sender, env->id);
+    char hash_key[VDB_INDEX_KEY_MAX];
+    vdb_index_key(hash_key, env->sender, env->id);
     if (zhashx_insert(self->by_id, hash_key, (void *)(uintptr_t)(self->count + 1)) != 0) {
         free(entry);
         return VD_EINVAL; // staged twice: the caller looks up first
@@ -132,8 +136,8 @@ vdb_pending_add(vdb_pending_t *self,
 const vdb_store_msg_t *
 vdb_pending_find(const vdb_pending_t *self, const char *sender, const char *id)
 {
-    char hash_key[VDP_MAX_ORG + VDP_ID_LEN + 2];
-    s_hash_key(hash_key, sizeof hash_key, sender, id);
+    char hash_key[VDB_INDEX_KEY_MAX];
+    vdb_index_key(hash_key, sender, id);
     uintptr_t slot = (uintptr_t)zhashx_lookup(self->by_id, hash_key);
     return slot ? &self->records[slot - 1] : NULL;
 }

@@ -340,6 +340,22 @@ s_lookup(vdb_server_t *self, const char *sender, const char *id, vdb_index_entry
     return rc;
 }
 
+//  An accepted message (stamped with seq and accepted_at): remembered, answered, routed.
+static void
+s_accepted(vdb_server_t *self, vdb_session_t *session, const vdp_envelope_t *env)
+{
+    vdb_index_put(
+        self->index, env->sender, env->id,
+        (vdb_index_entry_t){ .seq = env->seq, .accepted_at = env->accepted_at, .tlp = env->tlp });
+    self->stats.accepted++;
+    if (session)
+        s_receipt(self, session, env->id, VDP_RECEIPT_ACCEPTED, env->seq, env->accepted_at, VD_OK,
+                  "");
+    vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq,
+                  env->sender, env->topic, vdp_tlp_name(env->tlp));
+    s_route(self, env);
+}
+
 /*  Group commit: appends every message accepted since the last commit in one transaction, then
     answers each publisher and routes each message; if the store refuses (disk full, I/O error),
     each is rejected with ESTORE instead and nothing is routed: no receipt ever says accepted for
@@ -352,7 +368,7 @@ s_commit(vdb_server_t *self)
         return;
     const vdb_store_msg_t *records = vdb_pending_records(self->pending);
     char err[VDP_MAX_REASON + 1] = "";
-    int rc = self->store ? vdb_store_append(self->store, records, count, err, sizeof err) : VD_OK;
+    int rc = vdb_store_append(self->store, records, count, err, sizeof err);
     if (rc != VD_OK) {
         vdb_log_error("vdb_server: store append failed, %zu message(s) rejected: %s", count, err);
         char reason[VDP_MAX_REASON + 1];
@@ -371,15 +387,6 @@ s_commit(vdb_server_t *self)
     self->seq = records[count - 1].seq;
     for (size_t i = 0; i < count; i++) {
         const vdb_store_msg_t *msg = &records[i];
-        vdb_index_put(self->index, msg->sender, msg->id,
-                      (vdb_index_entry_t){
-                          .seq = msg->seq, .accepted_at = msg->accepted_at, .tlp = msg->tlp });
-        self->stats.accepted++;
-        vdb_session_t *session =
-            zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
-        if (session) // gone: the message is stored anyway, and a retry will say duplicate
-            s_receipt(self, session, msg->id, VDP_RECEIPT_ACCEPTED, msg->seq, msg->accepted_at,
-                      VD_OK, "");
         //  Route from the stored bytes: decoding them again costs less than keeping every
         //  decoded envelope of the round, and routes exactly what is on disk.
         if (vdp_envelope_decode(&self->committed, msg->raw, msg->raw_len, NULL, 0) != VD_OK) {
@@ -388,9 +395,9 @@ s_commit(vdb_server_t *self)
         }
         self->committed.seq = msg->seq;
         self->committed.accepted_at = msg->accepted_at;
-        vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", msg->seq,
-                      msg->sender, msg->topic, vdp_tlp_name(msg->tlp));
-        s_route(self, &self->committed);
+        //  A session gone since: the message is stored anyway, and a retry will say duplicate.
+        s_accepted(self, zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i)),
+                   &self->committed);
     }
     vdb_pending_reset(self->pending);
 }
@@ -462,9 +469,14 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
             return;
         }
     }
-    //  Accepted: staged for this round's commit; answered and routed once it is on disk.
     env->seq = self->seq + 1 + vdb_pending_count(self->pending);
     env->accepted_at = now;
+    if (!self->store) { // live only: nothing to wait for
+        self->seq = env->seq;
+        s_accepted(self, session, env);
+        return;
+    }
+    //  Accepted: staged for this round's commit; answered and routed once it is on disk.
     if (vdb_pending_add(self->pending, env, session->key, session->rid_key) != VD_OK) {
         s_reject(self, session, env->id, VD_ENOMEM, "broker out of memory");
         return;
