@@ -71,6 +71,8 @@ bench_path_name(bench_path_t path)
     switch (path) {
     case BENCH_PATH_VEDETTAD:
         return "vedettad";
+    case BENCH_PATH_STORE:
+        return "vedettad-store";
     case BENCH_PATH_ZMQ:
         return "zmq-curve";
     case BENCH_PATH_FWD:
@@ -78,6 +80,12 @@ bench_path_name(bench_path_t path)
     default:
         return "?";
     }
+}
+
+bool
+bench_path_is_vedettad(bench_path_t path)
+{
+    return path == BENCH_PATH_VEDETTAD || path == BENCH_PATH_STORE;
 }
 
 static void
@@ -334,7 +342,7 @@ s_pub_open(s_role_t *self)
     bench_ctl_t ready;
     memset(&ready, 0, sizeof ready);
     ready.type = BENCH_CTL_READY;
-    if (cfg->path == BENCH_PATH_VEDETTAD) {
+    if (bench_path_is_vedettad(cfg->path)) {
         if (getrandom(self->id_salt, sizeof self->id_salt, 0) != (ssize_t)sizeof self->id_salt)
             return bench_ctl_fail(self->ctl, "getrandom: %s", strerror(errno));
         if (s_vd_connect(self))
@@ -748,7 +756,7 @@ static int
 s_sub_open(s_role_t *self)
 {
     const bench_role_cfg_t *cfg = self->cfg;
-    if (cfg->path == BENCH_PATH_VEDETTAD) {
+    if (bench_path_is_vedettad(cfg->path)) {
         if (s_vd_connect(self))
             return -1;
         char reason[256] = "";

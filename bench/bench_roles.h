@@ -1,9 +1,14 @@
 /*  bench_roles: what runs inside each forked process of vedetta-bench.
 
-    Three paths carry messages from one publisher to one subscriber:
-      vedettad   libvedetta -> vedettad (ROUTER, ZAP, ACL, TLP) -> libvedetta, CURVE on both hops
-      zmq-curve  libzmq PUB -> SUB, CURVE, no broker
-      fwd-curve  libzmq PUB -> XSUB | zmq_proxy | XPUB -> SUB, CURVE on both hops, no auth/ACL
+    Four paths carry messages from one publisher to one subscriber:
+      vedettad        libvedetta -> vedettad (ROUTER, ZAP, ACL, TLP) -> libvedetta, CURVE on both
+                      hops, no store: live delivery
+      vedettad-store  the same, with vedettad's store on (sync full): every message committed
+                      and fsynced before its receipt and its delivery
+      zmq-curve       libzmq PUB -> SUB, CURVE, no broker
+      fwd-curve       libzmq PUB -> XSUB | zmq_proxy | XPUB -> SUB, CURVE on both hops, no
+                      auth/ACL/store
+    The roles do the same on both vedettad paths; only vedettad's configuration differs.
     Each role is a bench_child_fn: it sets up, sends READY, then obeys control messages until
     QUIT (bench_proc.h). Every wait is bounded by the phase deadline; a role that gives up sends
     FAIL with the reason and exits non-zero.
@@ -27,6 +32,7 @@
 #define BENCH_ROLES_H_INCLUDED
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +40,11 @@
 #include "vdp_limits.h"
 
 typedef enum {
-    BENCH_PATH_VEDETTAD = 0,
-    BENCH_PATH_ZMQ = 1,
-    BENCH_PATH_FWD = 2,
-    BENCH_PATH_COUNT = 3
+    BENCH_PATH_VEDETTAD = 0, // vedettad, live delivery (no store)
+    BENCH_PATH_STORE = 1,    // vedettad with its durable store
+    BENCH_PATH_ZMQ = 2,
+    BENCH_PATH_FWD = 3,
+    BENCH_PATH_COUNT = 4
 } bench_path_t;
 
 //  Indexes of bench_ctl_t.v[] in DONE messages (see above).
@@ -88,8 +95,11 @@ typedef struct {
     char topic[VDP_MAX_TOPIC + 1];           // vedettad: publisher's topic / subscriber's pattern
 } bench_role_cfg_t;
 
-//  "vedettad", "zmq-curve" or "fwd-curve".
+//  "vedettad", "vedettad-store", "zmq-curve" or "fwd-curve".
 const char *bench_path_name(bench_path_t path);
+
+//  True for the paths through vedettad (the clients are libvedetta's).
+bool bench_path_is_vedettad(bench_path_t path);
 
 //  Role bodies for bench_proc_fork(); `arg` is a bench_role_cfg_t (the forwarder uses only the
 //  server key pair and the timeouts). The forwarder's READY text is "<xsub-endpoint>

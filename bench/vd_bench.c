@@ -1,8 +1,9 @@
-/*  vedetta-bench: one publisher -> one subscriber through vedettad, measured in the same run
-    against two libzmq references with CURVE: PUB -> SUB direct, and PUB -> zmq_proxy -> SUB
-    (a forwarder with no authentication, ACL or store). For each path and message size it
-    reports throughput, one-way latency p50/p99, and CPU µs per message of every process
-    (publisher, broker or forwarder, subscriber), then the ratios vedettad/reference.
+/*  vedetta-bench: one publisher -> one subscriber through vedettad, live (no store) and with
+    its durable store (sync full), measured in the same run against two libzmq references with
+    CURVE: PUB -> SUB direct, and PUB -> zmq_proxy -> SUB (a forwarder with no authentication,
+    ACL or store). For each path and message size it reports throughput, one-way latency
+    p50/p99, and CPU µs per message of every process (publisher, broker or forwarder,
+    subscriber), then the ratios vedettad/reference and vedettad-store/vedettad.
     bench/README.md says what is measured and how.
 
     This file is the coordinator: options, the key files and configuration of vedettad, the
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +58,8 @@
 #define S_KEY_LABEL   "bench"
 #define S_PUB_TOPIC   "alert.toscana.i726"
 #define S_SUB_PATTERN "alert.toscana.>"
+//  vedettad-store's store, in the scratch directory; a fresh one for each run.
+#define S_STORE_FILE "vedetta.db"
 
 typedef struct {
     size_t count;
@@ -73,8 +77,8 @@ typedef struct {
 
 typedef struct {
     const s_opts_t *opts;
-    char dir[PATH_MAX];                      // scratch directory (vedettad path); "" if none
-    char config[PATH_MAX];                   // vedettad's configuration file
+    char dir[PATH_MAX];                      // scratch directory (vedettad paths); "" if none
+    char config[BENCH_PATH_COUNT][PATH_MAX]; // vedettad's configuration file, per vedettad path
     char pub_secret[PATH_MAX];               // the Comune's secret key file
     char sub_secret[PATH_MAX];               // the COSC's secret key file
     char broker_public[VDP_KEY_Z85_LEN + 1]; // from the broker's .agency file
@@ -116,7 +120,7 @@ s_usage(FILE *out)
             "  --quick              small counts: a smoke run of a few seconds\n"
             "  --broker PATH        the vedettad binary (default: next to this program, then "
             "PATH)\n"
-            "  --only P[,P...]      run only these paths: vedettad, zmq, fwd\n"
+            "  --only P[,P...]      run only these paths: vedettad, vedettad-store, zmq, fwd\n"
             "  --window N           vedettad: most publishes without a receipt (default %d)\n"
             "  --batch N            vedettad: publishes queued per flush (default %d)\n"
             "  --deadline S         seconds allowed for one phase (default %d)\n",
@@ -163,6 +167,8 @@ s_parse_only(const char *text, bool enabled[BENCH_PATH_COUNT])
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (strcmp(tok, "vedettad") == 0)
             enabled[BENCH_PATH_VEDETTAD] = true;
+        else if (strcmp(tok, "vedettad-store") == 0)
+            enabled[BENCH_PATH_STORE] = true;
         else if (strcmp(tok, "zmq") == 0 || strcmp(tok, "zmq-curve") == 0)
             enabled[BENCH_PATH_ZMQ] = true;
         else if (strcmp(tok, "fwd") == 0 || strcmp(tok, "fwd-curve") == 0)
@@ -399,14 +405,16 @@ s_mkdir_in(const char *dir, const char *sub)
     return mkdir(path, 0700);
 }
 
+/*  One configuration per vedettad path; they differ only in the store. The store is always
+    stated, never left to vedettad's default (which is on): `path = ""` is live delivery only.  */
 static int
-s_write_config(const s_env_t *env)
+s_write_config(const char *config, bool store)
 {
     char secret[PATH_MAX];
     //  Relative paths: vedettad resolves them against the configuration file's directory.
     if (s_key_path(secret, sizeof secret, ".", "keys", S_BROKER_ORG, "secret"))
         return -1;
-    FILE *file = fopen(env->config, "w");
+    FILE *file = fopen(config, "w");
     if (!file)
         return -1;
     fprintf(file,
@@ -417,10 +425,48 @@ s_write_config(const s_env_t *env)
             "    secret = \"%s\"\n"
             "    registry = \"agencies\"\n"
             "    policy = \"\"\n"
+            "store\n"
+            "    path = \"%s\"\n"
+            "%s"
             "log\n"
             "    level = \"warning\"\n",
-            S_BROKER_ORG, secret + 2);
+            S_BROKER_ORG, secret + 2, store ? S_STORE_FILE : "",
+            store ? "    sync = \"full\"\n" : "");
     return fclose(file) == 0 ? 0 : -1;
+}
+
+static const char *const s_store_suffixes[] = { "", "-wal", "-shm", "-journal" };
+
+static int
+s_store_file(const s_env_t *env, size_t suffix, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/%s%s", env->dir, S_STORE_FILE, s_store_suffixes[suffix]);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+//  Bytes of the store's files (database and WAL) in the scratch directory; -1 if none exists.
+static int64_t
+s_store_bytes(const s_env_t *env)
+{
+    int64_t total = -1;
+    for (size_t i = 0; i < sizeof s_store_suffixes / sizeof s_store_suffixes[0]; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (s_store_file(env, i, path, sizeof path) == 0 && stat(path, &st) == 0)
+            total = (total < 0 ? 0 : total) + (int64_t)st.st_size;
+    }
+    return total;
+}
+
+//  Each vedettad-store run starts on an empty store, and its files go when the run is over.
+static void
+s_store_remove(const s_env_t *env)
+{
+    for (size_t i = 0; i < sizeof s_store_suffixes / sizeof s_store_suffixes[0]; i++) {
+        char path[PATH_MAX];
+        if (s_store_file(env, i, path, sizeof path) == 0)
+            unlink(path);
+    }
 }
 
 static int
@@ -459,9 +505,12 @@ s_vedettad_prepare(s_env_t *env)
                    "secret") ||
         s_key_path(env->sub_secret, sizeof env->sub_secret, env->dir, "keys", S_SUB_ORG,
                    "secret") ||
-        snprintf(env->config, sizeof env->config, "%s/vedettad.cfg", env->dir) >=
-            (int)sizeof env->config ||
-        s_write_config(env)) {
+        snprintf(env->config[BENCH_PATH_VEDETTAD], PATH_MAX, "%s/vedettad-live.cfg", env->dir) >=
+            PATH_MAX ||
+        snprintf(env->config[BENCH_PATH_STORE], PATH_MAX, "%s/vedettad-store.cfg", env->dir) >=
+            PATH_MAX ||
+        s_write_config(env->config[BENCH_PATH_VEDETTAD], false) ||
+        s_write_config(env->config[BENCH_PATH_STORE], true)) {
         fprintf(stderr, "vedetta-bench: cannot write vedettad's configuration\n");
         return -1;
     }
@@ -576,9 +625,14 @@ s_cpu_sample(const s_procs_t *procs, int64_t out[3])
         out[i] = who[i]->pid > 0 ? bench_proc_cpu_ns(who[i]->pid) : -1;
 }
 
-//  Starts vedettad and waits for the endpoint it bound.
+//  Starts vedettad for `path` and waits for the endpoint it bound.
 static int
-s_broker_start(const s_env_t *env, s_procs_t *procs, char *endpoint, size_t size, s_result_t *res)
+s_broker_start(const s_env_t *env,
+               bench_path_t path,
+               s_procs_t *procs,
+               char *endpoint,
+               size_t size,
+               s_result_t *res)
 {
     char epfile[PATH_MAX];
     if (snprintf(epfile, sizeof epfile, "%s/endpoint", env->dir) >= (int)sizeof epfile) {
@@ -588,7 +642,7 @@ s_broker_start(const s_env_t *env, s_procs_t *procs, char *endpoint, size_t size
     unlink(epfile);
     char bin[PATH_MAX], config[PATH_MAX];
     snprintf(bin, sizeof bin, "%s", env->opts->broker);
-    snprintf(config, sizeof config, "%s", env->config);
+    snprintf(config, sizeof config, "%s", env->config[path]);
     char opt_config[] = "--config", opt_epfile[] = "--endpoint-file";
     char *argv[] = { bin, opt_config, config, opt_epfile, epfile, NULL };
     if (bench_proc_spawn(&procs->server, "vedettad", argv) != 0) {
@@ -768,8 +822,8 @@ s_start(const s_env_t *env, s_procs_t *procs, bench_path_t path, size_t size, s_
             s_error(res, "forwarder: bad endpoints '%s'", msg.text);
             return -1;
         }
-    } else if (path == BENCH_PATH_VEDETTAD) {
-        if (s_broker_start(env, procs, cfg.endpoint, sizeof cfg.endpoint, res))
+    } else if (bench_path_is_vedettad(path)) {
+        if (s_broker_start(env, path, procs, cfg.endpoint, sizeof cfg.endpoint, res))
             return -1;
         snprintf(sub_endpoint, sizeof sub_endpoint, "%s", cfg.endpoint);
     }
@@ -809,6 +863,24 @@ err_close_ack:
     return rc;
 }
 
+/*  vedettad-store, after the throughput phase: the store's files must hold at least the bodies
+    of the messages that were receipted, or the row is not measuring a store. Returns 0 or 1
+    (like a loss: the processes are fine, latency can still run).  */
+static int
+s_check_stored(const s_env_t *env, size_t size, s_result_t *res)
+{
+    int64_t bytes = s_store_bytes(env);
+    int64_t bodies = (int64_t)env->opts->count * (int64_t)size;
+    if (bytes >= bodies)
+        return 0;
+    if (bytes < 0)
+        s_error(res, "vedettad wrote no %s in the scratch directory", S_STORE_FILE);
+    else
+        s_error(res, "the store holds %" PRId64 " bytes, less than the %" PRId64 " of the bodies",
+                bytes, bodies);
+    return 1;
+}
+
 //  Slow joiner: the publisher probes until the subscriber has seen a probe.
 static int
 s_join(s_procs_t *procs, s_result_t *res)
@@ -835,16 +907,29 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
     s_procs_t procs;
     memset(&procs, 0, sizeof procs);
     procs.server.fd = procs.pub.fd = procs.sub.fd = -1;
+    if (bench_path_is_vedettad(path))
+        s_store_remove(env);
     int rc = s_start(env, &procs, path, size, res);
     if (rc == 0)
         rc = s_join(&procs, res);
     if (rc == 0)
         rc = s_phase_throughput(env->opts, &procs, res);
+    if (rc == 0 && path == BENCH_PATH_STORE)
+        rc = s_check_stored(env, size, res);
     //  After a loss the processes still work: measure latency too, then report the failure.
     if (rc >= 0 && s_phase_latency(env->opts, &procs, res) != 0)
         rc = -1;
     if (s_procs_stop(&procs, res) != 0)
         rc = -1;
+    //  The live path must leave no store behind: a row labelled live that wrote one would
+    //  measure the wrong thing (vedettad's default is a store).
+    if (path == BENCH_PATH_VEDETTAD && s_store_bytes(env) >= 0) {
+        s_error(res, "vedettad created a store (%s) with store/path = \"\": not a live run",
+                S_STORE_FILE);
+        rc = -1;
+    }
+    if (path == BENCH_PATH_STORE)
+        s_store_remove(env);
     res->ok = rc == 0;
     return rc == 0 ? 0 : -1;
 }
@@ -852,9 +937,29 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
 /*  -------------------------------------------------------------------------------------------
     Report  */
 
-static void
-s_print_header(const s_opts_t *opts)
+//  The file system under the store: fsync on tmpfs costs nothing and proves nothing.
+static const char *
+s_fs_name(const char *dir)
 {
+    static const struct {
+        long magic;
+        const char *name;
+    } known[] = { { 0xEF53, "ext2/3/4" },  { 0x58465342, "xfs" },     { 0x9123683E, "btrfs" },
+                  { 0x01021994, "tmpfs" }, { 0x794C7630, "overlay" }, { 0x2FC12FC1, "zfs" },
+                  { 0x6969, "nfs" },       { 0x65735546, "fuse" },    { 0xF2F52010, "f2fs" } };
+    struct statfs st;
+    if (statfs(dir, &st) != 0)
+        return "unknown";
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if ((long)st.f_type == known[i].magic)
+            return known[i].name;
+    return "other";
+}
+
+static void
+s_print_header(const s_env_t *env)
+{
+    const s_opts_t *opts = env->opts;
     int major, minor, patch;
     zmq_version(&major, &minor, &patch);
     //  The load average says whether other work shared the cores: figures drift with it.
@@ -868,7 +973,12 @@ s_print_header(const s_opts_t *opts)
            opts->count, opts->window, opts->batch);
     printf("latency: %zu samples (+%zu warm-up), one in flight, one-way CLOCK_MONOTONIC\n",
            opts->samples, opts->warmup);
-    printf("%-5s %-10s %10s %8s %8s  %-10s %7s %7s %7s %7s\n", "size", "path", "msgs/s", "p50us",
+    if (opts->enabled[BENCH_PATH_STORE]) {
+        const char *fs = s_fs_name(env->dir);
+        printf("vedettad-store: SQLite WAL, sync full, a fresh store per run, on %s%s\n", fs,
+               strcmp(fs, "tmpfs") == 0 ? " (fsync costs nothing here: not durable)" : "");
+    }
+    printf("%-5s %-14s %10s %8s %8s  %-10s %7s %7s %7s %7s\n", "size", "path", "msgs/s", "p50us",
            "p99us", "cpu-us/msg", "pub", "broker", "sub", "total");
     fflush(stdout);
 }
@@ -895,7 +1005,7 @@ s_cpu_total(const s_result_t *res)
 static void
 s_print_row(const s_result_t *res)
 {
-    printf("%-5zu %-10s ", res->size, bench_path_name(res->path));
+    printf("%-5zu %-14s ", res->size, bench_path_name(res->path));
     if (res->rate > 0)
         printf("%10.0f", res->rate);
     else
@@ -910,34 +1020,46 @@ s_print_row(const s_result_t *res)
     printf("\n");
     //  Not a failure (the client did what vedetta.h asks), but the broker lost a session.
     if (res->resent > 0)
-        printf("      %-10s note: %" PRId64 " publishes sent again after ESESSION (the broker "
+        printf("      %-14s note: %" PRId64 " publishes sent again after ESESSION (the broker "
                "had dropped the session)\n",
                bench_path_name(res->path), res->resent);
     if (!res->ok)
-        printf("      %-10s FAILED: %s\n", bench_path_name(res->path), res->error);
+        printf("      %-14s FAILED: %s\n", bench_path_name(res->path), res->error);
     fflush(stdout);
 }
 
+static const s_result_t *
+s_find_result(const s_result_t *results, size_t nresults, bench_path_t path, size_t size)
+{
+    for (size_t i = 0; i < nresults; i++)
+        if (results[i].path == path && results[i].size == size && results[i].ok &&
+            results[i].rate > 0)
+            return &results[i];
+    return NULL;
+}
+
+//  Each vedettad path over each reference, then durable over live; per size, for the runs that
+//  succeeded.
 static void
 s_print_ratios(const s_opts_t *opts, const s_result_t *results, size_t nresults)
 {
+    static const struct {
+        bench_path_t path, ref;
+    } pairs[] = { { BENCH_PATH_VEDETTAD, BENCH_PATH_ZMQ },
+                  { BENCH_PATH_VEDETTAD, BENCH_PATH_FWD },
+                  { BENCH_PATH_STORE, BENCH_PATH_ZMQ },
+                  { BENCH_PATH_STORE, BENCH_PATH_FWD },
+                  { BENCH_PATH_STORE, BENCH_PATH_VEDETTAD } };
     for (size_t s = 0; s < opts->nsizes; s++) {
-        const s_result_t *ved = NULL;
-        for (size_t i = 0; i < nresults; i++)
-            if (results[i].size == opts->sizes[s] && results[i].path == BENCH_PATH_VEDETTAD &&
-                results[i].ok)
-                ved = &results[i];
-        if (!ved)
-            continue;
-        for (size_t i = 0; i < nresults; i++) {
-            const s_result_t *ref = &results[i];
-            if (ref->size != opts->sizes[s] || ref->path == BENCH_PATH_VEDETTAD || !ref->ok ||
-                ref->rate <= 0)
+        for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+            const s_result_t *num = s_find_result(results, nresults, pairs[i].path, opts->sizes[s]);
+            const s_result_t *ref = s_find_result(results, nresults, pairs[i].ref, opts->sizes[s]);
+            if (!num || !ref)
                 continue;
             double cpu_ref = s_cpu_total(ref);
-            printf("ratio vedettad/%s %zu: %.2f  (cpu-us/msg %.2fx)\n", bench_path_name(ref->path),
-                   ref->size, ved->rate / ref->rate,
-                   cpu_ref > 0 ? s_cpu_total(ved) / cpu_ref : 0.0);
+            printf("ratio %s/%s %zu: %.2f  (cpu-us/msg %.2fx)\n", bench_path_name(num->path),
+                   bench_path_name(ref->path), ref->size, num->rate / ref->rate,
+                   cpu_ref > 0 ? s_cpu_total(num) / cpu_ref : 0.0);
         }
     }
 }
@@ -971,12 +1093,12 @@ main(int argc, char **argv)
     if (s_curve_keys(&env))
         return 1;
     int failures = 0;
-    if (opts.enabled[BENCH_PATH_VEDETTAD] &&
+    if ((opts.enabled[BENCH_PATH_VEDETTAD] || opts.enabled[BENCH_PATH_STORE]) &&
         (s_find_broker(&opts) != 0 || s_vedettad_prepare(&env) != 0)) {
         bench_proc_tmpdir_remove(env.dir);
         return 1;
     }
-    s_print_header(&opts);
+    s_print_header(&env);
     s_result_t results[S_MAX_SIZES * BENCH_PATH_COUNT];
     size_t nresults = 0;
     for (size_t s = 0; s < opts.nsizes && !bench_proc_stopping(); s++) {
