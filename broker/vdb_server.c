@@ -389,15 +389,27 @@ s_commit(vdb_server_t *self)
         const vdb_store_msg_t *msg = &records[i];
         //  Route from the stored bytes: decoding them again costs less than keeping every
         //  decoded envelope of the round, and routes exactly what is on disk.
+        //  A session gone since: the message is stored anyway, and a retry will say duplicate.
+        //  (Routing ids are never reused while the broker runs, PROTOCOL.md §2, so a session
+        //  found here is the one that published.)
+        vdb_session_t *session =
+            zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
         if (vdp_envelope_decode(&self->committed, msg->raw, msg->raw_len, NULL, 0) != VD_OK) {
+            //  Cannot happen (the same decoder passed these bytes); stored all the same, so the
+            //  publisher still gets its one receipt, and nothing undecodable is routed.
             vdb_log_error("vdb_server: stored envelope seq=%" PRIu64 " does not decode", msg->seq);
+            vdb_index_put(self->index, msg->sender, msg->id,
+                          (vdb_index_entry_t){
+                              .seq = msg->seq, .accepted_at = msg->accepted_at, .tlp = msg->tlp });
+            self->stats.accepted++;
+            if (session)
+                s_receipt(self, session, msg->id, VDP_RECEIPT_ACCEPTED, msg->seq, msg->accepted_at,
+                          VD_OK, "");
             continue;
         }
         self->committed.seq = msg->seq;
         self->committed.accepted_at = msg->accepted_at;
-        //  A session gone since: the message is stored anyway, and a retry will say duplicate.
-        s_accepted(self, zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i)),
-                   &self->committed);
+        s_accepted(self, session, &self->committed);
     }
     vdb_pending_reset(self->pending);
 }
