@@ -805,13 +805,15 @@ s_prune_steps(vdb_store_t *self,
                             bytes);
     else if (before_ms > 0)
         rc = s_delete_where(self, "accepted_at < ?2", NULL, before_ms, count, bytes);
+    //  Expired before size: what has expired goes anyway, and must not count against the size
+    //  limit and push out live messages first. "expires > 0" repeats the partial index's
+    //  condition, which is what lets SQLite use it.
+    if (rc == SQLITE_OK && now_ms > 0)
+        rc = s_delete_where(self, "expires > 0 AND expires <= ?2", NULL, now_ms, count, bytes);
     if (rc == SQLITE_OK && max_bytes > 0 && category)
         rc = s_prune_size(self, category, max_bytes, count, bytes);
     else if (rc == SQLITE_OK && max_bytes > 0)
         rc = s_prune_size_all(self, max_bytes, count, bytes);
-    //  "expires > 0" repeats the partial index's condition, which is what lets SQLite use it.
-    if (rc == SQLITE_OK && now_ms > 0)
-        rc = s_delete_where(self, "expires > 0 AND expires <= ?2", NULL, now_ms, count, bytes);
     //  The newest messages may have gone: remember the high-water seq for the next open.
     if (rc == SQLITE_OK && *count > 0) {
         sqlite3_stmt *stmt = NULL;

@@ -87,10 +87,10 @@ int vdb_store_cursor_get(vdb_store_t *self, const char *key, const char *name, u
 int vdb_store_cursor_set(vdb_store_t *self, const char *key, const char *name, uint64_t seq);
 
 /*  Retention: deletes messages of `category` (NULL: every category) accepted before
-    `before_ms` (0: no age limit), then the oldest of that category until it holds at most
-    `max_bytes` of envelope bytes (0: no size limit; with NULL, each category on its own), and
-    every message of any category whose `expires` is at or before `now_ms` (0: none), all in one
-    transaction. Returns how many were deleted, or VD_ESTORE (then none were).  */
+    `before_ms` (0: no age limit), then every message of any category whose `expires` is at or
+    before `now_ms` (0: none), then the oldest of that category until it holds at most
+    `max_bytes` of envelope bytes (0: no size limit; with NULL, each category on its own), all in
+    one transaction. Returns how many were deleted, or VD_ESTORE (then none were).  */
 int vdb_store_prune(
     vdb_store_t *self, const char *category, int64_t before_ms, uint64_t max_bytes, int64_t now_ms);
 

@@ -604,6 +604,22 @@ START_TEST(prune_all_three_in_one_call)
 }
 END_TEST
 
+START_TEST(expired_messages_do_not_push_live_ones_out)
+{
+    s_open();
+    //  A live message, then a newer one that has expired; room for the live one only.
+    s_rec_t recs[2];
+    s_rec(&recs[0], 1, "it-cert", "a", 1000, 0, 100);
+    s_rec(&recs[1], 2, "it-cert", "a", 2000, 500, 100);
+    vdb_store_msg_t msgs[2] = { recs[0].msg, recs[1].msg };
+    ck_assert_int_eq(vdb_store_append(s_store, msgs, 2, s_err, sizeof s_err), VD_OK);
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 0, 150, 1000), 1);
+    s_seen_t *seen = s_scan_all();
+    ck_assert_uint_eq(seen->count, 1);
+    ck_assert_uint_eq(seen->seqs[0], 1); // the live one stayed
+}
+END_TEST
+
 //  --------------------------------------------------------------------------------------------
 //  faults: real writes that fail
 
@@ -796,6 +812,7 @@ vdb_store_suite(void)
     tcase_add_test(prune, prune_by_size_per_category);
     tcase_add_test(prune, prune_expired_and_keep_last_seq);
     tcase_add_test(prune, prune_all_three_in_one_call);
+    tcase_add_test(prune, expired_messages_do_not_push_live_ones_out);
     suite_add_tcase(suite, prune);
 
     //  Loop 0: a full tmpfs (else the file size limit); loop 1: the file size limit.
