@@ -39,6 +39,9 @@ vdb_config_defaults(vdb_config_t *self, const char *base_dir)
     if (s_resolve(self->store, sizeof self->store, base_dir, "vedetta.db") != 0)
         self->store[0] = '\0';
     self->store_sync = 0; // full: a receipt means the message survives a power loss
+    self->retention_age_ms = 90LL * 24 * 3600 * 1000;
+    self->retention_size = 0;
+    self->retention_interval_ms = 60 * 1000;
     self->dedup_window = 100000;
     self->session_backlog = 64u * 1024u * 1024u;
     self->log_level = VDB_LOG_NOTICE;
@@ -76,6 +79,31 @@ s_parse_size(const char *text, size_t min, size_t *out)
         return -1;
     *out = (size_t)(value * scale);
     return 0;
+}
+
+//  Parses a duration: a whole number with a unit, ms s m h d ("90d", "500ms"), or "0".
+static int
+s_parse_duration(const char *text, int64_t *out)
+{
+    if (strcmp(text, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    char *end = NULL;
+    long long value = strtoll(text, &end, 10);
+    static const struct {
+        const char *unit;
+        long long ms;
+    } units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
+    for (size_t i = 0; !errno && i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0 && value <= INT64_MAX / units[i].ms) {
+            *out = value * units[i].ms;
+            return 0;
+        }
+    return -1;
 }
 
 static int
@@ -153,6 +181,23 @@ s_section_key(vdb_config_t *self,
             }
         return s_fail(err, err_size, origin, where, "must be full, normal or off");
     }
+    if (strcmp(section, "retention") == 0) {
+        int bad = -1;
+        if (strcmp(key, "age") == 0)
+            bad = s_parse_duration(value, &self->retention_age_ms);
+        else if (strcmp(key, "interval") == 0)
+            bad = s_parse_duration(value, &self->retention_interval_ms) ||
+                  self->retention_interval_ms <= 0;
+        else if (strcmp(key, "size") == 0) {
+            size_t size = 0;
+            bad = strcmp(value, "0") == 0 ? (size = 0, 0) : s_parse_size(value, 1, &size);
+            self->retention_size = size;
+        } else
+            return s_fail(err, err_size, origin, where, "unknown key");
+        return bad ? s_fail(err, err_size, origin, where,
+                            "not a valid value (durations: 500ms, 30s, 15m, 12h, 90d)")
+                   : VD_OK;
+    }
     if (strcmp(section, "log") == 0) {
         if (strcmp(key, "level") != 0)
             return s_fail(err, err_size, origin, where, "unknown key");
@@ -186,7 +231,8 @@ vdb_config_parse(vdb_config_t *self,
             break;
         }
         if (strcmp(section_name, "broker") && strcmp(section_name, "store") &&
-            strcmp(section_name, "limits") && strcmp(section_name, "log")) {
+            strcmp(section_name, "retention") && strcmp(section_name, "limits") &&
+            strcmp(section_name, "log")) {
             rc = s_fail(err, err_size, origin, section_name, "unknown section");
             break;
         }

@@ -9,6 +9,10 @@
         store
             path = "vedetta.db"              # the message store (SQLite, WAL)
             sync = "full"                    # full | normal | off: see docs/store.md
+        retention
+            age = "90d"                      # delete messages older than this ("0": keep)
+            size = "0"                       # per category, envelope bytes kept at most
+            interval = "60s"                 # how often retention runs (expired go too)
         limits
             dedup-window = 100000            # (sender, id) pairs remembered for duplicates
             session-backlog = 67108864       # bytes queued for one slow session before dropping
@@ -22,21 +26,25 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vdp_limits.h"
 
 typedef struct {
-    char name[VDP_MAX_ORG + 1];   // the broker's org id; checked against its key file
-    char endpoint[256];           // where the ROUTER binds
-    char secret[PATH_MAX];        // the broker's secret key file
-    char registry[PATH_MAX];      // directory of *.agency files
-    char policy[PATH_MAX];        // policy file; empty: embedded default
-    char endpoint_file[PATH_MAX]; // where to write the bound endpoint; empty: nowhere
-    char store[PATH_MAX];         // the message store file
-    int store_sync;               // vdb_sync_t
-    size_t dedup_window;          // >= 1
-    size_t session_backlog;       // bytes
-    int log_level;                // vdb_log_level_t
+    char name[VDP_MAX_ORG + 1];    // the broker's org id; checked against its key file
+    char endpoint[256];            // where the ROUTER binds
+    char secret[PATH_MAX];         // the broker's secret key file
+    char registry[PATH_MAX];       // directory of *.agency files
+    char policy[PATH_MAX];         // policy file; empty: embedded default
+    char endpoint_file[PATH_MAX];  // where to write the bound endpoint; empty: nowhere
+    char store[PATH_MAX];          // the message store file
+    int store_sync;                // vdb_sync_t
+    int64_t retention_age_ms;      // 0: no age limit
+    uint64_t retention_size;       // bytes per category; 0: no size limit
+    int64_t retention_interval_ms; // > 0
+    size_t dedup_window;           // >= 1
+    size_t session_backlog;        // bytes
+    int log_level;                 // vdb_log_level_t
 } vdb_config_t;
 
 //  Fills the embedded defaults (relative paths as above, resolved against `base_dir`).

@@ -797,10 +797,27 @@ s_housekeeping(vdb_server_t *self)
     zlistx_destroy(&expired);
 }
 
+//  Retention: messages older than the configured age, expired ones, and past each category's
+//  size limit leave the store. Runs in the loop, between rounds; a failure is logged and tried
+//  again at the next interval.
+static void
+s_retention(vdb_server_t *self)
+{
+    int64_t now = s_now_ms();
+    int64_t before = self->config.retention_age_ms ? now - self->config.retention_age_ms : 0;
+    int deleted = vdb_store_prune(self->store, NULL, before, self->config.retention_size, now);
+    if (deleted > 0)
+        vdb_log_notice("vdb_server: retention deleted %d message(s), %" PRIu64 " kept", deleted,
+                       vdb_store_count(self->store));
+    else if (deleted < 0)
+        vdb_log_warning("vdb_server: retention failed, will try again");
+}
+
 int
 vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
 {
     int64_t next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
+    int64_t next_retention = zclock_mono() + self->config.retention_interval_ms;
     while (!*stop) {
         zmq_pollitem_t items[] = {
             { self->router_handle, 0, ZMQ_POLLIN, 0 },
@@ -822,6 +839,10 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
         if (zclock_mono() >= next_housekeeping) {
             s_housekeeping(self);
             next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
+        }
+        if (self->store && zclock_mono() >= next_retention) {
+            s_retention(self);
+            next_retention = zclock_mono() + self->config.retention_interval_ms;
         }
     }
     return VD_OK;

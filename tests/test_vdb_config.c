@@ -22,6 +22,9 @@ START_TEST(defaults_are_local_and_resolved)
     ck_assert_str_eq(config.name, "");
     ck_assert_str_eq(config.store, "/etc/vedetta/vedetta.db");
     ck_assert_int_eq(config.store_sync, 0); // full: survives a power loss
+    ck_assert_int_eq(config.retention_age_ms, 90LL * 86400 * 1000);
+    ck_assert_uint_eq(config.retention_size, 0);
+    ck_assert_int_gt(config.retention_interval_ms, 0);
     ck_assert_int_eq(config.log_level, VDB_LOG_NOTICE);
     ck_assert_uint_gt(config.dedup_window, 0);
 }
@@ -41,6 +44,10 @@ START_TEST(parse_reads_every_key)
                        "store\n"
                        "    path = \"data/vedetta.db\"\n"
                        "    sync = \"normal\"\n"
+                       "retention\n"
+                       "    age = \"30d\"\n"
+                       "    size = \"2G\"\n"
+                       "    interval = \"500ms\"\n"
                        "limits\n"
                        "    dedup-window = 5k\n"
                        "    session-backlog = 16M\n"
@@ -56,6 +63,9 @@ START_TEST(parse_reads_every_key)
     ck_assert_str_eq(config.endpoint_file, "/srv/run/endpoint");
     ck_assert_str_eq(config.store, "/srv/data/vedetta.db");
     ck_assert_int_eq(config.store_sync, 1);
+    ck_assert_int_eq(config.retention_age_ms, 30LL * 86400 * 1000);
+    ck_assert_uint_eq(config.retention_size, 2ULL << 30);
+    ck_assert_int_eq(config.retention_interval_ms, 500);
     ck_assert_uint_eq(config.dedup_window, 5 * 1024);
     ck_assert_uint_eq(config.session_backlog, 16u * 1024 * 1024);
     ck_assert_int_eq(config.log_level, VDB_LOG_DEBUG);
@@ -79,6 +89,11 @@ static const struct {
     { "log\n    level = \"loud\"\n", "log/level" },
     { "store\n    sync = \"fast\"\n", "store/sync: must be full, normal or off" },
     { "store\n    file = \"x.db\"\n", "store/file: unknown key" },
+    { "retention\n    age = \"30\"\n", "retention/age: not a valid value" },
+    { "retention\n    age = \"3w\"\n", "retention/age" },
+    { "retention\n    interval = \"0\"\n", "retention/interval" },
+    { "retention\n    size = \"-1\"\n", "retention/size" },
+    { "retention\n    count = \"5\"\n", "retention/count: unknown key" },
     { "log\n    colour = \"red\"\n", "log/colour" },
     { "broker\n    endpoint\n        nested = 1\n", "unexpected subsection" },
 };

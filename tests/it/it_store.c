@@ -267,6 +267,45 @@ START_TEST(a_full_disk_rejects_and_recovers)
 }
 END_TEST
 
+START_TEST(retention_removes_expired_messages)
+{
+    vdt_broker_stop(s_world);
+    FILE *cfg = fopen(vdt_path(s_world, "vedettad.cfg"), "a");
+    ck_assert_ptr_nonnull(cfg);
+    fprintf(cfg, "retention\n    interval = \"100ms\"\n");
+    fclose(cfg);
+    vdt_broker_start(s_world);
+    vd_client_t *siena = vdt_connect(s_world, "comune:i726");
+    vd_envelope_t *brief = vdt_envelope("alert.toscana.i726", "green", "valid for a moment");
+    ck_assert_int_eq(vd_envelope_set_time(brief, "expires", zclock_time() + 2000), VD_OK);
+    vd_receipt_t gone = vdt_publish(siena, brief);
+    ck_assert_int_eq(gone.status, VD_RECEIPT_ACCEPTED);
+    vd_envelope_t *lasting = vdt_envelope("alert.toscana.i726", "green", "no expiry");
+    vd_receipt_t kept = vdt_publish(siena, lasting);
+    ck_assert_int_eq(kept.status, VD_RECEIPT_ACCEPTED);
+    vd_envelope_destroy(&lasting);
+    vd_envelope_destroy(&brief);
+    vd_client_destroy(&siena);
+    //  Bounded wait for the retention pass that follows the expiry.
+    bool pruned = false;
+    for (int i = 0; i < 200 && !pruned; i++) {
+        pruned = vdt_log_contains(s_world, "retention deleted 1 message(s)");
+        if (!pruned)
+            zclock_sleep(50);
+    }
+    ck_assert_msg(pruned, "no retention pass removed the expired message");
+    ck_assert_int_eq(vdt_broker_stop(s_world), 0);
+    char err[256] = "";
+    vdb_store_t *store =
+        vdb_store_open(vdt_path(s_world, "vedetta.db"), VDB_SYNC_FULL, err, sizeof err);
+    ck_assert_msg(store != NULL, "store: %s", err);
+    ck_assert_int_eq(vdb_store_lookup(store, "comune:i726", gone.id, NULL, NULL, NULL),
+                     VD_ENOTFOUND);
+    ck_assert_int_eq(vdb_store_lookup(store, "comune:i726", kept.id, NULL, NULL, NULL), VD_OK);
+    vdb_store_close(&store);
+}
+END_TEST
+
 START_TEST(a_second_broker_cannot_open_a_store_in_use)
 {
     char command[1024];
@@ -296,6 +335,7 @@ it_store_suite(void)
     tcase_add_test(crash, accepted_messages_survive_sigkill);
     tcase_add_test(crash, seq_keeps_rising_across_restarts);
     tcase_add_test(crash, a_second_broker_cannot_open_a_store_in_use);
+    tcase_add_test(crash, retention_removes_expired_messages);
     suite_add_tcase(suite, crash);
     TCase *faults = tcase_create("faults");
     tcase_add_checked_fixture(faults, s_setup, s_teardown);
