@@ -8,8 +8,14 @@
     - Commands leave in batches: appended to `out`, sent as one ZeroMQ message by s_flush(),
       which every waiting call runs first, and whenever the next command would not fit.
     - The session is (re)opened by s_session_open() only: it sends hello followed by a sub for
-      every active subscription in one frame, and bumps `epoch`. A waiting call that sent its
-      command in an earlier epoch sends it again (publishes are idempotent by (sender, id)).
+      every active subscription in one frame, bumps `epoch` and empties `out`. A waiting sub or
+      unsub that sent its command in an earlier epoch sends it again.
+    - Every publish is kept in `pubs`, in publishing order, as its encoded envelope map, until
+      its receipt comes (any receipt but a rejection with ESESSION). s_pubs_send() writes those
+      not yet sent in this session, oldest first, and only in an open session: after a welcome
+      they all leave again ahead of anything published since (the broker answers a copy of a
+      message it already has with "duplicate", so each publish still gets one receipt). Past
+      VD_MAX_PUBS the oldest is given up (s_pubs_evict()).
     - Every incoming frame is read whole as it arrives: every command but deliver is decoded and
       handled then, and receipts that are not what the current call waits for are queued. A
       deliver is only located: the queue keeps the received frame (shared, counted, by all the
@@ -50,8 +56,9 @@
 #define VD_RECONNECT_MAX_MS     2000  // and its back-off ceiling
 #define VD_MAX_DELIVERIES       16384 // queued deliveries before dropping (each keeps its frame)
 #define VD_MAX_RECEIPTS         65536 // queued receipts before dropping
+#define VD_MAX_PUBS             65536 // publishes kept for resending until their receipt
 #define VD_RECV_BURST           256   // ZeroMQ messages read per round, so timers still run
-#define VD_PUB_HEADER_BOUND     8192  // an encoded envelope's size without its body, at most
+#define VD_PUB_OVERHEAD         64    // a pub command's bytes around its envelope map, at most
 #define VD_ZAP_DENIED           400   // ZAP status code of a refused key
 #define VD_RING_KEEP_BYTES      (512u * 1024u) // an emptied ring keeps a buffer up to this size
 
@@ -86,6 +93,15 @@ typedef struct {
     uint32_t start;   // offset of the command in the frame (frames are under VDP_MAX_FRAME)
     uint32_t size;
 } s_delivery_t;
+
+/*  A publish waiting for its receipt: its envelope map exactly as first encoded, so that every
+    copy sent carries the same id and bytes.  */
+typedef struct {
+    char id[VDP_ID_LEN + 1];
+    unsigned epoch; // session it was last written in (0: none yet)
+    uint8_t *raw;   // owned; NULL once answered (a hole, dropped when it reaches the front)
+    size_t raw_len;
+} s_pub_t;
 
 typedef struct {
     char pattern[VDP_MAX_TOPIC + 1];
@@ -138,8 +154,11 @@ struct vd_client_t {
     } awaited;
     char ignore_id[VDP_ID_LEN + 1]; // a receipt that would arrive after its call gave up
 
-    s_ring_t receipts;   // vd_receipt_t
-    s_ring_t deliveries; // s_delivery_t, each owning one reference to its frame
+    s_ring_t pubs;         // s_pub_t: publishes without a receipt yet, oldest first
+    size_t pubs_next;      // pubs[0, pubs_next) have been written in this session
+    vdp_envelope_t resend; // only `raw` is ever set: a kept publish as vdp_writer_pub() takes it
+    s_ring_t receipts;     // vd_receipt_t
+    s_ring_t deliveries;   // s_delivery_t, each owning one reference to its frame
     uint64_t dropped;
     bool must_read; // the current wait needs an answer: read even when full
 
@@ -232,6 +251,14 @@ s_ring_push(s_ring_t *ring, const void *item)
     memcpy(ring->data + ((ring->head + ring->count) % ring->cap) * ring->elem, item, ring->elem);
     ring->count++;
     return VD_OK;
+}
+
+//  The item `index` places after the oldest one, which must exist.
+static void *
+s_ring_at(s_ring_t *ring, size_t index)
+{
+    assert(index < ring->count);
+    return ring->data + ((ring->head + index) % ring->cap) * ring->elem;
 }
 
 static bool
@@ -397,6 +424,147 @@ s_flush(vd_client_t *self)
     return s_send(self, &self->out);
 }
 
+/*  -------------------------------------------------------------------------------------------
+    Receipts and kept publishes  */
+
+//  Hands a receipt to the call waiting for it, drops one its call gave up on, or queues it.
+static void
+s_receipt_deliver(vd_client_t *self, const vd_receipt_t *receipt)
+{
+    bool awaited = self->awaited.id[0] && strcmp(self->awaited.id, receipt->id) == 0;
+    if (awaited && !self->awaited.done) {
+        self->awaited.receipt = *receipt;
+        self->awaited.done = true;
+        return;
+    }
+    if (self->ignore_id[0] && strcmp(self->ignore_id, receipt->id) == 0) {
+        self->ignore_id[0] = '\0';
+        return;
+    }
+    if (s_ring_push(&self->receipts, receipt) != VD_OK)
+        self->dropped++;
+}
+
+static s_pub_t *
+s_pub_at(vd_client_t *self, size_t index)
+{
+    return s_ring_at(&self->pubs, index);
+}
+
+/*  The kept publish with this id, the oldest one (`newest` false) or the newest, NULL if none.
+    Cost: a scan. Receipts come in publishing order, so the oldest match is at the front but
+    for holes; a receipt for a publish no longer kept scans them all (an index by id would
+    make that constant, at 16 bytes a publish).  */
+static s_pub_t *
+s_pub_find(vd_client_t *self, const char *id, bool newest)
+{
+    size_t count = self->pubs.count;
+    for (size_t i = 0; i < count; i++) {
+        s_pub_t *pub = s_pub_at(self, newest ? count - 1 - i : i);
+        if (pub->raw && strcmp(pub->id, id) == 0)
+            return pub;
+    }
+    return NULL;
+}
+
+//  Stops keeping `pub` (invalid afterwards): its bytes go now, its slot when it is the oldest.
+static void
+s_pub_forget(vd_client_t *self, s_pub_t *pub)
+{
+    free(pub->raw);
+    pub->raw = NULL;
+    s_pub_t hole;
+    while (self->pubs.count > 0 && !s_pub_at(self, 0)->raw) {
+        s_ring_pop(&self->pubs, &hole);
+        if (self->pubs_next > 0)
+            self->pubs_next--;
+    }
+}
+
+/*  Gives up the oldest kept publish to make room for a new one. If it is in flight in this
+    session its receipt still comes from the broker, and a rejection with ESESSION reaches the
+    application as it is. If its session is gone it would never be answered: it gets that
+    rejection now, from here (vedetta.h promises one receipt per publish).  */
+static void
+s_pubs_evict(vd_client_t *self)
+{
+    s_pub_t *oldest = s_pub_at(self, 0);
+    if (oldest->epoch != self->epoch || self->state != S_READY) {
+        vd_receipt_t receipt;
+        memset(&receipt, 0, sizeof receipt);
+        memcpy(receipt.id, oldest->id, sizeof oldest->id);
+        receipt.status = VD_RECEIPT_REJECTED;
+        receipt.code = VD_ESESSION;
+        snprintf(receipt.reason, sizeof receipt.reason,
+                 "session lost before the receipt, with over %d publishes waiting: publish it "
+                 "again",
+                 VD_MAX_PUBS);
+        s_receipt_deliver(self, &receipt);
+    }
+    s_pub_forget(self, oldest);
+}
+
+/*  Writes the kept publishes not yet written in this session to the batch, oldest first,
+    sending the batch whenever the next one might not fit. Only in an open session: the ones
+    kept while a session is being opened wait for its welcome. Returns VD_OK, VD_ENOMEM, or
+    what s_flush() returned when a full batch could not leave (the rest wait for a later try).  */
+static int
+s_pubs_send(vd_client_t *self)
+{
+    if (self->state != S_READY)
+        return VD_OK;
+    while (self->pubs_next < self->pubs.count) {
+        s_pub_t *pub = s_pub_at(self, self->pubs_next);
+        if (pub->raw) {
+            if (self->out.count > 0 &&
+                !vdp_writer_room(&self->out, pub->raw_len + VD_PUB_OVERHEAD)) {
+                int rc = s_flush(self);
+                if (rc != VD_OK)
+                    return rc;
+            }
+            self->resend.raw = pub->raw;
+            self->resend.raw_len = pub->raw_len;
+            if (vdp_writer_pub(&self->out, &self->resend) != VD_OK)
+                return VD_ENOMEM;
+            pub->epoch = self->epoch;
+        }
+        self->pubs_next++;
+    }
+    return VD_OK;
+}
+
+/*  Keeps a checked envelope until its receipt and sends it as s_pubs_send() does. Cost: the
+    envelope is encoded into a buffer of its own and copied into each batch it goes in, one
+    allocation and one copy more than encoding it into the batch. Returns VD_OK (sent, or
+    waiting for the session being opened), VD_ENOMEM, or VD_ECONN when the batch ahead of it
+    cannot leave (then it is not kept: the caller may publish it again).  */
+static int
+s_pub_keep(vd_client_t *self, const vdp_envelope_t *env)
+{
+    s_pub_t pub = { .epoch = 0, .raw = NULL, .raw_len = env->raw_len };
+    memcpy(pub.id, env->id, sizeof pub.id); // a checked id: a UUID and its NUL
+    if (env->raw) {
+        pub.raw = malloc(env->raw_len);
+        if (!pub.raw)
+            return VD_ENOMEM;
+        memcpy(pub.raw, env->raw, env->raw_len); // a relayed envelope goes as it came
+    } else if (vdp_envelope_encode(env, &pub.raw, &pub.raw_len) != VD_OK) {
+        return VD_ENOMEM;
+    }
+    if (self->pubs.count >= VD_MAX_PUBS)
+        s_pubs_evict(self);
+    if (s_ring_push(&self->pubs, &pub) != VD_OK) {
+        free(pub.raw);
+        return VD_ENOMEM;
+    }
+    int rc = s_pubs_send(self);
+    if (rc != VD_OK && self->pubs_next < self->pubs.count) {
+        s_pub_forget(self, s_pub_at(self, self->pubs.count - 1)); // not written: not kept
+        return rc == VD_ENOMEM ? VD_ENOMEM : VD_ECONN;
+    }
+    return VD_OK;
+}
+
 /*  Opens a session: hello, then every active subscription again, in one frame; the answers
     to those subs are consumed by s_on_answer(). With `rebuild`, a new socket first.  */
 static int
@@ -422,6 +590,10 @@ s_session_open(vd_client_t *self, bool rebuild)
     }
     self->state = S_HELLO;
     self->epoch++;
+    //  What the batch holds belongs to the lost session: kept publishes leave again after the
+    //  welcome, a waiting sub or unsub writes its command again, a pong is moot.
+    vdp_writer_reset(&self->out);
+    self->pubs_next = 0;
     if (rc != VD_OK) {
         vdp_writer_reset(&self->ctl);
         return rc;
@@ -463,6 +635,7 @@ s_on_welcome(vd_client_t *self, const vdp_cmd_t *cmd)
     if (cmd->heartbeat_ms >= VDP_MIN_HEARTBEAT_MS && cmd->heartbeat_ms <= VDP_MAX_HEARTBEAT_MS)
         self->hb_ms = (int)cmd->heartbeat_ms;
     self->state = S_READY;
+    s_pubs_send(self); // on failure, the next round writes the rest
 }
 
 static void
@@ -484,23 +657,15 @@ s_on_receipt(vd_client_t *self, const vdp_cmd_t *cmd)
     } else if (cmd->status != VDP_RECEIPT_ACCEPTED && cmd->status != VDP_RECEIPT_DUPLICATE) {
         return; // no status we know: nothing to report
     }
-    bool awaited = self->awaited.id[0] && strcmp(self->awaited.id, receipt.id) == 0;
+    s_pub_t *pub = s_pub_find(self, receipt.id, false);
     if (receipt.status == VD_RECEIPT_REJECTED && receipt.code == VD_ESESSION) {
         s_session_lost(self);
-        if (awaited)
-            return; // the waiting call sends it again in the new session
+        if (pub)
+            return; // kept: it leaves again once the new session is open
+    } else if (pub) {
+        s_pub_forget(self, pub);
     }
-    if (awaited && !self->awaited.done) {
-        self->awaited.receipt = receipt;
-        self->awaited.done = true;
-        return;
-    }
-    if (self->ignore_id[0] && strcmp(self->ignore_id, receipt.id) == 0) {
-        self->ignore_id[0] = '\0';
-        return;
-    }
-    if (s_ring_push(&self->receipts, &receipt) != VD_OK)
-        self->dropped++;
+    s_receipt_deliver(self, &receipt);
 }
 
 /*  Queues the deliver command at frame[start, end), undecoded. `frame` is NULL when there was
@@ -719,7 +884,8 @@ s_read(vd_client_t *self)
 static void
 s_pump(vd_client_t *self, int64_t deadline)
 {
-    s_flush(self); // on failure the batch stays and goes with a later round
+    s_pubs_send(self); // what a full batch held back last time
+    s_flush(self);     // on failure the batch stays and goes with a later round
     int64_t now = s_now();
     int64_t lost_at = self->quiet_since + (int64_t)self->hb_ms * VD_MISSED_BEATS;
     if (now >= lost_at) {
@@ -827,36 +993,11 @@ s_until_delivery_queued(vd_client_t *self, void *arg)
     return self->deliveries.count > 0;
 }
 
-//  Appends a pub to the batch, sending the batch first if the pub might not fit.
-static int
-s_write_pub(vd_client_t *self, const vdp_envelope_t *env)
-{
-    size_t bound = env->raw ? env->raw_len + 64 : env->body_len + VD_PUB_HEADER_BOUND;
-    if (self->out.count > 0 && !vdp_writer_room(&self->out, bound)) {
-        int rc = s_flush(self);
-        if (rc != VD_OK)
-            return rc;
-    }
-    return vdp_writer_pub(&self->out, env) == VD_OK ? VD_OK : VD_ENOMEM;
-}
-
-typedef struct {
-    const vdp_envelope_t *env;
-    unsigned epoch; // session the pub was last sent in
-    bool resent;
-} s_pub_wait_t;
-
 static bool
 s_until_receipt(vd_client_t *self, void *arg)
 {
-    s_pub_wait_t *wait = arg;
-    if (self->awaited.done)
-        return true;
-    if (wait->epoch != self->epoch) {
-        wait->epoch = self->epoch;
-        wait->resent = s_write_pub(self, wait->env) == VD_OK;
-    }
-    return false;
+    (void)arg;
+    return self->awaited.done;
 }
 
 typedef struct {
@@ -925,6 +1066,7 @@ vd_client_new(void)
     self->next_ref = 1;
     vdp_writer_init(&self->out);
     vdp_writer_init(&self->ctl);
+    s_ring_init(&self->pubs, sizeof(s_pub_t), VD_MAX_PUBS);
     s_ring_init(&self->receipts, sizeof(vd_receipt_t), VD_MAX_RECEIPTS);
     s_ring_init(&self->deliveries, sizeof(s_delivery_t), VD_MAX_DELIVERIES);
     self->ctx = zmq_ctx_new();
@@ -965,6 +1107,10 @@ vd_client_destroy(vd_client_t **self_p)
         }
     }
     s_ring_release(&self->receipts);
+    s_pub_t pub;
+    while (s_ring_pop(&self->pubs, &pub))
+        free(pub.raw);
+    s_ring_release(&self->pubs);
     free(self->subs);
     vdp_writer_release(&self->out);
     vdp_writer_release(&self->ctl);
@@ -1102,7 +1248,7 @@ s_queue_pub(vd_client_t *self, vd_envelope_t *env)
         s_set_reason(self, reason);
         return rc == VD_ELIMIT ? VD_ELIMIT : VD_EINVAL;
     }
-    return s_write_pub(self, env);
+    return s_pub_keep(self, env);
 }
 
 int
@@ -1116,12 +1262,16 @@ vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, 
         return rc;
     memcpy(self->awaited.id, env->id, sizeof self->awaited.id); // valid: a UUID and its NUL
     self->awaited.done = false;
-    s_pub_wait_t wait = { env, self->epoch, false };
-    rc = s_wait(self, timeout_ms, s_until_receipt, &wait);
-    if (rc == VD_OK)
+    //  Kept like any publish, so a new session sends it again while this call waits.
+    rc = s_wait(self, timeout_ms, s_until_receipt, NULL);
+    if (rc == VD_OK) {
         *receipt = self->awaited.receipt;
-    if (rc != VD_OK || wait.resent) {
-        //  A receipt still on its way (late, or for the copy sent again) is not for the queue.
+    } else {
+        //  Given up: no longer sent again (publishing it again is the caller's retry), and a
+        //  receipt still on its way is not for the queue. Kept last, so found at once.
+        s_pub_t *pub = s_pub_find(self, env->id, true);
+        if (pub)
+            s_pub_forget(self, pub);
         memcpy(self->ignore_id, env->id, sizeof self->ignore_id);
     }
     self->awaited.id[0] = '\0';
@@ -1143,6 +1293,8 @@ vd_client_flush(vd_client_t *self)
     if (!self)
         return VD_EINVAL;
     int rc = s_usable(self);
+    if (rc == VD_OK)
+        rc = s_pubs_send(self);
     return rc != VD_OK ? rc : s_flush(self);
 }
 

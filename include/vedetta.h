@@ -179,7 +179,9 @@ VD_EXPORT int vd_client_set_heartbeat(vd_client_t *self, int interval_ms);
     its ZAP handler answered 400, or it answered hello with EAUTH), VD_EVERSION, VD_ETIMEOUT (no
     welcome in time: also what a wrong broker key looks like), VD_ENOMEM.
     vd_client_reason() says what was wrong. Connecting again first closes the previous
-    connection and forgets its subscriptions; queued deliveries and receipts stay.  */
+    connection and forgets its subscriptions; queued deliveries and receipts stay, and
+    asynchronous publishes still waiting for their receipt are sent again once the new session
+    is open (under another key, the broker rejects them with VD_ESENDER).  */
 VD_EXPORT VD_NODISCARD int vd_client_connect(vd_client_t *self,
                                              const char *endpoint,
                                              const char *broker_public_key,
@@ -207,8 +209,9 @@ VD_EXPORT uint64_t vd_client_dropped(const vd_client_t *self);
 /*  Publishes `env` and waits up to `timeout_ms` (-1: forever) for its receipt. Fills in "id" (a
     random UUID) and "sent" (now) when they are unset, "v", and "sender" with this client's org.
     If the session is re-established while waiting, the envelope is sent again with the same
-    id (the broker answers a message it already has with "duplicate"). Publishing the same
-    envelope again after a timeout is a safe retry, for the same reason.
+    id (the broker answers a message it already has with "duplicate"). After a timeout it is
+    not sent again by libvedetta; publishing the same envelope again is a safe retry, for the
+    same reason.
     Returns VD_OK when a receipt arrived (read receipt->status: a rejection is VD_OK with
     status VD_RECEIPT_REJECTED), VD_EINVAL (a field missing or invalid: vd_client_reason()
     names it), VD_ELIMIT, VD_ETIMEOUT, VD_ECONN (not connected), VD_EAUTH (the broker refused
@@ -218,9 +221,20 @@ vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, 
 
 /*  Queues `env` for publishing without waiting (fills id/sent/sender as above). Queued commands
     leave in one batch at the next vd_client_flush() or any call that waits, or as soon as the
-    batch is full; receipts are read with vd_client_receipt(). A message the broker lost with
-    its session is answered by a rejected receipt with code VD_ESESSION: publish it again.
-    Returns VD_OK, VD_EINVAL, VD_ELIMIT, VD_ECONN, VD_EAUTH, VD_ENOMEM.  */
+    batch is full (while a lost session is being reopened, publishes wait for it); receipts are
+    read with vd_client_receipt().
+    Each publish gets exactly one receipt: libvedetta keeps every publish (its encoded
+    envelope, same id) until its receipt arrives and, when the session is lost (a reconnect
+    after heartbeat silence, or the broker forgot it), sends them all again once a new session
+    is open, in their original order and ahead of newer publishes. The broker answers a message
+    it already had with "duplicate" and the first seq, so a retry is harmless.
+    Memory: the kept publishes are the ones in flight, bounded by the application's own window
+    (how many it publishes before reading their receipts), and at most 65536. Past that the
+    oldest is no longer kept: if its session is lost it is answered as it would be without
+    resending, by a rejected receipt with code VD_ESESSION (publish it again), or, if it was
+    lost with a rebuilt connection, by no receipt at all.
+    Returns VD_OK, VD_EINVAL, VD_ELIMIT, VD_ECONN (not connected, or libzmq's queue toward the
+    broker is full: nothing is kept, publish it again later), VD_EAUTH, VD_ENOMEM.  */
 VD_EXPORT VD_NODISCARD int vd_client_publish_async(vd_client_t *self, vd_envelope_t *env);
 
 //  Sends whatever is queued now, without blocking. Returns VD_OK, VD_ECONN (not connected, or
@@ -228,7 +242,11 @@ VD_EXPORT VD_NODISCARD int vd_client_publish_async(vd_client_t *self, vd_envelop
 VD_EXPORT int vd_client_flush(vd_client_t *self);
 
 /*  Next receipt of an asynchronous publish, waiting up to `timeout_ms` (0: don't wait, -1:
-    forever). Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_EAUTH.  */
+    forever), in the order the broker answered. Keeps the connection alive while waiting, which
+    is when publishes lost with a session are sent again: so every publish comes back here
+    once, accepted, duplicate (a copy the broker already had: seq is the first one's) or
+    rejected for a reason of its own, never with VD_ESESSION unless it was past the 65536 kept
+    (see vd_client_publish_async()). Returns VD_OK, VD_ETIMEOUT, VD_ECONN, VD_EAUTH.  */
 VD_EXPORT VD_NODISCARD int
 vd_client_receipt(vd_client_t *self, vd_receipt_t *receipt, int timeout_ms);
 

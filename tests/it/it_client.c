@@ -345,6 +345,9 @@ typedef enum {
     SCRIPT_MALFORMED,   // pub: like ANSWER, with malformed delivers around the good ones
     SCRIPT_SILENT,      // pub: no answer at all
     SCRIPT_FORGET_ONCE, // first pub: error ESESSION, then no session until the next hello
+    SCRIPT_FORGET_PUBS, // first pub: forgotten session, so every pub until the next hello is
+                        // answered as the real broker does (receipt rejected ESESSION); then
+                        // receipts only, accepted, their ids recorded in `accepted_ids`
     SCRIPT_DEAF_ONCE    // after the first sub, never again a word on that connection
 } script_t;
 
@@ -358,6 +361,8 @@ typedef struct {
     int subs;
     int pubs;
     int want_pubs; // a "PUBS" question waits for this many pubs; 0: none pending
+    char accepted_ids[16][VDP_ID_LEN + 1]; // SCRIPT_FORGET_PUBS, in the order they came
+    int accepted;
 } fake_t;
 
 static void
@@ -387,14 +392,25 @@ static void
 s_fake_pub(fake_t *fake, vdp_writer_t *out, const vdp_envelope_t *env, bool *session)
 {
     fake->pubs++;
-    if (!*session || (fake->script == SCRIPT_FORGET_ONCE && fake->pubs == 1)) {
+    bool forgets = fake->script == SCRIPT_FORGET_ONCE || fake->script == SCRIPT_FORGET_PUBS;
+    if (!*session || (forgets && fake->pubs == 1)) {
         *session = false; // as if the broker restarted and forgot us
-        vdp_writer_error(out, 0, VD_ESESSION, "no session: send hello first");
+        if (fake->script == SCRIPT_FORGET_PUBS)
+            vdp_writer_receipt(out, env->id, VDP_RECEIPT_REJECTED, 0, 0, VD_ESESSION,
+                               "no session: send hello first");
+        else
+            vdp_writer_error(out, 0, VD_ESESSION, "no session: send hello first");
         return;
     }
     if (fake->script == SCRIPT_SILENT)
         return;
     uint64_t seq = (uint64_t)fake->pubs * 10;
+    if (fake->script == SCRIPT_FORGET_PUBS) {
+        ck_assert_int_lt(fake->accepted, 16);
+        snprintf(fake->accepted_ids[fake->accepted++], VDP_ID_LEN + 1, "%s", env->id);
+        vdp_writer_receipt(out, env->id, VDP_RECEIPT_ACCEPTED, seq, 1700000000000, 0, NULL);
+        return;
+    }
     //  Well-formed msgpack that is not a valid envelope: a map missing its required fields, and
     //  a string where the map should be. The frame stays readable past each of them.
     static const uint8_t no_fields[] = { 0x81, 0xa1, 'v', 0x01 };
@@ -426,6 +442,8 @@ s_fake_frame(fake_t *fake, vdp_writer_t *out, zframe_t *data, bool *session)
             fake->hellos++;
             *session = true;
             s_fake_welcome(out, &cmd);
+        } else if (cmd.op == VDP_OP_PUB && fake->script == SCRIPT_FORGET_PUBS) {
+            s_fake_pub(fake, out, &env, session); // a receipt for every pub, session or not
         } else if (!*session) {
             vdp_writer_error(out, cmd.ref, VD_ESESSION, "no session: send hello first");
         } else if (cmd.op == VDP_OP_SUB) {
@@ -674,6 +692,50 @@ START_TEST(forgotten_session_is_reopened_and_publish_resent)
 }
 END_TEST
 
+START_TEST(forgotten_async_publishes_are_resent_in_order)
+{
+    fake_t fake;
+    zactor_t *actor = s_fake_start(&fake, SCRIPT_FORGET_PUBS);
+    vd_client_t *client = s_connect("comune:i726", fake.endpoint, fake.public_key);
+    enum { COUNT = 5, NEWER = 2 };
+    char ids[COUNT + NEWER][VDP_ID_LEN + 1];
+    for (int i = 0; i < COUNT + NEWER; i++) {
+        //  The first COUNT reach the broker together and are all refused with ESESSION; the
+        //  newer ones are published before the client has read those refusals.
+        if (i == COUNT) {
+            ck_assert_int_eq(vd_client_flush(client), VD_OK);
+            ck_assert_int_eq(s_fake_wait_pubs(actor, COUNT), COUNT);
+        }
+        vd_envelope_t *env = vdt_envelope("bulletin.toscana", "green", "ping");
+        ck_assert_int_eq(vd_client_publish_async(client, env), VD_OK);
+        snprintf(ids[i], sizeof ids[i], "%s", vd_envelope_get(env, "id"));
+        vd_envelope_destroy(&env);
+    }
+    //  One receipt each, accepted, in publishing order: no ESESSION reaches the application.
+    uint64_t last_seq = 0;
+    for (int i = 0; i < COUNT + NEWER; i++) {
+        vd_receipt_t receipt;
+        ck_assert_int_eq(vd_client_receipt(client, &receipt, 5000), VD_OK);
+        ck_assert_msg(receipt.status == VD_RECEIPT_ACCEPTED, "receipt %d: %s %s %s", i,
+                      vd_receipt_status_name(receipt.status), vd_strerror_name(receipt.code),
+                      receipt.reason);
+        ck_assert_str_eq(receipt.id, ids[i]);
+        ck_assert_uint_gt(receipt.seq, last_seq);
+        last_seq = receipt.seq;
+    }
+    vd_receipt_t none;
+    ck_assert_int_eq(vd_client_receipt(client, &none, 3 * FAST_HEARTBEAT_MS), VD_ETIMEOUT);
+    vd_client_destroy(&client);
+    zactor_destroy(&actor);
+    ck_assert_int_eq(fake.hellos, 2);
+    //  The refused ones, then the copies sent again in the new session, oldest first.
+    ck_assert_int_ge(fake.pubs, COUNT + COUNT + NEWER);
+    ck_assert_int_eq(fake.accepted, COUNT + NEWER);
+    for (int i = 0; i < COUNT + NEWER; i++)
+        ck_assert_str_eq(fake.accepted_ids[i], ids[i]);
+}
+END_TEST
+
 START_TEST(silent_broker_is_left_for_a_new_connection)
 {
     fake_t fake;
@@ -730,6 +792,7 @@ it_client_suite(void)
     tcase_add_test(scripted, malformed_deliveries_are_skipped_and_counted);
     tcase_add_test(scripted, publish_without_receipt_times_out);
     tcase_add_test(scripted, forgotten_session_is_reopened_and_publish_resent);
+    tcase_add_test(scripted, forgotten_async_publishes_are_resent_in_order);
     tcase_add_test(scripted, silent_broker_is_left_for_a_new_connection);
     suite_add_tcase(suite, scripted);
     return suite;
