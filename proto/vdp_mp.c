@@ -119,8 +119,15 @@ vdp_mp_peek(const vdp_mp_t *self)
 /*  The readers below run for every key and value the broker receives, so each decodes its
     marker directly (fix forms first, the common case) rather than through vdp_mp_peek().  */
 
-int
-vdp_mp_read_map(vdp_mp_t *self, uint32_t *count)
+//  A map or array header: fix form (`fix` in the high nibble), 16- or 32-bit count. Each
+//  declared element needs at least `min_bytes` more bytes, checked before anything is used.
+static int
+s_read_header(vdp_mp_t *self,
+              uint8_t fix,
+              uint8_t marker16,
+              uint8_t marker32,
+              uint64_t min_bytes,
+              uint32_t *count)
 {
     size_t left = self->size - self->pos;
     if (left == 0)
@@ -128,14 +135,14 @@ vdp_mp_read_map(vdp_mp_t *self, uint32_t *count)
     const uint8_t *p = self->data + self->pos;
     size_t hdr = 1;
     uint64_t n;
-    if ((p[0] & 0xf0) == 0x80)
+    if ((p[0] & 0xf0) == fix)
         n = p[0] & 0x0f;
-    else if (p[0] != 0xde && p[0] != 0xdf)
+    else if (p[0] != marker16 && p[0] != marker32)
         return VD_EPROTO;
-    else if (!s_length(p, left, p[0] == 0xde ? 2 : 4, &hdr, &n))
+    else if (!s_length(p, left, p[0] == marker16 ? 2 : 4, &hdr, &n))
         return VD_EPROTO;
-    //  n < 2^32, so 2n cannot overflow
-    if (2 * n > left - hdr)
+    //  n < 2^32 and min_bytes <= 2, so the product cannot overflow
+    if (min_bytes * n > left - hdr)
         return VD_EPROTO;
     self->pos += hdr;
     *count = (uint32_t)n;
@@ -143,25 +150,15 @@ vdp_mp_read_map(vdp_mp_t *self, uint32_t *count)
 }
 
 int
+vdp_mp_read_map(vdp_mp_t *self, uint32_t *count)
+{
+    return s_read_header(self, 0x80, 0xde, 0xdf, 2, count); // a key and a value per entry
+}
+
+int
 vdp_mp_read_array(vdp_mp_t *self, uint32_t *count)
 {
-    size_t left = self->size - self->pos;
-    if (left == 0)
-        return VD_EPROTO;
-    const uint8_t *p = self->data + self->pos;
-    size_t hdr = 1;
-    uint64_t n;
-    if ((p[0] & 0xf0) == 0x90)
-        n = p[0] & 0x0f;
-    else if (p[0] != 0xdc && p[0] != 0xdd)
-        return VD_EPROTO;
-    else if (!s_length(p, left, p[0] == 0xdc ? 2 : 4, &hdr, &n))
-        return VD_EPROTO;
-    if (n > left - hdr)
-        return VD_EPROTO;
-    self->pos += hdr;
-    *count = (uint32_t)n;
-    return VD_OK;
+    return s_read_header(self, 0x90, 0xdc, 0xdd, 1, count);
 }
 
 int
