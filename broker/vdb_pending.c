@@ -7,10 +7,11 @@
 
 #include "vdb_index.h"
 #include "vdb_pending.h"
+#include "vdb_session.h"
 #include "vedetta.h"
 
 typedef struct {
-    char rid_key[2 * 255 + 1];
+    char rid_key[2 * VDB_RID_MAX + 1];
     char sender[VDP_MAX_ORG + 1];
     char id[VDP_ID_LEN + 1];
     char topic[VDP_MAX_TOPIC + 1];

@@ -341,16 +341,28 @@ s_lookup(vdb_server_t *self, const char *sender, const char *id, vdb_index_entry
 }
 
 //  An accepted message (stamped with seq and accepted_at): remembered, answered, routed.
+//  A stored or accepted message's publisher is answered, and the message remembered.
+static void
+s_answer_accepted(vdb_server_t *self,
+                  vdb_session_t *session,
+                  const char *sender,
+                  const char *id,
+                  uint64_t seq,
+                  int64_t accepted_at,
+                  vdp_tlp_t tlp)
+{
+    vdb_index_put(self->index, sender, id,
+                  (vdb_index_entry_t){ .seq = seq, .accepted_at = accepted_at, .tlp = tlp });
+    self->stats.accepted++;
+    if (session)
+        s_receipt(self, session, id, VDP_RECEIPT_ACCEPTED, seq, accepted_at, VD_OK, "");
+}
+
+//  An accepted message (stamped with seq and accepted_at): remembered, answered, routed.
 static void
 s_accepted(vdb_server_t *self, vdb_session_t *session, const vdp_envelope_t *env)
 {
-    vdb_index_put(
-        self->index, env->sender, env->id,
-        (vdb_index_entry_t){ .seq = env->seq, .accepted_at = env->accepted_at, .tlp = env->tlp });
-    self->stats.accepted++;
-    if (session)
-        s_receipt(self, session, env->id, VDP_RECEIPT_ACCEPTED, env->seq, env->accepted_at, VD_OK,
-                  "");
+    s_answer_accepted(self, session, env->sender, env->id, env->seq, env->accepted_at, env->tlp);
     vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq,
                   env->sender, env->topic, vdp_tlp_name(env->tlp));
     s_route(self, env);
@@ -387,24 +399,19 @@ s_commit(vdb_server_t *self)
     self->seq = records[count - 1].seq;
     for (size_t i = 0; i < count; i++) {
         const vdb_store_msg_t *msg = &records[i];
-        //  Route from the stored bytes: decoding them again costs less than keeping every
-        //  decoded envelope of the round, and routes exactly what is on disk.
         //  A session gone since: the message is stored anyway, and a retry will say duplicate.
         //  (Routing ids are never reused while the broker runs, PROTOCOL.md §2, so a session
         //  found here is the one that published.)
         vdb_session_t *session =
             zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
+        //  Route from the stored bytes: decoding them again costs less than keeping every
+        //  decoded envelope of the round, and routes exactly what is on disk.
         if (vdp_envelope_decode(&self->committed, msg->raw, msg->raw_len, NULL, 0) != VD_OK) {
             //  Cannot happen (the same decoder passed these bytes); stored all the same, so the
             //  publisher still gets its one receipt, and nothing undecodable is routed.
             vdb_log_error("vdb_server: stored envelope seq=%" PRIu64 " does not decode", msg->seq);
-            vdb_index_put(self->index, msg->sender, msg->id,
-                          (vdb_index_entry_t){
-                              .seq = msg->seq, .accepted_at = msg->accepted_at, .tlp = msg->tlp });
-            self->stats.accepted++;
-            if (session)
-                s_receipt(self, session, msg->id, VDP_RECEIPT_ACCEPTED, msg->seq, msg->accepted_at,
-                          VD_OK, "");
+            s_answer_accepted(self, session, msg->sender, msg->id, msg->seq, msg->accepted_at,
+                              msg->tlp);
             continue;
         }
         self->committed.seq = msg->seq;
