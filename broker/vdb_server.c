@@ -22,7 +22,9 @@
 #include "vdb_pending.h"
 #include "vdb_log.h"
 #include "vdb_registry.h"
+#include "vdb_route.h"
 #include "vdb_server.h"
+#include "vdb_server_impl.h"
 #include "vdb_session.h"
 #include "vdb_store.h"
 #include "vdb_subs.h"
@@ -34,47 +36,16 @@
 #include "vedetta.h"
 
 #define READ_BATCH        512        // messages read per poll round before flushing
-#define HOUSEKEEPING_MS   250        // how often idle sessions are looked for
+#define HOUSEKEEPING_MS   250        // how often idle sessions and acked cursors are seen to
 #define RETRY_MS          5          // poll timeout while some session's output is blocked
 #define DEFAULT_HB_MS     2000       // heartbeat granted when hello asks for none
 #define PENDING_MAX_COUNT 4096       // commit before staging more than this...
 #define PENDING_MAX_BYTES (8u << 20) // ...or this many envelope bytes
-#define CMD_OVERHEAD      160        // bytes of a command beyond its variable parts
-//  Bytes of a deliver beside the envelope: its keys, stamps and the longest pattern.
-#define DELIVER_OVERHEAD (CMD_OVERHEAD + VDP_MAX_TOPIC)
+#define CMD_OVERHEAD      VDB_CMD_OVERHEAD
+#define DELIVER_OVERHEAD  VDB_DELIVER_OVERHEAD
 
-struct vdb_server_t {
-    vdb_config_t config;
-    vdb_registry_t *registry;   // owned; swapped whole on reload
-    vdb_policy_t *policy;       // owned; swapped whole on reload
-    vdb_zap_t *zap;             // owned; created before the ROUTER binds
-    zsock_t *router;            // owned
-    void *router_handle;        // libzmq handle of router
-    zhashx_t *sessions;         // rid hex -> vdb_session_t (owned)
-    zlistx_t *dirty;            // vdb_session_t * with output pending (borrowed)
-    vdb_subs_t *subs;           // pattern -> vdb_session_t (borrowed)
-    vdb_index_t *index;         // recent (sender, id) -> seq, tlp: spares most store lookups
-    vdb_store_t *store;         // owned: every accepted message, before its receipt
-    vdb_pending_t *pending;     // accepted this round, not yet committed
-    uint64_t seq;               // last seq given
-    char name[VDP_MAX_ORG + 1]; // the broker's org id
-    char endpoint[256];         // bound endpoint
-    char public_key[VDP_KEY_Z85_LEN + 1];
-    vdb_server_stats_t stats;
-    vdp_envelope_t env;       // scratch for the command being handled
-    vdp_envelope_t committed; // scratch for routing a message once committed
-    vdp_cmd_t cmd;            // scratch
-};
-
-typedef struct {
-    vdb_server_t *server;
-    const vdp_envelope_t *env;
-    const char *topic;    // delivery topic
-    const char *only_org; // for directed messages: the recipient org
-} route_ctx_t;
-
-static int64_t
-s_now_ms(void)
+int64_t
+vdb_server_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -87,8 +58,8 @@ s_session_free(void **item_p)
     vdb_session_destroy((vdb_session_t **)item_p);
 }
 
-static void
-s_mark_dirty(vdb_server_t *self, vdb_session_t *session)
+void
+vdb_server_mark_dirty(vdb_server_t *self, vdb_session_t *session)
 {
     if (!session->dirty) {
         session->dirty = true;
@@ -101,7 +72,7 @@ s_session_close(vdb_server_t *self, vdb_session_t *session, const char *why)
 {
     vdb_log_info("vdb_server: session closed org=%s key=%s why=%s dropped=%" PRIu64,
                  session->agency ? session->agency->org : "?", session->key, why, session->dropped);
-    vdb_subs_remove_all(self->subs, session);
+    vdb_route_session_closing(self, session);
     if (session->dirty) {
         void *handle = zlistx_find(self->dirty, session);
         if (handle)
@@ -111,14 +82,14 @@ s_session_close(vdb_server_t *self, vdb_session_t *session, const char *why)
     self->stats.sessions = zhashx_size(self->sessions);
 }
 
-//  Appends an error reply to a session's batch.
-static void
-s_error(vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, const char *reason)
+void
+vdb_server_error(
+    vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, const char *reason)
 {
     self->stats.errors++;
     vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(reason));
     if (out && vdp_writer_error(out, ref, code, reason) == VD_OK)
-        s_mark_dirty(self, session);
+        vdb_server_mark_dirty(self, session);
 }
 
 //  Sends a batch to a peer that has no session (yet), at once or not at all.
@@ -175,7 +146,7 @@ s_receipt(vdb_server_t *self,
 {
     vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(reason));
     if (out && vdp_writer_receipt(out, id, status, seq, at, code, reason) == VD_OK)
-        s_mark_dirty(self, session);
+        vdb_server_mark_dirty(self, session);
 }
 
 static void
@@ -185,71 +156,6 @@ s_reject(vdb_server_t *self, vdb_session_t *session, const char *id, int code, c
     vdb_log_notice("vdb_server: publish rejected org=%s id=%s rc=%s reason=%s",
                    session->agency->org, id, vd_strerror_name(code), reason);
     s_receipt(self, session, id, VDP_RECEIPT_REJECTED, 0, 0, code, reason);
-}
-
-//  -------------------------------------------------------------------------------------------
-//  Routing
-
-//  Queues one delivery of ctx->env to `subscriber` if it may receive it.
-static void
-s_deliver(void *subscriber, const char *pattern, void *arg)
-{
-    route_ctx_t *ctx = arg;
-    vdb_server_t *self = ctx->server;
-    vdb_session_t *session = subscriber;
-    const vdp_envelope_t *env = ctx->env;
-    if (session->last_seq == env->seq)
-        return; // another of its patterns matched already
-    if (ctx->only_org && strcmp(session->agency->org, ctx->only_org) != 0)
-        return; // a directed message goes to its recipient's sessions only
-    char reason[VDP_MAX_REASON + 1] = "";
-    int rc = vdb_acl_check_deliver(self->policy, session->agency, env, ctx->topic, reason,
-                                   sizeof reason);
-    if (rc != VD_OK) {
-        self->stats.withheld++;
-        vdb_log_info("vdb_server: withheld seq=%" PRIu64 " to=%s rc=%s reason=%s", env->seq,
-                     session->agency->org, vd_strerror_name(rc), reason);
-        return;
-    }
-    session->last_seq = env->seq;
-    if (session->backlog_bytes > self->config.session_backlog) {
-        session->dropped++;
-        self->stats.dropped++;
-        if (!session->overflowing)
-            vdb_log_warning("vdb_server: session backlog full, dropping deliveries org=%s key=%s",
-                            session->agency->org, session->key);
-        session->overflowing = true; // cleared once its backlog has drained (s_flush_round)
-        return;
-    }
-    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(pattern) + env->raw_len);
-    if (out && vdp_writer_deliver(out, pattern, env->seq, env->accepted_at, env->raw,
-                                  env->raw_len) == VD_OK) {
-        self->stats.delivered++;
-        s_mark_dirty(self, session);
-    }
-}
-
-static void
-s_route(vdb_server_t *self, const vdp_envelope_t *env)
-{
-    route_ctx_t ctx = { .server = self, .env = env, .topic = env->topic };
-    if (strcmp(env->topic, "inbox") != 0) {
-        vdb_subs_match(self->subs, env->topic, s_deliver, &ctx);
-        return;
-    }
-    //  Directed: each recipient on its own inbox topics, and only its own sessions.
-    for (size_t i = 0; i < env->to_count; i++) {
-        const vdp_agency_t *recipient = vdb_registry_org(self->registry, env->to[i]);
-        if (!recipient)
-            continue; // checked at publish; a reload may have removed it since
-        char topics[VDP_MAX_JUR][VDP_MAX_TOPIC + 1];
-        size_t count = vdb_acl_inbox_topics(recipient, topics, VDP_MAX_JUR);
-        ctx.only_org = recipient->org;
-        for (size_t t = 0; t < count; t++) {
-            ctx.topic = topics[t];
-            vdb_subs_match(self->subs, topics[t], s_deliver, &ctx);
-        }
-    }
 }
 
 //  -------------------------------------------------------------------------------------------
@@ -272,7 +178,7 @@ s_hello(vdb_server_t *self,
         snprintf(reason, sizeof reason, "protocol version %u not supported (this broker: %u)",
                  cmd->version, VDP_VERSION);
         if (*session_p)
-            s_error(self, *session_p, cmd->ref, VD_EVERSION, reason);
+            vdb_server_error(self, *session_p, cmd->ref, VD_EVERSION, reason);
         else
             vdp_writer_error(orphan, cmd->ref, VD_EVERSION, reason);
         return;
@@ -299,6 +205,8 @@ s_hello(vdb_server_t *self,
     if (hb > VDP_MAX_HEARTBEAT_MS)
         hb = VDP_MAX_HEARTBEAT_MS;
     session->heartbeat_ms = hb;
+    uint32_t credit = cmd->credit ? cmd->credit : VDP_DEFAULT_CREDIT;
+    session->credit = credit < VDP_MAX_CREDIT ? credit : VDP_MAX_CREDIT;
 
     vdp_cmd_t *welcome = &self->cmd; // the hello was copied out already; reuse the scratch
     vdp_cmd_reset(welcome);
@@ -316,9 +224,10 @@ s_hello(vdb_server_t *self,
     welcome->max_body = VDP_MAX_BODY;
     welcome->max_frame = VDP_MAX_FRAME;
     welcome->max_batch = VDP_MAX_BATCH;
+    welcome->credit = session->credit;
     vdp_writer_t *out = vdb_session_writer(session, 2048);
     if (out && vdp_writer_welcome(out, welcome) == VD_OK)
-        s_mark_dirty(self, session);
+        vdb_server_mark_dirty(self, session);
 }
 
 /*  What the broker knows of (sender, id): from the recent-message cache, else from the store
@@ -365,7 +274,7 @@ s_accepted(vdb_server_t *self, vdb_session_t *session, const vdp_envelope_t *env
     s_answer_accepted(self, session, env->sender, env->id, env->seq, env->accepted_at, env->tlp);
     vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq,
                   env->sender, env->topic, vdp_tlp_name(env->tlp));
-    s_route(self, env);
+    vdb_route_message(self, env);
 }
 
 /*  Group commit: appends every message accepted since the last commit in one transaction, then
@@ -459,7 +368,7 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
         s_reject(self, session, env->id, VD_ESTORE, "store unavailable for the duplicate check");
         return;
     }
-    int64_t now = s_now_ms();
+    int64_t now = vdb_server_now_ms();
     if (env->expires && env->expires <= now) {
         s_reject(self, session, env->id, VD_EFIELD, "expires is in the past");
         return;
@@ -506,61 +415,6 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
 }
 
 static void
-s_subscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
-{
-    char reason[VDP_MAX_REASON + 1] = "";
-    int rc =
-        vdb_acl_check_subscribe(self->policy, session->agency, cmd->pattern, reason, sizeof reason);
-    if (rc != VD_OK) {
-        char shown[VDP_MAX_TOPIC + 1]; // the peer's text, maybe not a pattern at all
-        vdp_sanitize(cmd->pattern, strlen(cmd->pattern), shown, sizeof shown);
-        vdb_log_notice("vdb_server: subscribe denied org=%s pattern=%s rc=%s reason=%s",
-                       session->agency->org, shown, vd_strerror_name(rc), reason);
-        s_error(self, session, cmd->ref, rc, reason);
-        return;
-    }
-    if (!vdb_session_has_pattern(session, cmd->pattern)) {
-        if (zlistx_size(session->patterns) >= VDB_SESSION_MAX_SUBS) {
-            s_error(self, session, cmd->ref, VD_ELIMIT, "too many subscriptions on one session");
-            return;
-        }
-        char *copy = strdup(cmd->pattern);
-        if (!copy || vdb_subs_add(self->subs, cmd->pattern, session) < 0) {
-            free(copy);
-            s_error(self, session, cmd->ref, VD_ENOMEM, "broker out of memory");
-            return;
-        }
-        if (!zlistx_add_end(session->patterns, copy)) {
-            free(copy);
-            vdb_subs_remove(self->subs, cmd->pattern, session);
-            s_error(self, session, cmd->ref, VD_ENOMEM, "broker out of memory");
-            return;
-        }
-    }
-    vdb_log_info("vdb_server: subscribed org=%s pattern=%s", session->agency->org, cmd->pattern);
-    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD);
-    if (out && vdp_writer_ok(out, cmd->ref) == VD_OK)
-        s_mark_dirty(self, session);
-}
-
-static void
-s_unsubscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
-{
-    for (void *handle = zlistx_first(session->patterns); handle;
-         handle = zlistx_next(session->patterns)) {
-        if (strcmp(handle, cmd->pattern) == 0) {
-            zlistx_delete(session->patterns, zlistx_cursor(session->patterns));
-            vdb_subs_remove(self->subs, cmd->pattern, session);
-            vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD);
-            if (out && vdp_writer_ok(out, cmd->ref) == VD_OK)
-                s_mark_dirty(self, session);
-            return;
-        }
-    }
-    s_error(self, session, cmd->ref, VD_ENOTFOUND, "no such subscription");
-}
-
-static void
 s_simple(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
 {
     vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD);
@@ -568,7 +422,7 @@ s_simple(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
         return;
     int rc = cmd->op == VDP_OP_PING ? vdp_writer_pong(out, cmd->ref) : VD_OK;
     if (rc == VD_OK)
-        s_mark_dirty(self, session);
+        vdb_server_mark_dirty(self, session);
 }
 
 //  Sends the answers to commands read without a session (at once or not at all) and empties
@@ -674,7 +528,7 @@ s_frame(vdb_server_t *self,
                     vdb_log_notice("vdb_server: bad command org=%s key=%s rc=%s reason=%s (once)",
                                    agency->org, key, vd_strerror_name(rc), safe);
                 session->misbehaved = true;
-                s_error(self, session, cmd.op == VDP_OP_PUB ? 0 : cmd.ref, rc, safe);
+                vdb_server_error(self, session, cmd.op == VDP_OP_PUB ? 0 : cmd.ref, rc, safe);
             }
             if (reader.broken)
                 break;
@@ -688,10 +542,16 @@ s_frame(vdb_server_t *self,
             s_publish(self, session, &self->env);
             break;
         case VDP_OP_SUB:
-            s_subscribe(self, session, &cmd);
+            vdb_route_subscribe(self, session, &cmd);
             break;
         case VDP_OP_UNSUB:
-            s_unsubscribe(self, session, &cmd);
+            vdb_route_unsubscribe(self, session, &cmd);
+            break;
+        case VDP_OP_ACK:
+            vdb_route_ack(self, session, &cmd);
+            break;
+        case VDP_OP_CREDIT:
+            vdb_route_credit(self, session, &cmd);
             break;
         case VDP_OP_PING:
         case VDP_OP_PONG:
@@ -706,7 +566,7 @@ s_frame(vdb_server_t *self,
         default: {
             char text[96];
             snprintf(text, sizeof text, "op %s is not sent to the broker", vdp_op_name(cmd.op));
-            s_error(self, session, cmd.ref, VD_EPROTO, text);
+            vdb_server_error(self, session, cmd.ref, VD_EPROTO, text);
         }
         }
     }
@@ -782,7 +642,7 @@ s_flush_round(vdb_server_t *self)
         if (rc == VD_ECONN)
             s_session_close(self, session, "peer gone");
         else if (rc == 1)
-            s_mark_dirty(self, session);
+            vdb_server_mark_dirty(self, session);
         else
             session->overflowing = false; // drained: a new overflow is worth a new warning
     }
@@ -810,7 +670,7 @@ s_housekeeping(vdb_server_t *self)
 static void
 s_retention(vdb_server_t *self)
 {
-    int64_t now = s_now_ms();
+    int64_t now = vdb_server_now_ms();
     int64_t before = self->config.retention_age_ms ? now - self->config.retention_age_ms : 0;
     int deleted = vdb_store_prune(self->store, NULL, before, self->config.retention_size, now);
     if (deleted > 0)
@@ -825,12 +685,13 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
 {
     int64_t next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
     int64_t next_retention = zclock_mono() + self->config.retention_interval_ms;
+    bool more = false; // streams behind could take more at once
     while (!*stop) {
         zmq_pollitem_t items[] = {
             { self->router_handle, 0, ZMQ_POLLIN, 0 },
             { vdb_zap_socket(self->zap), 0, ZMQ_POLLIN, 0 },
         };
-        long timeout = zlistx_size(self->dirty) ? RETRY_MS : HOUSEKEEPING_MS;
+        long timeout = more ? 0 : zlistx_size(self->dirty) ? RETRY_MS : HOUSEKEEPING_MS;
         if (zmq_poll(items, 2, timeout) < 0) {
             if (errno == EINTR)
                 continue;
@@ -841,10 +702,12 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
             vdb_zap_handle(self->zap);
         if (items[0].revents & ZMQ_POLLIN)
             s_read_round(self);
-        s_commit(self); // before anything is sent: receipts follow the commit
+        s_commit(self);                  // before anything is sent: receipts follow the commit
+        more = vdb_route_catch_up(self); // streams behind, from the store; after the commit
         s_flush_round(self);
         if (zclock_mono() >= next_housekeeping) {
             s_housekeeping(self);
+            vdb_route_save_cursors(self);
             next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
         }
         if (self->store && zclock_mono() >= next_retention) {
@@ -953,9 +816,11 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     self->sessions = zhashx_new();
     self->dirty = zlistx_new();
     self->subs = vdb_subs_new();
+    self->durables = zhashx_new();
     self->index = vdb_index_new(config->dedup_window);
     self->pending = vdb_pending_new();
-    if (!self->sessions || !self->dirty || !self->subs || !self->index || !self->pending) {
+    if (!self->sessions || !self->dirty || !self->subs || !self->durables || !self->index ||
+        !self->pending) {
         vdp_errorf(err, err_size, -1, "out of memory");
         goto err_wipe;
     }
@@ -1000,15 +865,19 @@ vdb_server_destroy(vdb_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     vdb_server_t *self = *self_p;
+    if (self->sessions) // durable cursors acknowledged since the last save
+        vdb_route_save_cursors(self);
     zsock_destroy(&self->router);
     vdb_zap_destroy(&self->zap);
     zlistx_destroy(&self->dirty);
-    zhashx_destroy(&self->sessions);
+    zhashx_destroy(&self->sessions); // their streams leave the index and `durables` too
+    zhashx_destroy(&self->durables);
     vdb_subs_destroy(&self->subs);
     vdb_index_destroy(&self->index);
     vdb_pending_destroy(&self->pending);
     vdb_store_close(&self->store);
     vdp_envelope_reset(&self->committed);
+    vdp_envelope_reset(&self->replay);
     vdb_policy_destroy(&self->policy);
     vdb_registry_destroy(&self->registry);
     vdp_envelope_reset(&self->env);

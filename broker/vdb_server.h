@@ -38,9 +38,10 @@ typedef struct {
     uint64_t accepted;   // publishes accepted
     uint64_t duplicates; // publishes answered as duplicates
     uint64_t rejected;   // publishes rejected
-    uint64_t delivered;  // deliveries queued to sessions
+    uint64_t delivered;  // deliveries queued to sessions, live or from the store
+    uint64_t replayed;   // of which read back from the store (streams behind)
     uint64_t withheld;   // deliveries withheld by the ACL/TLP rules
-    uint64_t dropped;    // deliveries dropped because a session's backlog was full
+    uint64_t dropped;    // deliveries dropped for a session without room (no store only)
     uint64_t errors;     // error replies (bad frames, denied subscriptions, ...)
     uint64_t sessions;   // sessions open now
 } vdb_server_stats_t;

@@ -21,10 +21,9 @@ s_msg_destroy(void **item_p)
 }
 
 static void
-s_str_destroy(void **item_p)
+s_stream_destroy(void **item_p)
 {
-    free(*item_p);
-    *item_p = NULL;
+    vdb_stream_destroy((vdb_stream_t **)item_p);
 }
 
 void
@@ -53,13 +52,13 @@ vdb_session_new(const uint8_t *rid, size_t rid_len, const char *key, const vdp_a
     self->agency = agency;
     vdp_writer_init(&self->out);
     self->backlog = zlistx_new();
-    self->patterns = zlistx_new();
-    if (!self->backlog || !self->patterns) {
+    self->streams = zlistx_new();
+    if (!self->backlog || !self->streams) {
         vdb_session_destroy(&self);
         return NULL;
     }
     zlistx_set_destructor(self->backlog, s_msg_destroy);
-    zlistx_set_destructor(self->patterns, s_str_destroy);
+    zlistx_set_destructor(self->streams, s_stream_destroy);
     return self;
 }
 
@@ -69,7 +68,7 @@ vdb_session_destroy(vdb_session_t **self_p)
     if (!self_p || !*self_p)
         return;
     vdb_session_t *self = *self_p;
-    zlistx_destroy(&self->patterns);
+    zlistx_destroy(&self->streams);
     zlistx_destroy(&self->backlog);
     vdp_writer_release(&self->out);
     free(self);
@@ -141,11 +140,53 @@ vdb_session_flush(vdb_session_t *self, void *router)
     return VD_OK;
 }
 
-bool
-vdb_session_has_pattern(vdb_session_t *self, const char *pattern)
+vdb_stream_t *
+vdb_session_live_stream(vdb_session_t *self)
 {
-    for (const char *p = zlistx_first(self->patterns); p; p = zlistx_next(self->patterns))
-        if (strcmp(p, pattern) == 0)
-            return true;
-    return false;
+    for (vdb_stream_t *s = zlistx_first(self->streams); s; s = zlistx_next(self->streams))
+        if (s->kind == VDB_STREAM_LIVE)
+            return s;
+    return NULL;
+}
+
+vdb_stream_t *
+vdb_session_durable(vdb_session_t *self, const char *durable)
+{
+    for (vdb_stream_t *s = zlistx_first(self->streams); s; s = zlistx_next(self->streams))
+        if (s->kind == VDB_STREAM_DURABLE && strcmp(s->durable, durable) == 0)
+            return s;
+    return NULL;
+}
+
+vdb_stream_t *
+vdb_session_stream_of(vdb_session_t *self, const char *pattern, const char *durable)
+{
+    bool named = durable && durable[0];
+    vdb_stream_t *live = vdb_session_live_stream(self);
+    if (!named && live && vdb_stream_has_pattern(live, pattern))
+        return live;
+    for (vdb_stream_t *s = zlistx_first(self->streams); s; s = zlistx_next(self->streams)) {
+        bool wanted = named ? s->kind == VDB_STREAM_DURABLE && strcmp(s->durable, durable) == 0
+                            : s->kind == VDB_STREAM_REPLAY;
+        if (wanted && vdb_stream_has_pattern(s, pattern))
+            return s;
+    }
+    return NULL;
+}
+
+int
+vdb_session_add_stream(vdb_session_t *self, vdb_stream_t *stream)
+{
+    return zlistx_add_end(self->streams, stream) ? VD_OK : VD_ENOMEM;
+}
+
+void
+vdb_session_drop_stream(vdb_session_t *self, vdb_stream_t *stream)
+{
+    void *handle = zlistx_find(self->streams, stream);
+    assert(handle);
+    self->pattern_count -= vdb_stream_pattern_count(stream);
+    if (!stream->live)
+        self->behind--;
+    zlistx_delete(self->streams, handle); // destroys it
 }

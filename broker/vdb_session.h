@@ -1,9 +1,11 @@
 /*  vdb_session: one connected client as the broker sees it: its ROUTER routing id, the key and
-    agency it authenticated as, its subscriptions, and the commands waiting to go out to it.
+    agency it authenticated as, its streams of subscriptions (vdb_stream.h), the delivery credit
+    it granted, and the commands waiting to go out to it.
     Output: commands are appended to `out` (one batch); vdb_session_seal() turns the batch into a
     ZeroMQ message (zero-copy) on the backlog; vdb_session_flush() hands the backlog to libzmq
-    without ever blocking. A slow peer's backlog grows until the broker's per-session bound, past
-    which the server drops deliveries for it (counted, logged) rather than grow without limit.  */
+    without ever blocking. A slow peer's backlog grows until the broker's per-session bound; past
+    it, or out of credit, its streams fall behind and catch up from the store later (a broker
+    without a store drops those deliveries instead, counted and logged).  */
 
 #ifndef VDB_SESSION_H_INCLUDED
 #define VDB_SESSION_H_INCLUDED
@@ -14,11 +16,13 @@
 
 #include <czmq.h>
 
+#include "vdb_stream.h"
 #include "vdp_agency.h"
 #include "vdp_msg.h"
 
-#define VDB_RID_MAX          255 // ZeroMQ routing ids are at most 255 bytes
-#define VDB_SESSION_MAX_SUBS 256 // subscriptions one session may hold
+#define VDB_RID_MAX             255 // ZeroMQ routing ids are at most 255 bytes
+#define VDB_SESSION_MAX_SUBS    256 // patterns one session may hold, over all its streams
+#define VDB_SESSION_MAX_STREAMS 32  // replays and durable streams of one session, plus one live
 
 typedef struct {
     uint8_t rid[VDB_RID_MAX];
@@ -28,15 +32,17 @@ typedef struct {
     const vdp_agency_t *agency;        // borrowed from the registry, refreshed per frame
     uint32_t heartbeat_ms;             // granted at hello
     int64_t last_seen;                 // monotonic ms of the last frame from it
-    uint64_t last_seq;                 // last message appended: one delivery per message
+    uint32_t credit;                   // deliveries it may still be sent
     vdp_writer_t out;                  // the batch being built
     zlistx_t *backlog;                 // zmq_msg_t * sealed, not yet taken by libzmq
     size_t backlog_bytes;
-    zlistx_t *patterns; // char * its subscriptions (owned)
-    bool dirty;         // listed for flushing at the end of the round
-    bool overflowing;   // dropping deliveries: logged once per episode
-    bool misbehaved;    // sent a bad command: logged once per session
-    uint64_t dropped;   // deliveries dropped for overflow
+    zlistx_t *streams;    // vdb_stream_t * (owned)
+    size_t pattern_count; // over all its streams
+    size_t behind;        // streams behind: to be fed from the store
+    bool dirty;           // listed for flushing at the end of the round
+    bool overflowing;     // dropping deliveries: logged once per episode
+    bool misbehaved;      // sent a bad command: logged once per session
+    uint64_t dropped;     // deliveries dropped for overflow
 } vdb_session_t;
 
 //  A new session for routing id `rid` authenticated as `key`. NULL on no memory.
@@ -61,7 +67,20 @@ int vdb_session_seal(vdb_session_t *self);
     VD_ECONN (the peer is gone).  */
 int vdb_session_flush(vdb_session_t *self, void *router);
 
-//  True if `pattern` is one of its subscriptions.
-bool vdb_session_has_pattern(vdb_session_t *self, const char *pattern);
+//  Its live stream (plain subscriptions), or NULL if it has none.
+vdb_stream_t *vdb_session_live_stream(vdb_session_t *self);
+
+//  Its durable stream called `durable`, or NULL.
+vdb_stream_t *vdb_session_durable(vdb_session_t *self, const char *durable);
+
+//  The stream that holds `pattern`: among its durable streams called `durable`, or when
+//  `durable` is NULL or "" among the others (live first). NULL if none.
+vdb_stream_t *vdb_session_stream_of(vdb_session_t *self, const char *pattern, const char *durable);
+
+//  Adds a new stream (owned by the session from then on). VD_OK or VD_ENOMEM.
+int vdb_session_add_stream(vdb_session_t *self, vdb_stream_t *stream);
+
+//  Removes and frees one of its streams; the caller has taken it out of the subscription index.
+void vdb_session_drop_stream(vdb_session_t *self, vdb_stream_t *stream);
 
 #endif

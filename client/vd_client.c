@@ -48,6 +48,7 @@
 #include "vdp_msg.h"
 #include "vdp_topic.h"
 #include "vd_client_internal.h"
+#include "vd_subs.h"
 
 #define VD_HEARTBEAT_DEFAULT_MS 2000
 #define VD_MISSED_BEATS         3     // silent intervals before the connection counts as lost
@@ -61,6 +62,11 @@
 #define VD_PUB_OVERHEAD         64    // a pub command's bytes around its envelope map, at most
 #define VD_ZAP_DENIED           400   // ZAP status code of a refused key
 #define VD_RING_KEEP_BYTES      (512u * 1024u) // an emptied ring keeps a buffer up to this size
+//  Deliveries the broker may send ahead of the application (flow control, PROTOCOL.md §5.6):
+//  half the delivery queue, so that a session's window and what an earlier session left queued
+//  fit together. Credit goes back in quarters of it, as the application takes deliveries.
+#define VD_CREDIT_WINDOW (VD_MAX_DELIVERIES / 2)
+#define VD_CREDIT_REFILL (VD_CREDIT_WINDOW / 4)
 
 typedef enum {
     S_IDLE,  // never connected, or disconnected
@@ -103,11 +109,6 @@ typedef struct {
     size_t raw_len;
 } s_pub_t;
 
-typedef struct {
-    char pattern[VDP_MAX_TOPIC + 1];
-    uint64_t ref; // sub sent again after a reconnect, answer pending; 0 when settled
-} s_sub_t;
-
 struct vd_client_t {
     void *ctx;            // owned: one ZeroMQ context per client, one I/O thread
     void *sock;           // owned: DEALER, NULL when idle
@@ -145,6 +146,7 @@ struct vd_client_t {
         uint64_t ref;
         bool done;
         int code;
+        uint64_t seq; // an ok's
         char reason[VDP_MAX_REASON + 1];
     } answer;
     struct {
@@ -160,11 +162,11 @@ struct vd_client_t {
     s_ring_t receipts;     // vd_receipt_t
     s_ring_t deliveries;   // s_delivery_t, each owning one reference to its frame
     uint64_t dropped;
-    bool must_read; // the current wait needs an answer: read even when full
+    uint64_t redelivered; // deliveries skipped: their stream had handed them over already
+    bool must_read;       // the current wait needs an answer: read even when full
 
-    s_sub_t *subs; // owned array of active subscriptions
-    size_t subs_count;
-    size_t subs_cap;
+    vd_subs_t subs;    // active subscriptions
+    uint32_t consumed; // deliveries taken off the queue since credit was last granted
 
     vdp_cmd_t cmd;          // scratch for decoding
     s_frame_t *frame;       // owned, its message closed: the next frame is received into it
@@ -285,46 +287,6 @@ s_ring_release(s_ring_t *ring)
     free(ring->data);
     ring->data = NULL;
     ring->cap = ring->count = ring->head = 0;
-}
-
-static s_sub_t *
-s_sub_find(vd_client_t *self, const char *pattern)
-{
-    for (size_t i = 0; i < self->subs_count; i++) {
-        if (strcmp(self->subs[i].pattern, pattern) == 0)
-            return &self->subs[i];
-    }
-    return NULL;
-}
-
-static void
-s_sub_remove(vd_client_t *self, s_sub_t *sub)
-{
-    size_t index = (size_t)(sub - self->subs);
-    if (index >= self->subs_count)
-        return;
-    memmove(&self->subs[index], &self->subs[index + 1],
-            (self->subs_count - index - 1) * sizeof *self->subs);
-    self->subs_count--;
-}
-
-static int
-s_sub_add(vd_client_t *self, const char *pattern)
-{
-    if (s_sub_find(self, pattern))
-        return VD_OK;
-    if (self->subs_count == self->subs_cap) {
-        size_t cap = self->subs_cap ? self->subs_cap * 2 : 8;
-        s_sub_t *subs = realloc(self->subs, cap * sizeof *subs);
-        if (!subs)
-            return VD_ENOMEM;
-        self->subs = subs;
-        self->subs_cap = cap;
-    }
-    s_sub_t *sub = &self->subs[self->subs_count++];
-    snprintf(sub->pattern, sizeof sub->pattern, "%s", pattern);
-    sub->ref = 0;
-    return VD_OK;
 }
 
 /*  -------------------------------------------------------------------------------------------
@@ -580,13 +542,22 @@ s_session_open(vd_client_t *self, bool rebuild)
     }
     vdp_writer_reset(&self->ctl);
     self->hello_ref = self->next_ref++;
+    //  The window less what is still queued from the last session: the queue never overflows.
+    size_t queued = self->deliveries.count;
+    uint32_t credit = queued + 64 < VD_CREDIT_WINDOW ? (uint32_t)(VD_CREDIT_WINDOW - queued) : 64;
+    self->consumed = 0;
     int rc = vdp_writer_hello(&self->ctl, self->hello_ref, "libvedetta/" VD_VERSION_STRING,
-                              (uint32_t)self->heartbeat_ms);
-    for (size_t i = 0; rc == VD_OK && i < self->subs_count; i++) {
-        if (!vdp_writer_room(&self->ctl, VDP_MAX_TOPIC + 64))
+                              (uint32_t)self->heartbeat_ms, credit);
+    for (size_t i = 0; rc == VD_OK && i < self->subs.count; i++) {
+        vd_sub_t *sub = &self->subs.items[i];
+        if (!vdp_writer_room(&self->ctl, VDP_MAX_TOPIC + VDP_MAX_DURABLE + 96))
             s_send(self, &self->ctl); // a frame holds VDP_MAX_BATCH commands; order is kept
-        self->subs[i].ref = self->next_ref++;
-        rc = vdp_writer_sub(&self->ctl, self->subs[i].ref, self->subs[i].pattern);
+        sub->ref = self->next_ref++;
+        uint64_t from_seq;
+        int64_t since;
+        vd_sub_resume(sub, &from_seq, &since);
+        rc = vdp_writer_sub_from(&self->ctl, sub->ref, sub->pattern,
+                                 sub->durable[0] ? sub->durable : NULL, from_seq, since);
     }
     self->state = S_HELLO;
     self->epoch++;
@@ -731,9 +702,10 @@ s_delivery_take(vd_client_t *self, vdp_envelope_t **env_p)
     return rc;
 }
 
-//  ok (code VD_OK) or error: the answer to the waiting call, to a re-subscription, or neither.
+/*  ok (code VD_OK) or error: the answer to the waiting call, to a re-subscription, or neither.
+    `seq` is an ok's: where the stream of a sub starts.  */
 static void
-s_on_answer(vd_client_t *self, uint64_t ref, int code, const char *reason)
+s_on_answer(vd_client_t *self, uint64_t ref, int code, const char *reason, uint64_t seq)
 {
     if (code == VD_ESESSION) {
         s_session_lost(self);
@@ -742,16 +714,21 @@ s_on_answer(vd_client_t *self, uint64_t ref, int code, const char *reason)
     if (ref != 0 && ref == self->answer.ref && !self->answer.done) {
         self->answer.done = true;
         self->answer.code = code;
+        self->answer.seq = seq;
         snprintf(self->answer.reason, sizeof self->answer.reason, "%s", reason);
         return;
     }
-    for (size_t i = 0; ref != 0 && i < self->subs_count; i++) {
-        if (self->subs[i].ref != ref)
-            continue;
-        if (code == VD_OK)
-            self->subs[i].ref = 0;
-        else
-            s_sub_remove(self, &self->subs[i]); // the policy no longer grants it
+    vd_sub_t *sub = vd_subs_by_ref(&self->subs, ref);
+    if (sub) {
+        if (code != VD_OK) {
+            vd_subs_remove(&self->subs, sub); // the policy no longer grants it
+            return;
+        }
+        sub->ref = 0;
+        if (!sub->started) { // where a replay resumes from, should the session go again
+            sub->started = true;
+            sub->after = seq;
+        }
         return;
     }
     bool hello_refused =
@@ -776,10 +753,10 @@ s_on_command(vd_client_t *self, const vdp_cmd_t *cmd)
         s_on_receipt(self, cmd);
         break;
     case VDP_OP_OK:
-        s_on_answer(self, cmd->ref, VD_OK, "");
+        s_on_answer(self, cmd->ref, VD_OK, "", cmd->seq);
         break;
     case VDP_OP_ERROR:
-        s_on_answer(self, cmd->ref, s_known_code(cmd->code), cmd->reason);
+        s_on_answer(self, cmd->ref, s_known_code(cmd->code), cmd->reason, 0);
         break;
     case VDP_OP_PING:
         vdp_writer_pong(&self->out, cmd->ref); // leaves with the next flush, this round
@@ -1003,6 +980,9 @@ s_until_receipt(vd_client_t *self, void *arg)
 typedef struct {
     vdp_op_t op;
     const char *pattern;
+    const char *durable; // NULL: none
+    uint64_t from_seq;
+    int64_t since;
     unsigned epoch;
 } s_request_t;
 
@@ -1012,8 +992,9 @@ s_write_request(vd_client_t *self, const s_request_t *request)
     self->answer.ref = self->next_ref++;
     self->answer.done = false;
     if (request->op == VDP_OP_SUB)
-        return vdp_writer_sub(&self->out, self->answer.ref, request->pattern);
-    return vdp_writer_unsub(&self->out, self->answer.ref, request->pattern);
+        return vdp_writer_sub_from(&self->out, self->answer.ref, request->pattern, request->durable,
+                                   request->from_seq, request->since);
+    return vdp_writer_unsub(&self->out, self->answer.ref, request->pattern, request->durable);
 }
 
 static bool
@@ -1031,10 +1012,10 @@ s_until_answer(vd_client_t *self, void *arg)
 
 //  Sends a sub or unsub and waits for its ok or error. Returns VD_OK or the broker's code.
 static int
-s_request(vd_client_t *self, vdp_op_t op, const char *pattern, int timeout_ms)
+s_request(vd_client_t *self, s_request_t request, int timeout_ms)
 {
-    s_request_t request = { op, pattern, self->epoch };
-    if (!vdp_writer_room(&self->out, VDP_MAX_TOPIC + 64)) {
+    request.epoch = self->epoch;
+    if (!vdp_writer_room(&self->out, VDP_MAX_TOPIC + VDP_MAX_DURABLE + 96)) {
         int rc = s_flush(self);
         if (rc != VD_OK)
             return rc;
@@ -1111,7 +1092,7 @@ vd_client_destroy(vd_client_t **self_p)
     while (s_ring_pop(&self->pubs, &pub))
         free(pub.raw);
     s_ring_release(&self->pubs);
-    free(self->subs);
+    vd_subs_release(&self->subs);
     vdp_writer_release(&self->out);
     vdp_writer_release(&self->ctl);
     vdp_envelope_reset(&self->scratch);
@@ -1170,7 +1151,7 @@ vd_client_connect(vd_client_t *self,
         return VD_EINVAL;
     self->reason[0] = '\0';
     s_disconnect(self);
-    self->subs_count = 0; // a new connection starts with no subscriptions
+    self->subs.count = 0; // a new connection starts with no subscriptions
     self->org[0] = '\0';
     self->org_len = 0;
     self->inbox_count = 0;
@@ -1220,6 +1201,12 @@ uint64_t
 vd_client_dropped(const vd_client_t *self)
 {
     return self ? self->dropped : 0;
+}
+
+uint64_t
+vd_client_redelivered(const vd_client_t *self)
+{
+    return self ? self->redelivered : 0;
 }
 
 //  Fills in id, sent, sender and v, checks the envelope, and appends its pub to the batch.
@@ -1314,9 +1301,60 @@ vd_client_receipt(vd_client_t *self, vd_receipt_t *receipt, int timeout_ms)
     return VD_OK;
 }
 
+//  A sub request with its answer's start; adds the subscription once the broker agreed.
+static int
+s_subscribe(vd_client_t *self, const s_request_t *request, int timeout_ms)
+{
+    int rc = s_request(self, *request, timeout_ms);
+    if (rc != VD_OK)
+        return rc;
+    vd_sub_t *sub = vd_subs_find(&self->subs, request->pattern, request->durable);
+    if (!sub) {
+        sub = vd_subs_add(&self->subs, request->pattern, request->durable, request->from_seq,
+                          request->since);
+        if (!sub)
+            return VD_ENOMEM;
+        sub->started = true;
+        sub->after = self->answer.seq;
+    }
+    return VD_OK;
+}
+
+//  Checks a subscription's arguments; VD_OK or VD_EINVAL with the reason set.
+static int
+s_check_sub(vd_client_t *self, const char *pattern, const vd_sub_options_t *options)
+{
+    if (!vdp_pattern_valid(pattern)) {
+        s_set_reason(self, "not a valid pattern: segments of [a-z0-9-], '*', '>' last");
+        return VD_EINVAL;
+    }
+    if (!options)
+        return VD_OK;
+    if (options->durable && !vdp_durable_valid(options->durable)) {
+        s_set_reason(self, "not a valid durable name: 1 to 64 of [A-Za-z0-9._-]");
+        return VD_EINVAL;
+    }
+    if (options->since_ms < 0 || (options->from_seq && options->since_ms)) {
+        s_set_reason(self, "replay from a seq or from a time, not both (and not before 1970)");
+        return VD_EINVAL;
+    }
+    bool history = options->durable || options->from_seq || options->since_ms;
+    vd_sub_t *same = vd_subs_find(&self->subs, pattern, options->durable);
+    if (history && same && !options->durable) {
+        //  Its deliveries could not be told from the live subscription's (same pattern).
+        s_set_reason(self, "already subscribed to this pattern: unsubscribe first to replay");
+        return VD_EINVAL;
+    }
+    return VD_OK;
+}
+
 int
-vd_client_subscribe(
-    vd_client_t *self, const char *pattern, char *reason, size_t reason_size, int timeout_ms)
+vd_client_subscribe_from(vd_client_t *self,
+                         const char *pattern,
+                         const vd_sub_options_t *options,
+                         char *reason,
+                         size_t reason_size,
+                         int timeout_ms)
 {
     if (reason && reason_size > 0)
         reason[0] = '\0';
@@ -1324,17 +1362,27 @@ vd_client_subscribe(
         return VD_EINVAL;
     self->reason[0] = '\0';
     int rc = s_usable(self);
-    if (rc == VD_OK && !vdp_pattern_valid(pattern)) {
-        s_set_reason(self, "not a valid pattern: segments of [a-z0-9-], '*', '>' last");
-        rc = VD_EINVAL;
-    } else if (rc == VD_OK) {
-        rc = s_request(self, VDP_OP_SUB, pattern, timeout_ms);
-    }
     if (rc == VD_OK)
-        rc = s_sub_add(self, pattern);
+        rc = s_check_sub(self, pattern, options);
+    if (rc == VD_OK) {
+        s_request_t request = { .op = VDP_OP_SUB, .pattern = pattern };
+        if (options) {
+            request.durable = options->durable;
+            request.from_seq = options->from_seq;
+            request.since = options->since_ms;
+        }
+        rc = s_subscribe(self, &request, timeout_ms);
+    }
     if (rc != VD_OK && reason && reason_size > 0)
         snprintf(reason, reason_size, "%s", self->reason[0] ? self->reason : vd_strerror(rc));
     return rc;
+}
+
+int
+vd_client_subscribe(
+    vd_client_t *self, const char *pattern, char *reason, size_t reason_size, int timeout_ms)
+{
+    return vd_client_subscribe_from(self, pattern, NULL, reason, reason_size, timeout_ms);
 }
 
 int
@@ -1343,18 +1391,46 @@ vd_client_unsubscribe(vd_client_t *self, const char *pattern, int timeout_ms)
     if (!self || !pattern || timeout_ms < -1)
         return VD_EINVAL;
     self->reason[0] = '\0';
-    if (!s_sub_find(self, pattern))
+    if (!vd_subs_find(&self->subs, pattern, NULL))
         return VD_ENOTFOUND;
     int rc = s_usable(self);
     if (rc == VD_OK)
-        rc = s_request(self, VDP_OP_UNSUB, pattern, timeout_ms);
+        rc = s_request(self, (s_request_t){ .op = VDP_OP_UNSUB, .pattern = pattern }, timeout_ms);
     if (rc == VD_OK || rc == VD_ENOTFOUND) {
         //  Found again: a reconnect during the wait may have dropped or moved it.
-        s_sub_t *sub = s_sub_find(self, pattern);
+        vd_sub_t *sub = vd_subs_find(&self->subs, pattern, NULL);
         if (sub)
-            s_sub_remove(self, sub);
+            vd_subs_remove(&self->subs, sub);
     }
     return rc;
+}
+
+int
+vd_client_ack(vd_client_t *self, const vd_envelope_t *delivery)
+{
+    if (!self || !delivery || !delivery->durable[0] || delivery->seq == 0)
+        return VD_EINVAL;
+    int rc = s_usable(self);
+    if (rc != VD_OK)
+        return rc;
+    if (self->state != S_READY)
+        return VD_OK; // the new session redelivers it: acknowledged again then
+    if (!vdp_writer_room(&self->out, VDP_MAX_DURABLE + 64) && s_flush(self) != VD_OK)
+        return VD_ECONN;
+    return vdp_writer_ack(&self->out, 0, delivery->durable, delivery->seq) == VD_OK ? VD_OK
+                                                                                    : VD_ENOMEM;
+}
+
+//  One delivery taken off the queue: credit for another goes back in batches.
+static void
+s_consumed(vd_client_t *self)
+{
+    if (++self->consumed < VD_CREDIT_REFILL || self->state != S_READY)
+        return;
+    if (vdp_writer_credit(&self->out, self->consumed) == VD_OK) {
+        self->consumed = 0;
+        s_flush(self); // at once: the broker may be holding deliveries back for it
+    }
 }
 
 int
@@ -1368,9 +1444,17 @@ vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms)
         //  A malformed deliver (or no memory to decode one) is counted in `dropped` and
         //  skipped: the next one may be fine.
         while (self->deliveries.count > 0) {
-            if (s_delivery_take(self, env_p) == VD_OK)
+            int rc = s_delivery_take(self, env_p);
+            s_consumed(self);
+            if (rc != VD_OK) {
+                self->dropped++;
+                continue;
+            }
+            vdp_envelope_t *env = *env_p;
+            if (vd_subs_accept(&self->subs, env->subscription, env->durable, env->seq))
                 return VD_OK;
-            self->dropped++;
+            vd_envelope_destroy(env_p); // a redelivery of what the application has had
+            self->redelivered++;
         }
         if (waited && deadline >= 0 && s_now() >= deadline)
             return VD_ETIMEOUT;

@@ -244,6 +244,8 @@ vd_envelope_get(const vd_envelope_t *self, const char *field)
         return s_or_null(self->lang);
     if (strcmp(field, "subscription") == 0)
         return s_or_null(self->subscription);
+    if (strcmp(field, "durable") == 0)
+        return s_or_null(self->durable);
     if (strcmp(field, "kind") == 0)
         return vdp_kind_name(self->kind);
     if (strcmp(field, "status") == 0)
@@ -332,6 +334,12 @@ const char *
 vd_envelope_subscription(const vd_envelope_t *self)
 {
     return self ? s_or_null(self->subscription) : NULL;
+}
+
+const char *
+vd_envelope_durable(const vd_envelope_t *self)
+{
+    return self ? s_or_null(self->durable) : NULL;
 }
 
 const char *

@@ -125,6 +125,8 @@ vd_envelope_ref(const vd_envelope_t *self, size_t index, const char **sender, co
 VD_EXPORT uint64_t vd_envelope_seq(const vd_envelope_t *self);
 VD_EXPORT int64_t vd_envelope_accepted_at(const vd_envelope_t *self);
 VD_EXPORT const char *vd_envelope_subscription(const vd_envelope_t *self);
+//  The durable subscription a delivery came on, NULL if none.
+VD_EXPORT const char *vd_envelope_durable(const vd_envelope_t *self);
 
 /*  The envelope as one line of JSON: one object holding every field present, under its wire
     name; enums by their wire names; times as integers (UTC ms), "sent" and "accepted_at" also as
@@ -257,6 +259,47 @@ vd_client_receipt(vd_client_t *self, vd_receipt_t *receipt, int timeout_ms);
     (if not NULL) receives the broker's reason or the code's meaning.  */
 VD_EXPORT VD_NODISCARD int vd_client_subscribe(
     vd_client_t *self, const char *pattern, char *reason, size_t reason_size, int timeout_ms);
+
+//  History for a subscription (vd_client_subscribe_from()). Zero fields ask for nothing.
+typedef struct {
+    const char *durable; // a name (1-64 of [A-Za-z0-9._-]) whose cursor the broker keeps; NULL
+    uint64_t from_seq;   // replay from this seq on; 0: none
+    int64_t since_ms;    // replay from the first message accepted at or after this UTC ms; 0
+} vd_sub_options_t;
+
+/*  Subscribes with history (needs a broker with a store; VD_ESTORE otherwise).
+    - `from_seq` or `since_ms`: every stored message from there on that the policy lets this
+      key read today, in seq order, then live messages, with no gap and no duplicate.
+    - `durable`: the broker keeps a cursor for (this key, name) in its store. A new name starts
+      now (or at from_seq/since_ms); a known name resumes after what was acknowledged with
+      vd_client_ack(), so messages published while the subscriber was away, or not yet
+      acknowledged when it went, arrive (again) when it comes back, after a reconnect or a
+      broker restart. One stream per name: subscribing more patterns under the same name adds
+      them to it. From/since on a known name rewinds it.
+    Delivery is at least once: after a reconnect, whatever was not acknowledged comes again.
+    Within one process libvedetta hands each message of a stream to the application once, in
+    seq order (it skips redeliveries of seqs it already handed over, counted by
+    vd_client_redelivered()); across a restart of the application, deduplicate by id.
+    The subscription is restored after a reconnect: durable from its cursor, a replay after
+    the last message handed over. A pattern subscribed live cannot also be replayed on the
+    same client (their deliveries could not be told apart): VD_EINVAL.
+    Returns as vd_client_subscribe(), and VD_ESTORE.  */
+VD_EXPORT VD_NODISCARD int vd_client_subscribe_from(vd_client_t *self,
+                                                    const char *pattern,
+                                                    const vd_sub_options_t *options,
+                                                    char *reason,
+                                                    size_t reason_size,
+                                                    int timeout_ms);
+
+/*  Acknowledges a delivery of a durable subscription: it and everything before it on that
+    subscription have been processed, and will not be delivered again after a reconnect.
+    Queued, leaves with the next batch; the broker writes cursors to its store a few times a
+    second, so a broker crash may redeliver the last acknowledged messages. Returns VD_OK,
+    VD_EINVAL (not a delivery of a durable subscription), VD_ECONN, VD_ENOMEM.  */
+VD_EXPORT int vd_client_ack(vd_client_t *self, const vd_envelope_t *delivery);
+
+//  Deliveries skipped because their stream had already handed that seq to the application.
+VD_EXPORT uint64_t vd_client_redelivered(const vd_client_t *self);
 
 //  Removes a subscription. Returns VD_OK, VD_ENOTFOUND, VD_EINVAL, VD_ETIMEOUT, VD_ECONN.
 VD_EXPORT VD_NODISCARD int

@@ -139,6 +139,7 @@ typedef struct vdp_envelope_t {
     char via[VDP_MAX_VIA][VDP_MAX_ORG + 1];
     size_t via_count;
     char subscription[VDP_MAX_TOPIC + 1]; // pattern that matched, on deliveries
+    char durable[VDP_MAX_DURABLE + 1];    // the durable subscription it came on, or ""
 
     //  The envelope map's exact bytes as received (relayed and stored as-is); NULL when built
     //  locally. Changing a field makes them stale: call vdp_envelope_drop_raw() before

@@ -171,3 +171,21 @@ vdp_sanitize(const char *in, size_t in_len, char *out, size_t size)
     }
     out[n] = '\0';
 }
+
+bool
+vdp_durable_valid(const char *name)
+{
+    if (!name)
+        return false;
+    size_t len = strnlen(name, VDP_MAX_DURABLE + 1);
+    if (len == 0 || len > VDP_MAX_DURABLE)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}

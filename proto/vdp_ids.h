@@ -46,6 +46,9 @@ bool vdp_jurisdiction_valid(const char *j);
 //  A canonical UUID text: 36 chars, 8-4-4-4-12 lowercase hex.
 bool vdp_uuid_valid(const char *id);
 
+//  A durable subscription name: 1 to VDP_MAX_DURABLE bytes of [A-Za-z0-9._-].
+bool vdp_durable_valid(const char *name);
+
 //  Writes a new random (v4) UUID, NUL-terminated, into out[VDP_ID_LEN + 1]. Uses libsodium's
 //  randombytes; sodium_init() must have succeeded.
 void vdp_uuid_generate(char out[VDP_ID_LEN + 1]);

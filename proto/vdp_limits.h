@@ -30,6 +30,9 @@
 #define VDP_KEY_Z85_LEN         40u                  // Z85 of a 32-byte key
 #define VDP_SIGN_SECRET_Z85_LEN 80u                  // Z85 of a 64-byte Ed25519 secret key
 #define VDP_KEY_BYTES           32u                  // CURVE / Ed25519 public key
+#define VDP_MAX_DURABLE         64u                  // durable subscription name, bytes
+#define VDP_MAX_CREDIT          65536u               // deliveries a session may have granted
+#define VDP_DEFAULT_CREDIT      1024u                // granted by a hello that names none
 
 /*  A sender closes a batch once it holds about this much (a single larger command still goes,
     alone, up to VDP_MAX_FRAME). Past it CurveZMQ's per-message cost is already spread thin, and

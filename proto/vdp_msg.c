@@ -31,7 +31,7 @@
 
 static const char *const s_op_names[] = { NULL,  "hello", "welcome", "pub",  "receipt",
                                           "sub", "unsub", "deliver", "ping", "pong",
-                                          "ok",  "error", "bye" };
+                                          "ok",  "error", "bye",     "ack",  "credit" };
 static const char *const s_receipt_names[] = { NULL, "accepted", "duplicate", "rejected" };
 
 #define S_COUNT(table) (sizeof(table) / sizeof(table)[0])
@@ -110,13 +110,17 @@ typedef enum {
     K_REASON,
     K_PATTERN,
     K_SUB,
+    K_CREDIT,
+    K_DURABLE,
+    K_FROM_SEQ,
+    K_SINCE,
     K_COUNT
 } s_key_t;
 
 static const char *const s_key_names[K_COUNT] = {
-    "op",  "ref",   "v",        "agent",     "hb",        "broker",  "org", "role",
-    "jur", "inbox", "max_body", "max_frame", "max_batch", "env",     "id",  "status",
-    "seq", "at",    "code",     "err",       "reason",    "pattern", "sub"
+    "op",    "ref",      "v",         "agent",     "hb",  "broker", "org",     "role",     "jur",
+    "inbox", "max_body", "max_frame", "max_batch", "env", "id",     "status",  "seq",      "at",
+    "code",  "err",      "reason",    "pattern",   "sub", "credit", "durable", "from_seq", "since"
 };
 
 #define S_BIT(k) (1u << (k))
@@ -124,21 +128,27 @@ static const char *const s_key_names[K_COUNT] = {
 //  Keys each op knows (others are skipped as unknown), and those it requires. Receipts have
 //  conditional keys checked after the map is read.
 static const uint32_t s_known[] = {
-    [VDP_OP_HELLO] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_V) | S_BIT(K_AGENT) | S_BIT(K_HB),
+    [VDP_OP_HELLO] =
+        S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_V) | S_BIT(K_AGENT) | S_BIT(K_HB) | S_BIT(K_CREDIT),
     [VDP_OP_WELCOME] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_V) | S_BIT(K_BROKER) | S_BIT(K_ORG) |
                        S_BIT(K_ROLE) | S_BIT(K_JUR) | S_BIT(K_INBOX) | S_BIT(K_HB) |
-                       S_BIT(K_MAX_BODY) | S_BIT(K_MAX_FRAME) | S_BIT(K_MAX_BATCH),
+                       S_BIT(K_MAX_BODY) | S_BIT(K_MAX_FRAME) | S_BIT(K_MAX_BATCH) |
+                       S_BIT(K_CREDIT),
     [VDP_OP_PUB] = S_BIT(K_OP) | S_BIT(K_ENV),
     [VDP_OP_RECEIPT] = S_BIT(K_OP) | S_BIT(K_ID) | S_BIT(K_STATUS) | S_BIT(K_SEQ) | S_BIT(K_AT) |
                        S_BIT(K_CODE) | S_BIT(K_ERR) | S_BIT(K_REASON),
-    [VDP_OP_SUB] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_PATTERN),
-    [VDP_OP_UNSUB] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_PATTERN),
-    [VDP_OP_DELIVER] = S_BIT(K_OP) | S_BIT(K_SUB) | S_BIT(K_SEQ) | S_BIT(K_AT) | S_BIT(K_ENV),
+    [VDP_OP_SUB] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_PATTERN) | S_BIT(K_DURABLE) |
+                   S_BIT(K_FROM_SEQ) | S_BIT(K_SINCE),
+    [VDP_OP_UNSUB] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_PATTERN) | S_BIT(K_DURABLE),
+    [VDP_OP_DELIVER] =
+        S_BIT(K_OP) | S_BIT(K_SUB) | S_BIT(K_DURABLE) | S_BIT(K_SEQ) | S_BIT(K_AT) | S_BIT(K_ENV),
     [VDP_OP_PING] = S_BIT(K_OP) | S_BIT(K_REF),
     [VDP_OP_PONG] = S_BIT(K_OP) | S_BIT(K_REF),
-    [VDP_OP_OK] = S_BIT(K_OP) | S_BIT(K_REF),
+    [VDP_OP_OK] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_SEQ),
     [VDP_OP_ERROR] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_CODE) | S_BIT(K_ERR) | S_BIT(K_REASON),
     [VDP_OP_BYE] = S_BIT(K_OP),
+    [VDP_OP_ACK] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_DURABLE) | S_BIT(K_SEQ),
+    [VDP_OP_CREDIT] = S_BIT(K_OP) | S_BIT(K_CREDIT),
 };
 
 static const uint32_t s_required[] = {
@@ -156,6 +166,8 @@ static const uint32_t s_required[] = {
     [VDP_OP_OK] = S_BIT(K_OP) | S_BIT(K_REF),
     [VDP_OP_ERROR] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_CODE) | S_BIT(K_REASON),
     [VDP_OP_BYE] = S_BIT(K_OP),
+    [VDP_OP_ACK] = S_BIT(K_OP) | S_BIT(K_DURABLE) | S_BIT(K_SEQ),
+    [VDP_OP_CREDIT] = S_BIT(K_OP) | S_BIT(K_CREDIT),
 };
 
 #define S_IS(lit) (len == sizeof(lit) - 1 && memcmp(key, lit, sizeof(lit) - 1) == 0)
@@ -192,17 +204,21 @@ s_key_index(const char *key, uint32_t len)
     case 4:
         return S_IS("code") ? K_CODE : S_IS("role") ? K_ROLE : -1;
     case 5:
+        if (S_IS("since"))
+            return K_SINCE;
         return S_IS("agent") ? K_AGENT : S_IS("inbox") ? K_INBOX : -1;
     case 6:
         if (S_IS("status"))
             return K_STATUS;
         if (S_IS("reason"))
             return K_REASON;
+        if (S_IS("credit"))
+            return K_CREDIT;
         return S_IS("broker") ? K_BROKER : -1;
     case 7:
-        return S_IS("pattern") ? K_PATTERN : -1;
+        return S_IS("pattern") ? K_PATTERN : S_IS("durable") ? K_DURABLE : -1;
     case 8:
-        return S_IS("max_body") ? K_MAX_BODY : -1;
+        return S_IS("max_body") ? K_MAX_BODY : S_IS("from_seq") ? K_FROM_SEQ : -1;
     case 9:
         return S_IS("max_frame") ? K_MAX_FRAME : S_IS("max_batch") ? K_MAX_BATCH : -1;
     default:
@@ -305,6 +321,14 @@ s_read_value(s_ctx_t *ctx, s_key_t key, vdp_cmd_t *cmd, vdp_envelope_t *env)
         return s_read_u64(ctx, &cmd->ref, key);
     case K_SEQ:
         return s_read_u64(ctx, &cmd->seq, key);
+    case K_FROM_SEQ:
+        return s_read_u64(ctx, &cmd->from_seq, key);
+    case K_SINCE:
+        return s_read_i64(ctx, &cmd->since, key);
+    case K_CREDIT:
+        return s_read_u32(ctx, &cmd->credit, key);
+    case K_DURABLE:
+        return s_read_string(ctx, cmd->durable, VDP_MAX_DURABLE, key);
     case K_V:
         return s_read_u32(ctx, &cmd->version, key);
     case K_HB:
@@ -457,6 +481,22 @@ s_check(s_ctx_t *ctx, vdp_cmd_t *cmd, uint32_t seen)
         if (cmd->code >= 0)
             return vdp_errorf(r, rs, VD_EPROTO, "error: code: not an error code");
         return VD_OK;
+    case VDP_OP_SUB:
+        if (cmd->since < 0)
+            return vdp_errorf(r, rs, VD_EPROTO, "sub: since: before 1970");
+        if ((seen & S_BIT(K_FROM_SEQ)) && (seen & S_BIT(K_SINCE)))
+            return vdp_errorf(r, rs, VD_EPROTO, "sub: from_seq and since exclude each other");
+        /* fall through */
+    case VDP_OP_UNSUB:
+    case VDP_OP_DELIVER:
+    case VDP_OP_ACK:
+        if ((seen & S_BIT(K_DURABLE)) && !vdp_durable_valid(cmd->durable))
+            return vdp_errorf(r, rs, VD_EPROTO, "%s: durable: not a valid name", ctx->op);
+        return VD_OK;
+    case VDP_OP_CREDIT:
+        if (cmd->credit == 0)
+            return vdp_errorf(r, rs, VD_EPROTO, "credit: credit: must be at least 1");
+        return VD_OK;
     default:
         return VD_OK;
     }
@@ -534,6 +574,7 @@ s_decode_command(
         env->seq = cmd->seq;
         env->accepted_at = cmd->at;
         memcpy(env->subscription, cmd->pattern, sizeof env->subscription);
+        memcpy(env->durable, cmd->durable, sizeof env->durable);
     }
     return VD_OK;
 }
@@ -748,10 +789,11 @@ s_done(vdp_writer_t *self, int rc)
     msgpack_packer_init(&pk, (self), s_write)
 
 int
-vdp_writer_hello(vdp_writer_t *self, uint64_t ref, const char *agent, uint32_t heartbeat_ms)
+vdp_writer_hello(
+    vdp_writer_t *self, uint64_t ref, const char *agent, uint32_t heartbeat_ms, uint32_t credit)
 {
     S_BEGIN(self, pk);
-    int rc = s_pack_op(&pk, 5, VDP_OP_HELLO);
+    int rc = s_pack_op(&pk, credit ? 6 : 5, VDP_OP_HELLO);
     rc |= S_KEY(&pk, "ref");
     rc |= msgpack_pack_uint64(&pk, ref);
     rc |= S_KEY(&pk, "v");
@@ -760,6 +802,10 @@ vdp_writer_hello(vdp_writer_t *self, uint64_t ref, const char *agent, uint32_t h
     rc |= s_pack_text(&pk, agent, VDP_MAX_SHORT);
     rc |= S_KEY(&pk, "hb");
     rc |= msgpack_pack_uint32(&pk, heartbeat_ms);
+    if (credit) {
+        rc |= S_KEY(&pk, "credit");
+        rc |= msgpack_pack_uint32(&pk, credit);
+    }
     return s_done(self, rc);
 }
 
@@ -780,7 +826,7 @@ vdp_writer_welcome(vdp_writer_t *self, const vdp_cmd_t *w)
 {
     assert(w);
     S_BEGIN(self, pk);
-    int rc = s_pack_op(&pk, 12, VDP_OP_WELCOME);
+    int rc = s_pack_op(&pk, 13, VDP_OP_WELCOME);
     rc |= S_KEY(&pk, "ref");
     rc |= msgpack_pack_uint64(&pk, w->ref);
     rc |= S_KEY(&pk, "v");
@@ -803,6 +849,8 @@ vdp_writer_welcome(vdp_writer_t *self, const vdp_cmd_t *w)
     rc |= msgpack_pack_uint32(&pk, w->max_frame);
     rc |= S_KEY(&pk, "max_batch");
     rc |= msgpack_pack_uint32(&pk, w->max_batch);
+    rc |= S_KEY(&pk, "credit");
+    rc |= msgpack_pack_uint32(&pk, w->credit);
     return s_done(self, rc);
 }
 
@@ -853,33 +901,88 @@ vdp_writer_receipt(vdp_writer_t *self,
     return s_done(self, rc);
 }
 
+//  sub and unsub; the optional keys are written only when set.
 static int
-s_writer_pattern(vdp_writer_t *self, vdp_op_t op, uint64_t ref, const char *pattern)
+s_writer_pattern(vdp_writer_t *self,
+                 vdp_op_t op,
+                 uint64_t ref,
+                 const char *pattern,
+                 const char *durable,
+                 uint64_t from_seq,
+                 int64_t since)
 {
     S_BEGIN(self, pk);
-    int rc = s_pack_op(&pk, 3, op);
+    int rc = s_pack_op(&pk, 3 + (durable != NULL) + (from_seq != 0) + (since != 0), op);
     rc |= S_KEY(&pk, "ref");
     rc |= msgpack_pack_uint64(&pk, ref);
     rc |= S_KEY(&pk, "pattern");
     rc |= s_pack_cstr(&pk, pattern);
+    if (durable) {
+        rc |= S_KEY(&pk, "durable");
+        rc |= s_pack_cstr(&pk, durable);
+    }
+    if (from_seq) {
+        rc |= S_KEY(&pk, "from_seq");
+        rc |= msgpack_pack_uint64(&pk, from_seq);
+    }
+    if (since) {
+        rc |= S_KEY(&pk, "since");
+        rc |= msgpack_pack_int64(&pk, since);
+    }
     return s_done(self, rc);
 }
 
 int
 vdp_writer_sub(vdp_writer_t *self, uint64_t ref, const char *pattern)
 {
-    return s_writer_pattern(self, VDP_OP_SUB, ref, pattern);
+    return s_writer_pattern(self, VDP_OP_SUB, ref, pattern, NULL, 0, 0);
 }
 
 int
-vdp_writer_unsub(vdp_writer_t *self, uint64_t ref, const char *pattern)
+vdp_writer_sub_from(vdp_writer_t *self,
+                    uint64_t ref,
+                    const char *pattern,
+                    const char *durable,
+                    uint64_t from_seq,
+                    int64_t since)
 {
-    return s_writer_pattern(self, VDP_OP_UNSUB, ref, pattern);
+    return s_writer_pattern(self, VDP_OP_SUB, ref, pattern, durable, from_seq, since);
+}
+
+int
+vdp_writer_unsub(vdp_writer_t *self, uint64_t ref, const char *pattern, const char *durable)
+{
+    return s_writer_pattern(self, VDP_OP_UNSUB, ref, pattern, durable, 0, 0);
+}
+
+int
+vdp_writer_ack(vdp_writer_t *self, uint64_t ref, const char *durable, uint64_t seq)
+{
+    S_BEGIN(self, pk);
+    int rc = s_pack_op(&pk, 4, VDP_OP_ACK);
+    rc |= S_KEY(&pk, "ref");
+    rc |= msgpack_pack_uint64(&pk, ref);
+    rc |= S_KEY(&pk, "durable");
+    rc |= s_pack_cstr(&pk, durable);
+    rc |= S_KEY(&pk, "seq");
+    rc |= msgpack_pack_uint64(&pk, seq);
+    return s_done(self, rc);
+}
+
+int
+vdp_writer_credit(vdp_writer_t *self, uint32_t credit)
+{
+    S_BEGIN(self, pk);
+    int rc = s_pack_op(&pk, 2, VDP_OP_CREDIT);
+    rc |= S_KEY(&pk, "credit");
+    rc |= msgpack_pack_uint32(&pk, credit);
+    return s_done(self, rc);
 }
 
 int
 vdp_writer_deliver(vdp_writer_t *self,
                    const char *pattern,
+                   const char *durable,
                    uint64_t seq,
                    int64_t at,
                    const uint8_t *raw,
@@ -887,9 +990,13 @@ vdp_writer_deliver(vdp_writer_t *self,
 {
     assert(raw && raw_len > 0);
     S_BEGIN(self, pk);
-    int rc = s_pack_op(&pk, 5, VDP_OP_DELIVER);
+    int rc = s_pack_op(&pk, durable ? 6 : 5, VDP_OP_DELIVER);
     rc |= S_KEY(&pk, "sub");
     rc |= s_pack_cstr(&pk, pattern);
+    if (durable) {
+        rc |= S_KEY(&pk, "durable");
+        rc |= s_pack_cstr(&pk, durable);
+    }
     rc |= S_KEY(&pk, "seq");
     rc |= msgpack_pack_uint64(&pk, seq);
     rc |= S_KEY(&pk, "at");
@@ -926,6 +1033,18 @@ int
 vdp_writer_ok(vdp_writer_t *self, uint64_t ref)
 {
     return s_writer_ref(self, VDP_OP_OK, ref);
+}
+
+int
+vdp_writer_ok_seq(vdp_writer_t *self, uint64_t ref, uint64_t seq)
+{
+    S_BEGIN(self, pk);
+    int rc = s_pack_op(&pk, 3, VDP_OP_OK);
+    rc |= S_KEY(&pk, "ref");
+    rc |= msgpack_pack_uint64(&pk, ref);
+    rc |= S_KEY(&pk, "seq");
+    rc |= msgpack_pack_uint64(&pk, seq);
+    return s_done(self, rc);
 }
 
 int

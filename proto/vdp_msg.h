@@ -36,7 +36,9 @@ typedef enum {
     VDP_OP_PONG,    // answer to ping
     VDP_OP_OK,      // broker -> client: sub/unsub done
     VDP_OP_ERROR,   // broker -> client: a command (or frame) failed
-    VDP_OP_BYE      // client -> broker: closing the session
+    VDP_OP_BYE,     // client -> broker: closing the session
+    VDP_OP_ACK,     // client -> broker: a durable subscription processed up to a seq
+    VDP_OP_CREDIT   // client -> broker: room for more deliveries
 } vdp_op_t;
 
 //  Wire name of an op ("hello"...), NULL for NONE/out of range; and back (VDP_OP_NONE if unknown).
@@ -58,11 +60,12 @@ vdp_receipt_status_t vdp_receipt_status_from_name(const char *s);
     vdp_envelope_t passed to vdp_reader_next(), which borrows from the frame.  */
 typedef struct {
     vdp_op_t op;
-    uint64_t ref; // hello, sub, unsub, ping / welcome, ok, error, pong
+    uint64_t ref; // hello, sub, unsub, ping, ack / welcome, ok, error, pong
     //  hello
     uint32_t version;              // hello, welcome
     char agent[VDP_MAX_SHORT + 1]; // hello: client software
     uint32_t heartbeat_ms;         // hello: asked; welcome: granted
+    uint32_t credit;               // hello: first grant (0: absent); welcome: granted; credit
     //  welcome
     char broker[VDP_MAX_ORG + 1]; // the broker's org id
     char org[VDP_MAX_ORG + 1];    // the client's org, from its key
@@ -76,10 +79,13 @@ typedef struct {
     uint32_t max_batch;
     //  sub, unsub, deliver
     char pattern[VDP_MAX_TOPIC + 1];
+    char durable[VDP_MAX_DURABLE + 1]; // sub, unsub, deliver (optional); ack
+    uint64_t from_seq;                 // sub: replay from this seq on (0: absent)
+    int64_t since;                     // sub: replay from this time on, UTC ms (0: absent)
     //  receipt
     char id[VDP_ID_LEN + 1];
     vdp_receipt_status_t status;
-    uint64_t seq; // receipt, deliver
+    uint64_t seq; // receipt, deliver, ack; ok to a sub: the stream starts after it
     int64_t at;   // receipt, deliver: accepted_at
     //  receipt (rejected), error
     int32_t code; // a vd_err_t
@@ -155,8 +161,9 @@ void vdp_writer_release(vdp_writer_t *self);
     (vdp_writer_room() says whether `bytes` more fit: into an empty writer, anything up to
     VDP_MAX_FRAME fits, so one large command travels alone).  */
 bool vdp_writer_room(const vdp_writer_t *self, size_t bytes);
-//  hello with v = VDP_VERSION.
-int vdp_writer_hello(vdp_writer_t *self, uint64_t ref, const char *agent, uint32_t heartbeat_ms);
+//  hello with v = VDP_VERSION; `credit` 0 leaves it out (the broker grants VDP_DEFAULT_CREDIT).
+int vdp_writer_hello(
+    vdp_writer_t *self, uint64_t ref, const char *agent, uint32_t heartbeat_ms, uint32_t credit);
 int vdp_writer_welcome(vdp_writer_t *self, const vdp_cmd_t *welcome); // all welcome fields
 //  Publishes an envelope: env->raw if set, else encodes env.
 int vdp_writer_pub(vdp_writer_t *self, const vdp_envelope_t *env);
@@ -168,18 +175,36 @@ int vdp_writer_receipt(vdp_writer_t *self,
                        int64_t at,
                        int32_t code,
                        const char *reason);
+//  A live subscription: messages accepted from now on.
 int vdp_writer_sub(vdp_writer_t *self, uint64_t ref, const char *pattern);
-int vdp_writer_unsub(vdp_writer_t *self, uint64_t ref, const char *pattern);
-//  Delivers a stored/relayed envelope given as its exact map bytes `raw`.
+/*  A subscription with history: `durable` (NULL: none) names a subscription whose cursor the
+    broker keeps; `from_seq` (0: absent) or `since` (UTC ms, 0: absent) asks for replay.  */
+int vdp_writer_sub_from(vdp_writer_t *self,
+                        uint64_t ref,
+                        const char *pattern,
+                        const char *durable,
+                        uint64_t from_seq,
+                        int64_t since);
+//  `durable` NULL: the pattern of the session's live stream; else of that durable subscription.
+int vdp_writer_unsub(vdp_writer_t *self, uint64_t ref, const char *pattern, const char *durable);
+//  Delivers a stored/relayed envelope given as its exact map bytes `raw`; `durable` (NULL:
+//  none) names the durable subscription it is sent on.
 int vdp_writer_deliver(vdp_writer_t *self,
                        const char *pattern,
+                       const char *durable,
                        uint64_t seq,
                        int64_t at,
                        const uint8_t *raw,
                        size_t raw_len);
+//  Acknowledges every delivery of durable subscription `durable` up to `seq`.
+int vdp_writer_ack(vdp_writer_t *self, uint64_t ref, const char *durable, uint64_t seq);
+//  Grants `credit` more deliveries.
+int vdp_writer_credit(vdp_writer_t *self, uint32_t credit);
 int vdp_writer_ping(vdp_writer_t *self, uint64_t ref);
 int vdp_writer_pong(vdp_writer_t *self, uint64_t ref);
 int vdp_writer_ok(vdp_writer_t *self, uint64_t ref);
+//  ok to a sub: the subscription's stream starts after `seq`.
+int vdp_writer_ok_seq(vdp_writer_t *self, uint64_t ref, uint64_t seq);
 int vdp_writer_error(vdp_writer_t *self, uint64_t ref, int32_t code, const char *reason);
 int vdp_writer_bye(vdp_writer_t *self);
 

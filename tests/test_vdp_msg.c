@@ -7,6 +7,7 @@
 
 #include "suites.h"
 #include "vedetta.h"
+#include "vdp_ids.h"
 #include "vdp_mp.h"
 #include "vdp_msg.h"
 
@@ -122,14 +123,23 @@ enum {
     C_OK,
     C_ERROR,
     C_BYE,
+    C_HELLO_CREDIT,
+    C_SUB_DURABLE,
+    C_SUB_SINCE,
+    C_UNSUB_DURABLE,
+    C_DELIVER_DURABLE,
+    C_OK_SEQ,
+    C_ACK,
+    C_CREDIT,
     C_COUNT
 };
 
-static const vdp_op_t s_case_op[C_COUNT] = { VDP_OP_HELLO,   VDP_OP_WELCOME, VDP_OP_PUB,
-                                             VDP_OP_RECEIPT, VDP_OP_RECEIPT, VDP_OP_RECEIPT,
-                                             VDP_OP_SUB,     VDP_OP_UNSUB,   VDP_OP_DELIVER,
-                                             VDP_OP_PING,    VDP_OP_PONG,    VDP_OP_OK,
-                                             VDP_OP_ERROR,   VDP_OP_BYE };
+static const vdp_op_t s_case_op[C_COUNT] = {
+    VDP_OP_HELLO,   VDP_OP_WELCOME, VDP_OP_PUB,     VDP_OP_RECEIPT, VDP_OP_RECEIPT, VDP_OP_RECEIPT,
+    VDP_OP_SUB,     VDP_OP_UNSUB,   VDP_OP_DELIVER, VDP_OP_PING,    VDP_OP_PONG,    VDP_OP_OK,
+    VDP_OP_ERROR,   VDP_OP_BYE,     VDP_OP_HELLO,   VDP_OP_SUB,     VDP_OP_SUB,     VDP_OP_UNSUB,
+    VDP_OP_DELIVER, VDP_OP_OK,      VDP_OP_ACK,     VDP_OP_CREDIT
+};
 
 static void
 write_case(vdp_writer_t *w, int c, const uint8_t *raw, size_t raw_len)
@@ -139,7 +149,7 @@ write_case(vdp_writer_t *w, int c, const uint8_t *raw, size_t raw_len)
     int rc = VD_EINVAL;
     switch (c) {
     case C_HELLO:
-        rc = vdp_writer_hello(w, 11, "libvedetta/0.1.0", 2000);
+        rc = vdp_writer_hello(w, 11, "libvedetta/0.1.0", 2000, 0);
         break;
     case C_WELCOME:
         fill_welcome(&welcome);
@@ -163,10 +173,11 @@ write_case(vdp_writer_t *w, int c, const uint8_t *raw, size_t raw_len)
         rc = vdp_writer_sub(w, 12, "alert.toscana.>");
         break;
     case C_UNSUB:
-        rc = vdp_writer_unsub(w, 13, "bulletin.*");
+        rc = vdp_writer_unsub(w, 13, "bulletin.*", NULL);
         break;
     case C_DELIVER:
-        rc = vdp_writer_deliver(w, "report.toscana.*", UINT64_MAX, 1718000000999, raw, raw_len);
+        rc = vdp_writer_deliver(w, "report.toscana.*", NULL, UINT64_MAX, 1718000000999, raw,
+                                raw_len);
         break;
     case C_PING:
         rc = vdp_writer_ping(w, 14);
@@ -182,6 +193,31 @@ write_case(vdp_writer_t *w, int c, const uint8_t *raw, size_t raw_len)
         break;
     case C_BYE:
         rc = vdp_writer_bye(w);
+        break;
+    case C_HELLO_CREDIT:
+        rc = vdp_writer_hello(w, 11, "libvedetta/0.1.0", 2000, 8192);
+        break;
+    case C_SUB_DURABLE:
+        rc = vdp_writer_sub_from(w, 15, "alert.toscana.>", "cosc-siem.main", 42, 0);
+        break;
+    case C_SUB_SINCE:
+        rc = vdp_writer_sub_from(w, 16, "bulletin.*", NULL, 0, 1718000000000);
+        break;
+    case C_UNSUB_DURABLE:
+        rc = vdp_writer_unsub(w, 17, "alert.toscana.>", "cosc-siem.main");
+        break;
+    case C_DELIVER_DURABLE:
+        rc = vdp_writer_deliver(w, "report.toscana.*", "cosc-siem.main", 9, 1718000000999, raw,
+                                raw_len);
+        break;
+    case C_OK_SEQ:
+        rc = vdp_writer_ok_seq(w, 15, 41);
+        break;
+    case C_ACK:
+        rc = vdp_writer_ack(w, 18, "cosc-siem.main", 1ull << 50);
+        break;
+    case C_CREDIT:
+        rc = vdp_writer_credit(w, 2048);
         break;
     }
     ck_assert_int_eq(rc, VD_OK);
@@ -272,6 +308,44 @@ check_case(
         break;
     case C_BYE:
         break;
+    case C_HELLO_CREDIT:
+        ck_assert_uint_eq(cmd->heartbeat_ms, 2000);
+        ck_assert_uint_eq(cmd->credit, 8192);
+        break;
+    case C_SUB_DURABLE:
+        ck_assert_uint_eq(cmd->ref, 15);
+        ck_assert_str_eq(cmd->pattern, "alert.toscana.>");
+        ck_assert_str_eq(cmd->durable, "cosc-siem.main");
+        ck_assert_uint_eq(cmd->from_seq, 42);
+        ck_assert_int_eq(cmd->since, 0);
+        break;
+    case C_SUB_SINCE:
+        ck_assert_str_eq(cmd->durable, "");
+        ck_assert_uint_eq(cmd->from_seq, 0);
+        ck_assert_int_eq(cmd->since, 1718000000000);
+        break;
+    case C_UNSUB_DURABLE:
+        ck_assert_uint_eq(cmd->ref, 17);
+        ck_assert_str_eq(cmd->durable, "cosc-siem.main");
+        break;
+    case C_DELIVER_DURABLE:
+        ck_assert_uint_eq(env->seq, 9);
+        ck_assert_str_eq(env->subscription, "report.toscana.*");
+        ck_assert_str_eq(env->durable, "cosc-siem.main");
+        ck_assert_mem_eq(env->raw, raw, raw_len);
+        break;
+    case C_OK_SEQ:
+        ck_assert_uint_eq(cmd->ref, 15);
+        ck_assert_uint_eq(cmd->seq, 41);
+        break;
+    case C_ACK:
+        ck_assert_uint_eq(cmd->ref, 18);
+        ck_assert_str_eq(cmd->durable, "cosc-siem.main");
+        ck_assert_uint_eq(cmd->seq, 1ull << 50);
+        break;
+    case C_CREDIT:
+        ck_assert_uint_eq(cmd->credit, 2048);
+        break;
     }
 }
 
@@ -330,15 +404,15 @@ read_one(const uint8_t *data,
 
 START_TEST(op_and_status_names_round_trip)
 {
-    static const char *names[] = { "hello",   "welcome", "pub",  "receipt", "sub",   "unsub",
-                                   "deliver", "ping",    "pong", "ok",      "error", "bye" };
+    static const char *names[] = { "hello", "welcome", "pub", "receipt", "sub", "unsub", "deliver",
+                                   "ping",  "pong",    "ok",  "error",   "bye", "ack",   "credit" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         vdp_op_t op = (vdp_op_t)(VDP_OP_HELLO + i);
         ck_assert_str_eq(vdp_op_name(op), names[i]);
         ck_assert_int_eq(vdp_op_from_name(names[i]), op);
     }
     ck_assert_ptr_null(vdp_op_name(VDP_OP_NONE));
-    ck_assert_ptr_null(vdp_op_name((vdp_op_t)13));
+    ck_assert_ptr_null(vdp_op_name((vdp_op_t)15));
     ck_assert_int_eq(vdp_op_from_name("HELLO"), VDP_OP_NONE);
     ck_assert_int_eq(vdp_op_from_name(NULL), VDP_OP_NONE);
     ck_assert_str_eq(vdp_receipt_status_name(VDP_RECEIPT_ACCEPTED), "accepted");
@@ -465,7 +539,7 @@ START_TEST(deliver_and_pub_preserve_raw_bytes_exactly)
     vdp_writer_t w;
     vdp_writer_init(&w);
     ck_assert_int_eq(vdp_writer_pub(&w, &env), VD_OK); // env->raw is set: sent as is
-    ck_assert_int_eq(vdp_writer_deliver(&w, "report.>", 99, 5, raw.data, raw.size), VD_OK);
+    ck_assert_int_eq(vdp_writer_deliver(&w, "report.>", NULL, 99, 5, raw.data, raw.size), VD_OK);
     ck_assert(memmem(w.data, w.size, raw.data, raw.size) != NULL);
     vdp_reader_t r;
     vdp_reader_init(&r, w.data, w.size);
@@ -685,9 +759,28 @@ END_TEST
 static bool
 optional_key(vdp_op_t op, const char *key, uint32_t len)
 {
-    bool err = len == 3 && memcmp(key, "err", 3) == 0;
-    bool agent = len == 5 && memcmp(key, "agent", 5) == 0;
-    return (op == VDP_OP_HELLO && agent) || ((op == VDP_OP_ERROR || op == VDP_OP_RECEIPT) && err);
+#define IS(lit) (len == sizeof(lit) - 1 && memcmp(key, lit, sizeof(lit) - 1) == 0)
+    switch (op) {
+    case VDP_OP_HELLO:
+        return IS("agent") || IS("credit");
+    case VDP_OP_WELCOME:
+        return IS("credit");
+    case VDP_OP_ERROR:
+    case VDP_OP_RECEIPT:
+        return IS("err");
+    case VDP_OP_SUB:
+        return IS("durable") || IS("from_seq") || IS("since");
+    case VDP_OP_UNSUB:
+    case VDP_OP_DELIVER:
+        return IS("durable");
+    case VDP_OP_OK:
+        return IS("seq");
+    case VDP_OP_ACK:
+        return IS("ref");
+    default:
+        return false;
+    }
+#undef IS
 }
 
 /*  Rewrites the command map in[0..size) with pair `skip` left out (drop) or written twice
@@ -1058,6 +1151,67 @@ START_TEST(pub_with_too_many_recipients_is_a_limit)
 }
 END_TEST
 
+//  Values the new history and flow-control keys refuse, each with the key named in the reason.
+START_TEST(history_and_credit_values_are_checked)
+{
+    static const struct {
+        const char *what;
+        const char *key; // named in the reason
+    } cases[] = {
+        { "sub with from_seq and since", "since" },
+        { "sub with a bad durable name", "durable" },
+        { "sub since before 1970", "since" },
+        { "ack with a bad durable name", "durable" },
+        { "credit of zero", "credit" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vdp_writer_t w;
+        vdp_writer_init(&w);
+        switch (i) {
+        case 0:
+            ck_assert_int_eq(vdp_writer_sub_from(&w, 1, "bulletin.*", NULL, 5, 1718000000000),
+                             VD_OK);
+            break;
+        case 1:
+            ck_assert_int_eq(vdp_writer_sub_from(&w, 1, "bulletin.*", "no spaces", 0, 0), VD_OK);
+            break;
+        case 2:
+            ck_assert_int_eq(vdp_writer_sub_from(&w, 1, "bulletin.*", NULL, 0, -5), VD_OK);
+            break;
+        case 3:
+            ck_assert_int_eq(vdp_writer_ack(&w, 1, "a/b", 3), VD_OK);
+            break;
+        default:
+            ck_assert_int_eq(vdp_writer_credit(&w, 0), VD_OK);
+        }
+        vdp_cmd_t cmd;
+        char reason[160] = "";
+        int rc = read_one(w.data, w.size, &cmd, NULL, reason, sizeof reason);
+        ck_assert_msg(rc == VD_EPROTO, "%s: %s", cases[i].what, vd_strerror_name(rc));
+        ck_assert_msg(strstr(reason, cases[i].key), "%s: reason '%s'", cases[i].what, reason);
+        ck_assert_uint_eq(cmd.ref, i == 4 ? 0 : 1); // salvaged for the error reply
+        vdp_writer_release(&w);
+    }
+    //  A name of exactly VDP_MAX_DURABLE bytes is fine; one more is a limit.
+    char name[VDP_MAX_DURABLE + 2];
+    memset(name, 'n', sizeof name - 1);
+    name[VDP_MAX_DURABLE] = '\0';
+    ck_assert(vdp_durable_valid(name));
+    name[VDP_MAX_DURABLE] = 'n';
+    name[VDP_MAX_DURABLE + 1] = '\0';
+    ck_assert(!vdp_durable_valid(name));
+    vdp_writer_t w;
+    vdp_writer_init(&w);
+    ck_assert_int_eq(vdp_writer_ack(&w, 0, name, 1), VD_OK);
+    vdp_cmd_t cmd;
+    ck_assert_int_eq(read_one(w.data, w.size, &cmd, NULL, NULL, 0), VD_ELIMIT);
+    vdp_writer_release(&w);
+    ck_assert(!vdp_durable_valid(""));
+    ck_assert(!vdp_durable_valid(NULL));
+    ck_assert(vdp_durable_valid("Cosc_Toscana-1.main"));
+}
+END_TEST
+
 Suite *
 vdp_msg_suite(void)
 {
@@ -1087,6 +1241,7 @@ vdp_msg_suite(void)
     tcase_add_loop_test(tc, every_truncation_of_a_command_is_an_error, 0, C_COUNT);
     tcase_add_test(tc, every_truncation_of_a_batch_keeps_the_whole_commands);
     tcase_add_loop_test(tc, each_missing_or_repeated_key_is_an_error, 0, C_COUNT);
+    tcase_add_test(tc, history_and_credit_values_are_checked);
     tcase_add_loop_test(tc, malformed_frames_as_in_the_table, 0,
                         sizeof s_frames / sizeof s_frames[0]);
     tcase_add_loop_test(tc, skip_breaks_where_next_breaks, 0, sizeof s_frames / sizeof s_frames[0]);

@@ -16,13 +16,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                               \
     } while (0)
 
+//  The optional durable name as the writers take it.
+static const char *
+s_durable(const vdp_cmd_t *cmd)
+{
+    return cmd->durable[0] ? cmd->durable : NULL;
+}
+
 //  Writes `cmd` (and `env`) again; false if the writer could not allocate.
 static bool
 s_rewrite(vdp_writer_t *w, const vdp_cmd_t *cmd, const vdp_envelope_t *env)
 {
     switch (cmd->op) {
     case VDP_OP_HELLO:
-        return vdp_writer_hello(w, cmd->ref, cmd->agent, cmd->heartbeat_ms) == VD_OK;
+        return vdp_writer_hello(w, cmd->ref, cmd->agent, cmd->heartbeat_ms, cmd->credit) == VD_OK;
     case VDP_OP_WELCOME:
         return vdp_writer_welcome(w, cmd) == VD_OK;
     case VDP_OP_PUB:
@@ -31,18 +38,23 @@ s_rewrite(vdp_writer_t *w, const vdp_cmd_t *cmd, const vdp_envelope_t *env)
         return vdp_writer_receipt(w, cmd->id, cmd->status, cmd->seq, cmd->at, cmd->code,
                                   cmd->reason) == VD_OK;
     case VDP_OP_SUB:
-        return vdp_writer_sub(w, cmd->ref, cmd->pattern) == VD_OK;
+        return vdp_writer_sub_from(w, cmd->ref, cmd->pattern, s_durable(cmd), cmd->from_seq,
+                                   cmd->since) == VD_OK;
     case VDP_OP_UNSUB:
-        return vdp_writer_unsub(w, cmd->ref, cmd->pattern) == VD_OK;
+        return vdp_writer_unsub(w, cmd->ref, cmd->pattern, s_durable(cmd)) == VD_OK;
     case VDP_OP_DELIVER:
-        return vdp_writer_deliver(w, cmd->pattern, cmd->seq, cmd->at, env->raw, env->raw_len) ==
-               VD_OK;
+        return vdp_writer_deliver(w, cmd->pattern, s_durable(cmd), cmd->seq, cmd->at, env->raw,
+                                  env->raw_len) == VD_OK;
+    case VDP_OP_ACK:
+        return vdp_writer_ack(w, cmd->ref, cmd->durable, cmd->seq) == VD_OK;
+    case VDP_OP_CREDIT:
+        return vdp_writer_credit(w, cmd->credit) == VD_OK;
     case VDP_OP_PING:
         return vdp_writer_ping(w, cmd->ref) == VD_OK;
     case VDP_OP_PONG:
         return vdp_writer_pong(w, cmd->ref) == VD_OK;
     case VDP_OP_OK:
-        return vdp_writer_ok(w, cmd->ref) == VD_OK;
+        return vdp_writer_ok_seq(w, cmd->ref, cmd->seq) == VD_OK;
     case VDP_OP_ERROR:
         return vdp_writer_error(w, cmd->ref, cmd->code, cmd->reason) == VD_OK;
     case VDP_OP_BYE:
@@ -60,7 +72,7 @@ s_check_same(const vdp_cmd_t *a, const vdp_cmd_t *b)
     CHECK(a->op == b->op);
     switch (a->op) {
     case VDP_OP_HELLO:
-        CHECK(a->ref == b->ref && a->heartbeat_ms == b->heartbeat_ms);
+        CHECK(a->ref == b->ref && a->heartbeat_ms == b->heartbeat_ms && a->credit == b->credit);
         CHECK(strcmp(a->agent, b->agent) == 0);
         CHECK(b->version == VDP_VERSION); // the writer speaks our version
         break;
@@ -86,13 +98,24 @@ s_check_same(const vdp_cmd_t *a, const vdp_cmd_t *b)
     case VDP_OP_SUB:
     case VDP_OP_UNSUB:
         CHECK(a->ref == b->ref && strcmp(a->pattern, b->pattern) == 0);
+        CHECK(strcmp(a->durable, b->durable) == 0);
+        CHECK(a->from_seq == b->from_seq && a->since == b->since);
         break;
     case VDP_OP_DELIVER:
         CHECK(a->seq == b->seq && a->at == b->at && strcmp(a->pattern, b->pattern) == 0);
+        CHECK(strcmp(a->durable, b->durable) == 0);
         break;
+    case VDP_OP_ACK:
+        CHECK(a->ref == b->ref && a->seq == b->seq && strcmp(a->durable, b->durable) == 0);
+        break;
+    case VDP_OP_CREDIT:
+        CHECK(a->credit == b->credit);
+        break;
+    case VDP_OP_OK:
+        CHECK(a->seq == b->seq);
+        /* fall through */
     case VDP_OP_PING:
     case VDP_OP_PONG:
-    case VDP_OP_OK:
         CHECK(a->ref == b->ref);
         break;
     case VDP_OP_ERROR:

@@ -271,7 +271,7 @@ START_TEST(garbage_gets_an_error_and_others_are_served)
     ck_assert_uint_eq(reply.ref, 7);
 
     //  After hello: a huge declared count, truncated maps, an unknown op.
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
     reply = s_raw_writer(raw, &writer);
     ck_assert_int_eq(reply.op, VDP_OP_WELCOME);
     ck_assert_str_eq(reply.org, "comune:d612");
@@ -341,7 +341,7 @@ START_TEST(envelope_checks_answer_with_rejected_receipts)
     zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
     vdp_writer_t writer;
     vdp_writer_init(&writer);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
     ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
     vdp_writer_release(&writer);
 
@@ -382,7 +382,7 @@ START_TEST(oversize_body_is_rejected)
     zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
     vdp_writer_t writer;
     vdp_writer_init(&writer);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
     ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
     //  An envelope whose body is one byte over the cap, encoded by hand around a good one.
     vdp_envelope_t env;
@@ -472,7 +472,7 @@ s_raw_hello(zsock_t *raw)
 {
     vdp_writer_t writer;
     vdp_writer_init(&writer);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
     ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
     vdp_writer_release(&writer);
 }
@@ -504,7 +504,7 @@ START_TEST(bye_answers_the_commands_before_it)
     vdp_writer_t writer;
     vdp_writer_init(&writer);
     ck_assert_int_eq(vdp_writer_ping(&writer, 1), VD_OK);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 2, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 2, "raw-test", 2000, 0), VD_OK);
     ck_assert_int_eq(vdp_writer_pub(&writer, &env), VD_OK);
     ck_assert_int_eq(vdp_writer_bye(&writer), VD_OK);
     ck_assert_int_eq(vdp_writer_ping(&writer, 3), VD_OK);
@@ -725,7 +725,7 @@ START_TEST(client_chosen_routing_ids_and_empty_frames_are_refused)
     ck_assert_int_eq(zsock_connect(chosen, "%s", vdt_endpoint(s_world)), 0);
     vdp_writer_t writer;
     vdp_writer_init(&writer);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000), VD_OK);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
     reply = s_raw_writer(chosen, &writer);
     ck_assert_int_eq(reply.op, VDP_OP_ERROR);
     ck_assert_int_eq(reply.code, VD_EPROTO);

@@ -417,14 +417,14 @@ s_fake_pub(fake_t *fake, vdp_writer_t *out, const vdp_envelope_t *env, bool *ses
     static const uint8_t not_a_map[] = { 0xa1, 'x' };
     bool malformed = fake->script == SCRIPT_MALFORMED;
     if (malformed)
-        vdp_writer_deliver(out, "bulletin.>", seq, 1, no_fields, sizeof no_fields);
-    vdp_writer_deliver(out, "bulletin.toscana", seq, 1700000000000, env->raw, env->raw_len);
+        vdp_writer_deliver(out, "bulletin.>", NULL, seq, 1, no_fields, sizeof no_fields);
+    vdp_writer_deliver(out, "bulletin.toscana", NULL, seq, 1700000000000, env->raw, env->raw_len);
     vdp_writer_receipt(out, env->id, VDP_RECEIPT_ACCEPTED, seq, 1700000000000, 0, NULL);
     if (malformed)
-        vdp_writer_deliver(out, "bulletin.>", seq, 1, not_a_map, sizeof not_a_map);
-    vdp_writer_deliver(out, "bulletin.>", seq, 1700000000000, env->raw, env->raw_len);
+        vdp_writer_deliver(out, "bulletin.>", NULL, seq, 1, not_a_map, sizeof not_a_map);
+    vdp_writer_deliver(out, "bulletin.>", NULL, seq, 1700000000000, env->raw, env->raw_len);
     if (malformed)
-        vdp_writer_deliver(out, "bulletin.>", seq, 1, no_fields, sizeof no_fields);
+        vdp_writer_deliver(out, "bulletin.>", NULL, seq, 1, no_fields, sizeof no_fields);
 }
 
 static void

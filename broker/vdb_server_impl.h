@@ -1,0 +1,62 @@
+/*  vdb_server_impl: the broker's state, shared by the two halves of vdb_server: vdb_server.c (the
+    loop, sessions, publishing, the group commit) and vdb_route.c (subscriptions, streams,
+    delivery, catching up from the store). Not for any other module.  */
+
+#ifndef VDB_SERVER_IMPL_H_INCLUDED
+#define VDB_SERVER_IMPL_H_INCLUDED
+
+#include <czmq.h>
+
+#include "vdb_acl.h"
+#include "vdb_index.h"
+#include "vdb_pending.h"
+#include "vdb_registry.h"
+#include "vdb_server.h"
+#include "vdb_session.h"
+#include "vdb_store.h"
+#include "vdb_subs.h"
+#include "vdb_zap.h"
+#include "vdp_envelope.h"
+#include "vdp_msg.h"
+
+#define VDB_CMD_OVERHEAD 160 // bytes of a command beyond its variable parts
+//  Bytes of a deliver beside the envelope: its keys, stamps, the longest pattern and name.
+#define VDB_DELIVER_OVERHEAD (VDB_CMD_OVERHEAD + VDP_MAX_TOPIC + VDP_MAX_DURABLE)
+
+struct vdb_server_t {
+    vdb_config_t config;
+    vdb_registry_t *registry;   // owned; swapped whole on reload
+    vdb_policy_t *policy;       // owned; swapped whole on reload
+    vdb_zap_t *zap;             // owned; created before the ROUTER binds
+    zsock_t *router;            // owned
+    void *router_handle;        // libzmq handle of router
+    zhashx_t *sessions;         // rid hex -> vdb_session_t (owned)
+    zlistx_t *dirty;            // vdb_session_t * with output pending (borrowed)
+    vdb_subs_t *subs;           // pattern -> vdb_stream_t (borrowed)
+    zhashx_t *durables;         // "key/name" -> vdb_stream_t open now (borrowed)
+    size_t behind;              // streams behind, over all sessions
+    vdb_index_t *index;         // recent (sender, id) -> seq, tlp: spares most store lookups
+    vdb_store_t *store;         // owned: every accepted message, before its receipt
+    vdb_pending_t *pending;     // accepted this round, not yet committed
+    uint64_t seq;               // last seq given
+    char name[VDP_MAX_ORG + 1]; // the broker's org id
+    char endpoint[256];         // bound endpoint
+    char public_key[VDP_KEY_Z85_LEN + 1];
+    vdb_server_stats_t stats;
+    vdp_envelope_t env;       // scratch for the command being handled
+    vdp_envelope_t committed; // scratch for routing a message once committed
+    vdp_envelope_t replay;    // scratch for a message read back for a stream behind
+    vdp_cmd_t cmd;            // scratch
+};
+
+//  Lists a session for flushing at the end of the round.
+void vdb_server_mark_dirty(vdb_server_t *self, vdb_session_t *session);
+
+//  Appends an error reply to a session's batch.
+void vdb_server_error(
+    vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, const char *reason);
+
+//  UTC now, in ms.
+int64_t vdb_server_now_ms(void);
+
+#endif
