@@ -322,6 +322,36 @@ START_TEST(a_slow_subscriber_falls_behind_and_catches_up)
 }
 END_TEST
 
+START_TEST(a_broker_without_store_refuses_history)
+{
+    vdt_world_t *world = vdt_world_new();
+    vdt_agencies_demo(world);
+    FILE *cfg = fopen(vdt_path(world, "vedettad.cfg"), "a");
+    ck_assert_ptr_nonnull(cfg);
+    fputs("store\n    path = \"\"\n", cfg); // live only
+    ck_assert_int_eq(fclose(cfg), 0);
+    vdt_broker_start(world);
+    vd_client_t *cosc = vdt_connect(world, "cosc:toscana");
+    char reason[256];
+    vd_sub_options_t durable = { .durable = "cosc-main" };
+    ck_assert_int_eq(
+        vd_client_subscribe_from(cosc, "alert.toscana.>", &durable, reason, sizeof reason, 5000),
+        VD_ESTORE);
+    ck_assert_ptr_nonnull(strstr(reason, "no store"));
+    vd_sub_options_t replay = { .from_seq = 1 };
+    ck_assert_int_eq(
+        vd_client_subscribe_from(cosc, "alert.toscana.>", &replay, reason, sizeof reason, 5000),
+        VD_ESTORE);
+    vdt_subscribe(cosc, "alert.toscana.>", VD_OK); // live still works
+    vd_client_t *siena = vdt_connect(world, "comune:i726");
+    s_pub(siena, "alert.toscana.i726", "green", "live");
+    s_expect_done(cosc, "live");
+    vd_client_destroy(&siena);
+    vd_client_destroy(&cosc);
+    vdt_world_destroy(&world);
+}
+END_TEST
+
 Suite *
 it_durable_suite(void)
 {
@@ -334,6 +364,10 @@ it_durable_suite(void)
     tcase_add_test(tc, replay_from_a_seq_or_a_time);
     tcase_add_test(tc, replay_applies_todays_rules);
     tcase_add_test(tc, a_slow_subscriber_falls_behind_and_catches_up);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("live_only");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, a_broker_without_store_refuses_history);
     suite_add_tcase(s, tc);
     return s;
 }
