@@ -106,6 +106,59 @@ s_parse_duration(const char *text, int64_t *out)
     return -1;
 }
 
+#define S_RETENTION_VALUES "not a valid value (durations: 500ms, 30s, 15m, 12h, 90d; sizes: 0, 64M)"
+
+//  An age or size of retention, into *age_ms or *size. Returns 0, or -1 if not valid.
+static int
+s_retention_key(const char *key, const char *value, int64_t *age_ms, uint64_t *size)
+{
+    if (strcmp(key, "age") == 0)
+        return s_parse_duration(value, age_ms);
+    size_t bytes = 0;
+    int bad = strcmp(value, "0") == 0 ? 0 : s_parse_size(value, 1, &bytes);
+    if (!bad)
+        *size = bytes;
+    return bad;
+}
+
+/*  retention/category: one subsection per category, each with age and/or size; what it does not
+    set is the default's at the time of parsing, so the defaults are best written first.  */
+static int
+s_retention_categories(
+    vdb_config_t *self, zconfig_t *categories, const char *origin, char *err, size_t err_size)
+{
+    if (zconfig_value(categories) && *zconfig_value(categories))
+        return s_fail(err, err_size, origin, "retention/category", "takes no value");
+    for (zconfig_t *category = zconfig_child(categories); category;
+         category = zconfig_next(category)) {
+        const char *name = zconfig_name(category);
+        char where[160];
+        snprintf(where, sizeof where, "retention/category/%.64s", name);
+        if (!name || !*name || strlen(name) > VDP_MAX_SHORT)
+            return s_fail(err, err_size, origin, where, "not a valid category");
+        for (size_t i = 0; i < self->retention_category_count; i++)
+            if (strcmp(self->retention_categories[i].name, name) == 0)
+                return s_fail(err, err_size, origin, where, "given twice");
+        if (self->retention_category_count == VDB_CONFIG_MAX_CATEGORIES)
+            return s_fail(err, err_size, origin, where, "too many categories (32 at most)");
+        vdb_config_retention_t *rule = &self->retention_categories[self->retention_category_count];
+        snprintf(rule->name, sizeof rule->name, "%s", name);
+        rule->age_ms = self->retention_age_ms;
+        rule->size = self->retention_size;
+        for (zconfig_t *item = zconfig_child(category); item; item = zconfig_next(item)) {
+            const char *key = zconfig_name(item);
+            const char *value = zconfig_value(item) ? zconfig_value(item) : "";
+            snprintf(where, sizeof where, "retention/category/%.64s/%.16s", name, key);
+            if (zconfig_child(item) || (strcmp(key, "age") != 0 && strcmp(key, "size") != 0))
+                return s_fail(err, err_size, origin, where, "unknown key");
+            if (s_retention_key(key, value, &rule->age_ms, &rule->size) != 0)
+                return s_fail(err, err_size, origin, where, S_RETENTION_VALUES);
+        }
+        self->retention_category_count++;
+    }
+    return VD_OK;
+}
+
 static int
 s_broker_key(vdb_config_t *self,
              const char *key,
@@ -183,20 +236,14 @@ s_section_key(vdb_config_t *self,
     }
     if (strcmp(section, "retention") == 0) {
         int bad = -1;
-        if (strcmp(key, "age") == 0)
-            bad = s_parse_duration(value, &self->retention_age_ms);
-        else if (strcmp(key, "interval") == 0)
+        if (strcmp(key, "interval") == 0)
             bad = s_parse_duration(value, &self->retention_interval_ms) ||
                   self->retention_interval_ms <= 0;
-        else if (strcmp(key, "size") == 0) {
-            size_t size = 0;
-            bad = strcmp(value, "0") == 0 ? (size = 0, 0) : s_parse_size(value, 1, &size);
-            self->retention_size = size;
-        } else
+        else if (strcmp(key, "age") == 0 || strcmp(key, "size") == 0)
+            bad = s_retention_key(key, value, &self->retention_age_ms, &self->retention_size);
+        else
             return s_fail(err, err_size, origin, where, "unknown key");
-        return bad ? s_fail(err, err_size, origin, where,
-                            "not a valid value (durations: 500ms, 30s, 15m, 12h, 90d)")
-                   : VD_OK;
+        return bad ? s_fail(err, err_size, origin, where, S_RETENTION_VALUES) : VD_OK;
     }
     if (strcmp(section, "log") == 0) {
         if (strcmp(key, "level") != 0)
@@ -238,6 +285,11 @@ vdb_config_parse(vdb_config_t *self,
         }
         for (zconfig_t *item = zconfig_child(section); item && rc == VD_OK;
              item = zconfig_next(item)) {
+            if (strcmp(section_name, "retention") == 0 &&
+                strcmp(zconfig_name(item), "category") == 0) {
+                rc = s_retention_categories(self, item, origin, err, err_size);
+                continue;
+            }
             if (zconfig_child(item)) {
                 rc = s_fail(err, err_size, origin, zconfig_name(item), "unexpected subsection");
                 break;

@@ -13,6 +13,12 @@
             age = "90d"                      # delete messages older than this ("0": keep)
             size = "0"                       # per category, envelope bytes kept at most
             interval = "60s"                 # how often retention runs (expired go too)
+            category                         # optional: per-category age and size
+                emergency
+                    age = "365d"
+                training
+                    age = "30d"
+                    size = "100M"
         limits
             dedup-window = 100000            # (sender, id) pairs remembered for duplicates
             session-backlog = 67108864       # bytes queued for one slow session before dropping
@@ -30,6 +36,15 @@
 
 #include "vdp_limits.h"
 
+#define VDB_CONFIG_MAX_CATEGORIES 32 // categories with retention of their own
+
+//  Retention of one category, overriding the defaults for it.
+typedef struct {
+    char name[VDP_MAX_SHORT + 1];
+    int64_t age_ms; // 0: no age limit
+    uint64_t size;  // envelope bytes; 0: no size limit
+} vdb_config_retention_t;
+
 typedef struct {
     char name[VDP_MAX_ORG + 1];    // the broker's org id; checked against its key file
     char endpoint[256];            // where the ROUTER binds
@@ -42,9 +57,12 @@ typedef struct {
     int64_t retention_age_ms;      // 0: no age limit
     uint64_t retention_size;       // bytes per category; 0: no size limit
     int64_t retention_interval_ms; // > 0
-    size_t dedup_window;           // >= 1
-    size_t session_backlog;        // bytes
-    int log_level;                 // vdb_log_level_t
+    //  Categories with retention of their own (an unset age or size takes the default's).
+    vdb_config_retention_t retention_categories[VDB_CONFIG_MAX_CATEGORIES];
+    size_t retention_category_count;
+    size_t dedup_window;    // >= 1
+    size_t session_backlog; // bytes
+    int log_level;          // vdb_log_level_t
 } vdb_config_t;
 
 //  Fills the embedded defaults (relative paths as above, resolved against `base_dir`).

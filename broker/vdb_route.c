@@ -37,11 +37,13 @@ s_durable_key(const char *key, const char *name, char out[DURABLE_KEY_MAX])
     snprintf(out, DURABLE_KEY_MAX, "%s/%s", key, name);
 }
 
-//  Whether `session` may be sent one more delivery now.
+/*  Whether `session` may be sent one more delivery now. A broker without a store has nothing to
+    fall back to, so there credit does not stop deliveries: only the backlog bound does (past
+    it they are dropped), as a burst beyond the client's window would otherwise be lost.  */
 static bool
 s_has_room(vdb_server_t *self, const vdb_session_t *session)
 {
-    return session->credit > 0 &&
+    return (session->credit > 0 || !self->store) && !session->gone_at &&
            session->backlog_bytes + session->out.size <= self->config.session_backlog;
 }
 
@@ -83,7 +85,8 @@ s_write_deliver(vdb_server_t *self,
     vdp_writer_t *out = vdb_session_writer(session, VDB_DELIVER_OVERHEAD + raw_len);
     if (out && vdp_writer_deliver(out, pattern, durable, seq, accepted_at, raw, raw_len) == VD_OK) {
         stream->last_seq = seq;
-        session->credit--;
+        if (session->credit > 0)
+            session->credit--;
         self->stats.delivered++;
         vdb_server_mark_dirty(self, session);
     }

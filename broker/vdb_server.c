@@ -61,6 +61,10 @@ s_session_free(void **item_p)
 void
 vdb_server_mark_dirty(vdb_server_t *self, vdb_session_t *session)
 {
+    if (session->gone_at) {
+        vdb_session_discard(session); // nobody to send it to
+        return;
+    }
     if (!session->dirty) {
         session->dirty = true;
         zlistx_add_end(self->dirty, session);
@@ -293,7 +297,7 @@ s_commit(vdb_server_t *self)
     if (rc != VD_OK) {
         vdb_log_error("vdb_server: store append failed, %zu message(s) rejected: %s", count, err);
         char reason[VDP_MAX_REASON + 1];
-        snprintf(reason, sizeof reason, "not stored: %s", err);
+        snprintf(reason, sizeof reason, "not stored: %.200s", err);
         for (size_t i = 0; i < count; i++) {
             vdb_session_t *session =
                 zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
@@ -639,9 +643,12 @@ s_flush_round(vdb_server_t *self)
             vdb_log_warning("vdb_server: out of memory sealing a batch org=%s",
                             session->agency->org);
         int rc = vdb_session_flush(session, self->router_handle);
-        if (rc == VD_ECONN)
-            s_session_close(self, session, "peer gone");
-        else if (rc == 1)
+        if (rc == VD_ECONN) {
+            //  Not closed yet: the frames it sent before going (its last acks, its bye) may
+            //  still be waiting to be read. Housekeeping closes it a round or more later.
+            session->gone_at = zclock_mono();
+            vdb_session_discard(session);
+        } else if (rc == 1)
             vdb_server_mark_dirty(self, session);
         else
             session->overflowing = false; // drained: a new overflow is worth a new warning
@@ -657,26 +664,60 @@ s_housekeeping(vdb_server_t *self)
         return;
     for (vdb_session_t *session = zhashx_first(self->sessions); session;
          session = zhashx_next(self->sessions))
-        if (now - session->last_seen > 3 * (int64_t)session->heartbeat_ms)
+        if ((session->gone_at && now - session->gone_at >= HOUSEKEEPING_MS) ||
+            now - session->last_seen > 3 * (int64_t)session->heartbeat_ms)
             zlistx_add_end(expired, session);
     for (vdb_session_t *session = zlistx_first(expired); session; session = zlistx_next(expired))
-        s_session_close(self, session, "heartbeat expired");
+        s_session_close(self, session, session->gone_at ? "peer gone" : "heartbeat expired");
     zlistx_destroy(&expired);
 }
 
-//  Retention: messages older than the configured age, expired ones, and past each category's
-//  size limit leave the store. Runs in the loop, between rounds; a failure is logged and tried
-//  again at the next interval.
+//  The retention rule of a category: its own if configured, else the defaults.
+static vdb_config_retention_t
+s_retention_rule(const vdb_config_t *config, const char *category)
+{
+    for (size_t i = 0; i < config->retention_category_count; i++)
+        if (strcmp(config->retention_categories[i].name, category) == 0)
+            return config->retention_categories[i];
+    vdb_config_retention_t rule = { .age_ms = config->retention_age_ms,
+                                    .size = config->retention_size };
+    snprintf(rule.name, sizeof rule.name, "%s", category);
+    return rule;
+}
+
+static int
+s_collect_category(const char *category, void *arg)
+{
+    return zlistx_add_end((zlistx_t *)arg, (void *)category) ? 0 : -1;
+}
+
+/*  Retention, per category: messages older than its age, expired ones, and the oldest past its
+    size leave the store. Runs in the loop, between rounds (a transaction per category); a
+    failure is logged and tried again at the next interval.  */
 static void
 s_retention(vdb_server_t *self)
 {
     int64_t now = vdb_server_now_ms();
-    int64_t before = self->config.retention_age_ms ? now - self->config.retention_age_ms : 0;
-    int deleted = vdb_store_prune(self->store, NULL, before, self->config.retention_size, now);
+    zlistx_t *categories = zlistx_new();
+    if (!categories)
+        return;
+    zlistx_set_duplicator(categories, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_destructor(categories, (zlistx_destructor_fn *)zstr_free);
+    int deleted = 0;
+    bool failed = vdb_store_categories(self->store, s_collect_category, categories) != VD_OK;
+    for (const char *category = zlistx_first(categories); category && !failed;
+         category = zlistx_next(categories)) {
+        vdb_config_retention_t rule = s_retention_rule(&self->config, category);
+        int64_t before = rule.age_ms ? now - rule.age_ms : 0;
+        int rc = vdb_store_prune(self->store, category, before, rule.size, now);
+        failed = rc < 0;
+        deleted += rc > 0 ? rc : 0;
+    }
+    zlistx_destroy(&categories);
     if (deleted > 0)
         vdb_log_notice("vdb_server: retention deleted %d message(s), %" PRIu64 " kept", deleted,
                        vdb_store_count(self->store));
-    else if (deleted < 0)
+    if (failed)
         vdb_log_warning("vdb_server: retention failed, will try again");
 }
 

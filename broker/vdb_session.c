@@ -123,6 +123,14 @@ vdb_session_writer(vdb_session_t *self, size_t bytes)
     return &self->out;
 }
 
+void
+vdb_session_discard(vdb_session_t *self)
+{
+    vdp_writer_reset(&self->out);
+    zlistx_purge(self->backlog);
+    self->backlog_bytes = 0;
+}
+
 int
 vdb_session_flush(vdb_session_t *self, void *router)
 {

@@ -42,6 +42,7 @@ typedef struct {
     bool dirty;           // listed for flushing at the end of the round
     bool overflowing;     // dropping deliveries: logged once per episode
     bool misbehaved;      // sent a bad command: logged once per session
+    int64_t gone_at;      // monotonic ms when a send found the peer gone; 0 while it is there
     uint64_t dropped;     // deliveries dropped for overflow
 } vdb_session_t;
 
@@ -58,6 +59,9 @@ void vdb_session_rid_key(const uint8_t *rid, size_t rid_len, char *out);
 //  Makes sure `bytes` more fit into the current batch, sealing it first if they would not.
 //  Returns the writer to append to, or NULL on no memory.
 vdp_writer_t *vdb_session_writer(vdb_session_t *self, size_t bytes);
+
+//  Drops everything queued for the peer (it is gone): the batch and the backlog.
+void vdb_session_discard(vdb_session_t *self);
 
 //  Moves the current batch (if any) onto the backlog. Returns VD_OK or VD_ENOMEM.
 int vdb_session_seal(vdb_session_t *self);

@@ -871,3 +871,33 @@ vdb_store_bytes(vdb_store_t *self)
     assert(self);
     return self->bytes;
 }
+
+int
+vdb_store_categories(vdb_store_t *self, vdb_store_category_fn *fn, void *arg)
+{
+    assert(self && fn);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT category FROM messages WHERE category > ?1 "
+                           "ORDER BY category LIMIT 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return VD_ESTORE;
+    char last[VDP_MAX_SHORT + 1] = "";
+    int rc = VD_OK;
+    for (;;) {
+        sqlite3_reset(stmt);
+        sqlite3_bind_text(stmt, 1, last, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(stmt);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = VD_ESTORE;
+            break;
+        }
+        snprintf(last, sizeof last, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        if (fn(last, arg) != 0)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}

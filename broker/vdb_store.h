@@ -94,6 +94,12 @@ int vdb_store_cursor_set(vdb_store_t *self, const char *key, const char *name, u
 int vdb_store_prune(
     vdb_store_t *self, const char *category, int64_t before_ms, uint64_t max_bytes, int64_t now_ms);
 
+//  Calls fn for each category that has messages stored, in name order (a seek per category
+//  through the (category, seq) index, not a pass over the messages); fn returns non-zero to
+//  stop. fn must not call the store. Returns VD_OK or VD_ESTORE.
+typedef int(vdb_store_category_fn)(const char *category, void *arg);
+int vdb_store_categories(vdb_store_t *self, vdb_store_category_fn *fn, void *arg);
+
 //  Messages and envelope bytes stored now.
 uint64_t vdb_store_count(vdb_store_t *self);
 uint64_t vdb_store_bytes(vdb_store_t *self);

@@ -48,6 +48,13 @@ START_TEST(parse_reads_every_key)
                        "    age = \"30d\"\n"
                        "    size = \"2G\"\n"
                        "    interval = \"500ms\"\n"
+                       "    category\n"
+                       "        emergency\n"
+                       "            age = \"365d\"\n"
+                       "        training\n"
+                       "            age = \"7d\"\n"
+                       "            size = \"100M\"\n"
+                       "        intrusions\n"
                        "limits\n"
                        "    dedup-window = 5k\n"
                        "    session-backlog = 16M\n"
@@ -66,6 +73,15 @@ START_TEST(parse_reads_every_key)
     ck_assert_int_eq(config.retention_age_ms, 30LL * 86400 * 1000);
     ck_assert_uint_eq(config.retention_size, 2ULL << 30);
     ck_assert_int_eq(config.retention_interval_ms, 500);
+    ck_assert_uint_eq(config.retention_category_count, 3);
+    ck_assert_str_eq(config.retention_categories[0].name, "emergency");
+    ck_assert_int_eq(config.retention_categories[0].age_ms, 365LL * 86400 * 1000);
+    ck_assert_uint_eq(config.retention_categories[0].size, 2ULL << 30); // the default's
+    ck_assert_str_eq(config.retention_categories[1].name, "training");
+    ck_assert_int_eq(config.retention_categories[1].age_ms, 7LL * 86400 * 1000);
+    ck_assert_uint_eq(config.retention_categories[1].size, 100ULL << 20);
+    ck_assert_str_eq(config.retention_categories[2].name, "intrusions"); // defaults only
+    ck_assert_int_eq(config.retention_categories[2].age_ms, 30LL * 86400 * 1000);
     ck_assert_uint_eq(config.dedup_window, 5 * 1024);
     ck_assert_uint_eq(config.session_backlog, 16u * 1024 * 1024);
     ck_assert_int_eq(config.log_level, VDB_LOG_DEBUG);
@@ -95,6 +111,11 @@ static const struct {
     { "retention\n    size = \"-1\"\n", "retention/size" },
     { "retention\n    count = \"5\"\n", "retention/count: unknown key" },
     { "log\n    colour = \"red\"\n", "log/colour" },
+    { "retention\n    category\n        x\n            age = \"3w\"\n",
+      "retention/category/x/age" },
+    { "retention\n    category\n        x\n            count = 1\n", "retention/category/x/count" },
+    { "retention\n    category\n        x\n        x\n", "retention/category/x: given twice" },
+    { "retention\n    category = \"x\"\n", "retention/category: takes no value" },
     { "broker\n    endpoint\n        nested = 1\n", "unexpected subsection" },
 };
 

@@ -352,6 +352,60 @@ START_TEST(a_broker_without_store_refuses_history)
 }
 END_TEST
 
+//  An envelope of `category` on a Comune alert topic.
+static vd_receipt_t
+s_pub_category(vd_client_t *client, const char *category, const char *body, int64_t expires)
+{
+    vd_envelope_t *env = vdt_envelope("alert.toscana.i726", "green", body);
+    ck_assert_int_eq(vd_envelope_set(env, "category", category), VD_OK);
+    if (expires)
+        ck_assert_int_eq(vd_envelope_set_time(env, "expires", expires), VD_OK);
+    vd_receipt_t receipt = vdt_publish(client, env);
+    vd_envelope_destroy(&env);
+    ck_assert_int_eq(receipt.status, VD_RECEIPT_ACCEPTED);
+    return receipt;
+}
+
+START_TEST(retention_per_category_and_expiry_limit_replay)
+{
+    vdt_broker_stop(s_world);
+    FILE *cfg = fopen(vdt_path(s_world, "vedettad.cfg"), "a");
+    ck_assert_ptr_nonnull(cfg);
+    //  Training notices kept 1 ms, everything else the default 90 days.
+    fputs("retention\n    interval = \"100ms\"\n    category\n        training\n"
+          "            age = \"1ms\"\n",
+          cfg);
+    ck_assert_int_eq(fclose(cfg), 0);
+    vdt_broker_start(s_world);
+    vd_client_t *siena = vdt_connect(s_world, "comune:i726");
+    vd_receipt_t first = s_pub_category(siena, "training", "short-lived category", 0);
+    s_pub_category(siena, "intrusions", "kept", 0);
+    int64_t expires = zclock_time() + 300;
+    s_pub_category(siena, "intrusions", "expires soon", expires);
+    bool pruned = false; // bounded wait for the pass that removes the training notice
+    for (int i = 0; i < 200 && !pruned; i++) {
+        pruned = vdt_log_contains(s_world, "retention deleted");
+        if (!pruned)
+            zclock_sleep(50);
+    }
+    ck_assert_msg(pruned, "no retention pass ran");
+    while (zclock_time() <= expires + 50) // bounded: the expiry is 300 ms away
+        zclock_sleep(20);
+    //  A replay from the start: neither the pruned category nor the expired message.
+    vd_client_t *cosc = vdt_connect(s_world, "cosc:toscana");
+    char reason[256];
+    vd_sub_options_t from = { .from_seq = first.seq };
+    ck_assert_int_eq(
+        vd_client_subscribe_from(cosc, "alert.toscana.>", &from, reason, sizeof reason, 5000),
+        VD_OK);
+    s_expect_done(cosc, "kept");
+    s_pub(siena, "alert.toscana.i726", "green", "marker");
+    s_expect_done(cosc, "marker");
+    vd_client_destroy(&cosc);
+    vd_client_destroy(&siena);
+}
+END_TEST
+
 Suite *
 it_durable_suite(void)
 {
@@ -364,6 +418,7 @@ it_durable_suite(void)
     tcase_add_test(tc, replay_from_a_seq_or_a_time);
     tcase_add_test(tc, replay_applies_todays_rules);
     tcase_add_test(tc, a_slow_subscriber_falls_behind_and_catches_up);
+    tcase_add_test(tc, retention_per_category_and_expiry_limit_replay);
     suite_add_tcase(s, tc);
     tc = tcase_create("live_only");
     tcase_set_timeout(tc, 60);
