@@ -1405,6 +1405,17 @@ vd_client_unsubscribe(vd_client_t *self, const char *pattern, int timeout_ms)
     return rc;
 }
 
+//  Queues an ack of durable stream `durable` up to `seq`.
+static int
+s_ack(vd_client_t *self, const char *durable, uint64_t seq)
+{
+    if (self->state != S_READY)
+        return VD_OK; // the new session redelivers it, and it is acknowledged again then
+    if (!vdp_writer_room(&self->out, VDP_MAX_DURABLE + 64) && s_flush(self) != VD_OK)
+        return VD_ECONN;
+    return vdp_writer_ack(&self->out, 0, durable, seq) == VD_OK ? VD_OK : VD_ENOMEM;
+}
+
 int
 vd_client_ack(vd_client_t *self, const vd_envelope_t *delivery)
 {
@@ -1413,12 +1424,8 @@ vd_client_ack(vd_client_t *self, const vd_envelope_t *delivery)
     int rc = s_usable(self);
     if (rc != VD_OK)
         return rc;
-    if (self->state != S_READY)
-        return VD_OK; // the new session redelivers it: acknowledged again then
-    if (!vdp_writer_room(&self->out, VDP_MAX_DURABLE + 64) && s_flush(self) != VD_OK)
-        return VD_ECONN;
-    return vdp_writer_ack(&self->out, 0, delivery->durable, delivery->seq) == VD_OK ? VD_OK
-                                                                                    : VD_ENOMEM;
+    vd_subs_acked(&self->subs, delivery->durable, delivery->seq);
+    return s_ack(self, delivery->durable, delivery->seq);
 }
 
 //  One delivery taken off the queue: credit for another goes back in batches.
@@ -1453,7 +1460,11 @@ vd_client_recv(vd_client_t *self, vd_envelope_t **env_p, int timeout_ms)
             vdp_envelope_t *env = *env_p;
             if (vd_subs_accept(&self->subs, env->subscription, env->durable, env->seq))
                 return VD_OK;
-            vd_envelope_destroy(env_p); // a redelivery of what the application has had
+            //  A redelivery of what the application has had; if it had acknowledged it, the
+            //  ack was lost with the broker: say it again, or the cursor stays behind.
+            if (vd_subs_was_acked(&self->subs, env->durable, env->seq))
+                s_ack(self, env->durable, env->seq);
+            vd_envelope_destroy(env_p);
             self->redelivered++;
         }
         if (waited && deadline >= 0 && s_now() >= deadline)

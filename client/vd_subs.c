@@ -113,3 +113,20 @@ vd_subs_accept(vd_subs_t *self, const char *pattern, const char *durable, uint64
         sub->last_seq = seq;
     return true;
 }
+
+void
+vd_subs_acked(vd_subs_t *self, const char *durable, uint64_t seq)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (strcmp(self->items[i].durable, durable) == 0 && seq > self->items[i].acked)
+            self->items[i].acked = seq;
+}
+
+bool
+vd_subs_was_acked(const vd_subs_t *self, const char *durable, uint64_t seq)
+{
+    for (size_t i = 0; durable && durable[0] && i < self->count; i++)
+        if (strcmp(self->items[i].durable, durable) == 0 && seq <= self->items[i].acked)
+            return true;
+    return false;
+}

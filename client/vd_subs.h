@@ -24,6 +24,7 @@ typedef struct {
     bool started;                      // the broker said where its stream starts
     uint64_t after;                    // ... after this seq
     uint64_t last_seq;                 // the last seq handed to the application
+    uint64_t acked;                    // durable: the last seq the application acknowledged
     uint64_t ref;                      // a re-subscription waiting for its answer; 0 if none
 } vd_sub_t;
 
@@ -61,5 +62,13 @@ void vd_sub_resume(const vd_sub_t *sub, uint64_t *from_seq, int64_t *since);
     to the application. Returns false if its stream has handed over that seq or a later one
     already (a redelivery after a reconnect: skip it).  */
 bool vd_subs_accept(vd_subs_t *self, const char *pattern, const char *durable, uint64_t seq);
+
+//  Records that the application acknowledged durable stream `durable` up to `seq`.
+void vd_subs_acked(vd_subs_t *self, const char *durable, uint64_t seq);
+
+/*  Whether a skipped redelivery of `durable` at `seq` was acknowledged by the application
+    already: then it is acknowledged again, or the broker's cursor would stay behind (the
+    application never sees the redelivery, so never acknowledges it).  */
+bool vd_subs_was_acked(const vd_subs_t *self, const char *durable, uint64_t seq);
 
 #endif
