@@ -2,7 +2,8 @@
 
         vedetta keygen --org ORG --name NAME --role ROLE --jurisdiction J[,J] [--label L] [--out DIR]
         vedetta pub --topic T --tlp TLP [options] [--body TEXT]      (else the body is stdin)
-        vedetta sub PATTERN... [--count N] [--timeout MS]
+        vedetta sub PATTERN... [--durable NAME] [--from-seq N | --since TIME] [--count N]
+                    [--timeout MS]
 
     Exit codes: 0 done; 1 usage or I/O error; 2 rejected or denied by the broker; 3 timeout or
     connection failure. Results go to stdout (one JSON object per line for pub and sub),
@@ -87,6 +88,7 @@ s_exit_for(int rc)
     case VD_EACCES:
     case VD_ETLP:
     case VD_EVERSION:
+    case VD_ESTORE: // a subscription with history refused by a broker that keeps no store
         return EXIT_DENIED;
     default:
         return EXIT_USAGE;
@@ -633,10 +635,12 @@ s_cmd_pub(int argc, char **argv)
     sub  */
 
 static const char *s_sub_help =
-    "Usage: vedetta sub PATTERN... [--count N] [--timeout MS] [--connect-timeout MS]\n"
+    "Usage: vedetta sub PATTERN... [--durable NAME] [--from-seq N | --since TIME]\n"
+    "                   [--count N] [--timeout MS] [--connect-timeout MS]\n"
     "\n"
     "Subscribes to each PATTERN ('*' one segment, '>' the rest, e.g. alert.toscana.>) and\n"
-    "prints every delivered message as one JSON object per line, flushed at once.\n"
+    "prints every delivered message as one JSON object per line, flushed at once. Each line\n"
+    "carries the broker's \"seq\", and \"durable\" on a durable subscription.\n"
     "Prints \"subscribed PATTERN\" on stderr for each subscription the broker accepts.\n"
     "Exit: 0 after --count messages, after --timeout without a message, or on SIGINT/SIGTERM;\n"
     "1 usage or I/O error; 2 a subscription was denied; 3 timeout or no connection.\n"
@@ -644,13 +648,251 @@ static const char *s_sub_help =
     "  --count N            stop after N messages\n"
     "  --timeout MS         stop after MS without a message (default: run until a signal)\n"
     "  --connect-timeout MS wait at most MS for the connection and for each subscription\n"
-    "                       (default: 5000)\n";
+    "                       (default: 5000)\n"
+    "\n"
+    "History (the broker must have a store):\n"
+    "  --durable NAME       a durable subscription: the broker keeps a cursor for this key and\n"
+    "                       NAME (1-64 of [A-Za-z0-9._-]). A new NAME starts now, a known one\n"
+    "                       resumes after the last message acknowledged. Each message is\n"
+    "                       acknowledged once its line has been written and flushed: what was\n"
+    "                       not printed comes again next time (deduplicate by \"id\": a line\n"
+    "                       printed just before a crash may come twice)\n"
+    "  --from-seq N         replay from seq N on, then go on live\n"
+    "  --since TIME         replay from the first message accepted at or after TIME, then go\n"
+    "                       on live. TIME is ISO-8601 UTC (2026-11-22T10:00:00Z, optionally\n"
+    "                       with milliseconds: 2026-11-22T10:00:00.250Z) or an age: 90s, 15m,\n"
+    "                       2h, 3d (now minus it)\n"
+    "--durable takes one PATTERN. With --durable, --from-seq or --since says where the cursor\n"
+    "starts (a known NAME is rewound to it). --from-seq and --since exclude each other.\n"
+    "\n";
+
+#define MS_PER_SECOND 1000LL
+
+typedef struct {
+    long long count;          // stop after this many messages; 0: never
+    long long connect_ms;     // wait for the connection and for each subscription's answer
+    vd_sub_options_t history; // durable name and where a replay starts; zeros: live only
+} s_sub_args_t;
+
+//  Now, in UTC ms since the epoch.
+static int64_t
+s_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * MS_PER_SECOND + now.tv_nsec / 1000000;
+}
+
+//  True if `text` starts with `shape`, where each '9' of `shape` stands for one ASCII digit.
+static bool
+s_has_shape(const char *text, const char *shape)
+{
+    for (; *shape; shape++, text++) {
+        bool digit = *text >= '0' && *text <= '9';
+        if (*shape == '9' ? !digit : *text != *shape)
+            return false;
+    }
+    return true;
+}
+
+//  The milliseconds of an ISO-8601 fraction (".5" is 500) followed by "Z" and nothing else.
+static bool
+s_parse_fraction_z(const char *text, int *millis)
+{
+    *millis = 0;
+    if (*text == '.') {
+        int digits = 0;
+        for (text++; digits < 3 && *text >= '0' && *text <= '9'; text++, digits++)
+            *millis = *millis * 10 + (*text - '0');
+        if (digits == 0)
+            return false;
+        for (; digits < 3; digits++)
+            *millis *= 10;
+    }
+    return strcmp(text, "Z") == 0;
+}
+
+/*  "2026-11-22T10:00:00Z" or "2026-11-22T10:00:00.250Z" as UTC ms. Only UTC, spelled with a Z:
+    a local time would replay something else depending on where the command runs.  */
+static bool
+s_parse_iso8601(const char *text, int64_t *ms)
+{
+    static const char shape[] = "9999-99-99T99:99:99";
+    struct tm tm = { 0 };
+    int millis;
+    if (!s_has_shape(text, shape) || !s_parse_fraction_z(text + sizeof shape - 1, &millis))
+        return false;
+    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    struct tm wanted = tm;
+    time_t secs = timegm(&tm);
+    //  timegm() normalises February 30th into March: a date that changed did not exist.
+    if (secs < 0 || tm.tm_year != wanted.tm_year || tm.tm_mon != wanted.tm_mon ||
+        tm.tm_mday != wanted.tm_mday || tm.tm_hour != wanted.tm_hour ||
+        tm.tm_min != wanted.tm_min || tm.tm_sec != wanted.tm_sec)
+        return false;
+    *ms = (int64_t)secs * MS_PER_SECOND + millis;
+    return true;
+}
+
+//  An age ("90s", "15m", "2h", "3d") as the UTC ms that long before `now_ms`.
+static bool
+s_parse_age(const char *text, int64_t now_ms, int64_t *ms)
+{
+    static const struct {
+        char unit;
+        long long ms;
+    } units[] = { { 's', MS_PER_SECOND },
+                  { 'm', 60 * MS_PER_SECOND },
+                  { 'h', 3600 * MS_PER_SECOND },
+                  { 'd', 86400 * MS_PER_SECOND } };
+    size_t len = strlen(text);
+    char number[24];
+    if (len < 2 || len > sizeof number)
+        return false;
+    memcpy(number, text, len - 1);
+    number[len - 1] = '\0';
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        long long count;
+        //  At most back to the epoch's first ms: 0 would ask for no replay at all.
+        if (text[len - 1] == units[i].unit &&
+            s_parse_int(number, (now_ms - 1) / units[i].ms, &count)) {
+            *ms = now_ms - count * units[i].ms;
+            return true;
+        }
+    }
+    return false;
+}
+
+//  --since TIME as UTC ms (at least 1: 0 means no replay).
+static bool
+s_parse_since(const char *text, int64_t *ms)
+{
+    if (!s_parse_age(text, s_now_ms(), ms) && !s_parse_iso8601(text, ms))
+        return false;
+    if (*ms == 0)
+        *ms = 1; // the epoch itself: every message is after it anyway
+    return true;
+}
+
+//  Handles a history option; returns false if `opt` is not one.
+static bool
+s_history_option(vd_sub_options_t *history, int opt, const char *arg, int *exit_code)
+{
+    long long seq;
+    switch (opt) {
+    case 'D':
+        if (!vdp_durable_valid(arg))
+            *exit_code =
+                s_usage_error("sub", "invalid --durable '%s' (1 to 64 of [A-Za-z0-9._-])", arg);
+        history->durable = arg;
+        return true;
+    case 'F':
+        if (!s_parse_int(arg, LLONG_MAX, &seq) || seq == 0)
+            *exit_code = s_usage_error("sub", "invalid --from-seq '%s' (a seq, 1 or more)", arg);
+        history->from_seq = (uint64_t)seq;
+        return true;
+    case 'S':
+        if (!s_parse_since(arg, &history->since_ms))
+            *exit_code = s_usage_error("sub",
+                                       "invalid --since '%s' (an ISO-8601 UTC time like "
+                                       "2026-11-22T10:00:00Z, or an age like 15m, 2h, 3d)",
+                                       arg);
+        return true;
+    default:
+        return false;
+    }
+}
+
+//  Parses sub's options into `conn` and `args`; returns an exit code.
+static int
+s_sub_parse(int argc, char **argv, s_conn_t *conn, s_sub_args_t *args, bool *help)
+{
+    static const struct option options[] = { S_CONN_OPTIONS,
+                                             { "count", required_argument, NULL, 'n' },
+                                             { "connect-timeout", required_argument, NULL, 'C' },
+                                             { "durable", required_argument, NULL, 'D' },
+                                             { "from-seq", required_argument, NULL, 'F' },
+                                             { "since", required_argument, NULL, 'S' },
+                                             { NULL, 0, NULL, 0 } };
+    int code = EXIT_OK;
+    int opt;
+    while (code == EXIT_OK && (opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        if (opt == 'h') {
+            *help = true;
+            return EXIT_OK;
+        } else if (opt == 'n') {
+            if (!s_parse_int(optarg, LLONG_MAX, &args->count) || args->count == 0)
+                code = s_usage_error("sub", "invalid --count '%s'", optarg);
+        } else if (opt == 'C') {
+            if (!s_parse_int(optarg, INT_MAX, &args->connect_ms))
+                code = s_usage_error("sub", "invalid --connect-timeout '%s'", optarg);
+        } else if (opt == ':') {
+            code = s_usage_error("sub", "option %s needs a value", argv[optind - 1]);
+        } else if (!s_history_option(&args->history, opt, optarg, &code) &&
+                   !s_conn_option(conn, opt, optarg, "sub", &code)) {
+            code = s_usage_error("sub", "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (code != EXIT_OK)
+        return code;
+    if (args->history.from_seq && args->history.since_ms)
+        return s_usage_error("sub", "--from-seq and --since exclude each other: give one");
+    if (optind >= argc)
+        return s_usage_error("sub", "at least one PATTERN is required");
+    //  The broker keeps one cursor per name, not its patterns: a pattern added to a stream
+    //  already catching up would miss what the stream has read past, and the cursor would then
+    //  pass it. One pattern per durable subscription cannot miss anything.
+    if (args->history.durable && argc - optind > 1)
+        return s_usage_error("sub", "--durable takes one PATTERN (run one 'vedetta sub' per "
+                                    "durable name, or use a wider pattern)");
+    return EXIT_OK;
+}
+
+/*  The JSON line of a delivery: vd_envelope_to_json(), plus "durable" on a durable
+    subscription, next to "subscription" and before the body like the other broker stamps.
+    Caller frees; NULL if out of memory.  */
+static char *
+s_delivery_json(const vd_envelope_t *env)
+{
+    char *text = vd_envelope_to_json(env);
+    const char *durable = vd_envelope_durable(env);
+    if (!text || !durable)
+        return text;
+    json_t *parsed = json_loads(text, JSON_ALLOW_NUL, NULL);
+    free(text);
+    json_t *line = json_object();
+    bool placed = false, failed = !parsed || !line;
+    const char *key;
+    json_t *value;
+    if (!failed) {
+        json_object_foreach(parsed, key, value)
+        {
+            if (strcmp(key, "durable") == 0)
+                continue; // ours goes in its own place
+            if (!placed && (strcmp(key, "body") == 0 || strcmp(key, "body_b64") == 0)) {
+                failed |= json_object_set_new(line, "durable", json_string(durable)) != 0;
+                placed = true;
+            }
+            failed |= json_object_set(line, key, value) != 0;
+        }
+        if (!placed)
+            failed |= json_object_set_new(line, "durable", json_string(durable)) != 0;
+    }
+    text = failed ? NULL : json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(parsed);
+    json_decref(line);
+    return text;
+}
 
 //  Writes one delivery as a JSON line; false if stdout is gone.
 static bool
 s_print_delivery(const vd_envelope_t *env)
 {
-    char *text = vd_envelope_to_json(env);
+    char *text = s_delivery_json(env);
     if (!text) {
         fprintf(stderr, "vedetta sub: out of memory formatting a message (seq %llu)\n",
                 (unsigned long long)vd_envelope_seq(env));
@@ -659,6 +901,24 @@ s_print_delivery(const vd_envelope_t *env)
     bool ok = fputs(text, stdout) >= 0 && fputc('\n', stdout) != EOF && fflush(stdout) == 0;
     free(text);
     return ok;
+}
+
+/*  Acknowledges a delivery of a durable subscription whose line is out. Only after the flush:
+    acknowledged but never printed would be lost. Sent at once rather than with a later batch:
+    the fewer acknowledgements in flight, the fewer lines a crash makes us print twice. A failed
+    ack loses nothing (the message comes again next time), so it is only reported.  */
+static void
+s_ack(vd_client_t *client, const vd_envelope_t *env)
+{
+    if (!vd_envelope_durable(env))
+        return;
+    int rc = vd_client_ack(client, env);
+    if (rc != VD_OK) {
+        fprintf(stderr, "vedetta sub: seq %llu not acknowledged (%s): it may come again\n",
+                (unsigned long long)vd_envelope_seq(env), vd_strerror_name(rc));
+        return;
+    }
+    vd_client_flush(client); // if libzmq's queue is full, the ack stays queued for the next try
 }
 
 //  Receives until done; returns an exit code.
@@ -675,6 +935,8 @@ s_sub_loop(vd_client_t *client, long long count, int idle_ms)
         int rc = vd_client_recv(client, &env, slice);
         if (rc == VD_OK) {
             bool ok = s_print_delivery(env);
+            if (ok)
+                s_ack(client, env);
             vd_envelope_destroy(&env);
             if (!ok) {
                 fprintf(stderr, "vedetta sub: cannot write to stdout\n");
@@ -694,39 +956,39 @@ s_sub_loop(vd_client_t *client, long long count, int idle_ms)
     return EXIT_OK;
 }
 
+//  Subscribes to each pattern with the same history options; returns an exit code.
+static int
+s_sub_patterns(vd_client_t *client, char **patterns, int count, const s_sub_args_t *args)
+{
+    for (int i = 0; i < count; i++) {
+        char reason[VDP_MAX_REASON + 1];
+        int rc = vd_client_subscribe_from(client, patterns[i], &args->history, reason,
+                                          sizeof reason, (int)args->connect_ms);
+        if (rc != VD_OK) {
+            fprintf(stderr, "vedetta sub: %s: %s (%s)\n", patterns[i], reason,
+                    vd_strerror_name(rc));
+            return s_exit_for(rc);
+        }
+        fprintf(stderr, "subscribed %s\n", patterns[i]);
+    }
+    return EXIT_OK;
+}
+
 static int
 s_cmd_sub(int argc, char **argv)
 {
-    static const struct option options[] = { S_CONN_OPTIONS,
-                                             { "count", required_argument, NULL, 'n' },
-                                             { "connect-timeout", required_argument, NULL, 'C' },
-                                             { NULL, 0, NULL, 0 } };
     s_conn_t conn;
     s_conn_defaults(&conn);
-    long long count = 0, connect_ms = CLI_DEFAULT_TIMEOUT_MS;
-    int code = EXIT_OK;
-    int opt;
-    while (code == EXIT_OK && (opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(s_sub_help, stdout);
-            fputs(s_conn_help, stdout);
-            return EXIT_OK;
-        } else if (opt == 'n') {
-            if (!s_parse_int(optarg, LLONG_MAX, &count) || count == 0)
-                code = s_usage_error("sub", "invalid --count '%s'", optarg);
-        } else if (opt == 'C') {
-            if (!s_parse_int(optarg, INT_MAX, &connect_ms))
-                code = s_usage_error("sub", "invalid --connect-timeout '%s'", optarg);
-        } else if (opt == ':') {
-            code = s_usage_error("sub", "option %s needs a value", argv[optind - 1]);
-        } else if (!s_conn_option(&conn, opt, optarg, "sub", &code)) {
-            code = s_usage_error("sub", "unknown option %s", argv[optind - 1]);
-        }
+    s_sub_args_t args = { .count = 0, .connect_ms = CLI_DEFAULT_TIMEOUT_MS };
+    bool help = false;
+    int code = s_sub_parse(argc, argv, &conn, &args, &help);
+    if (help) {
+        fputs(s_sub_help, stdout);
+        fputs(s_conn_help, stdout);
+        return EXIT_OK;
     }
     if (code != EXIT_OK)
         return code;
-    if (optind >= argc)
-        return s_usage_error("sub", "at least one PATTERN is required");
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -737,22 +999,13 @@ s_cmd_sub(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); // a closed pipe shows up as a write error: exit cleanly
 
     vd_client_t *client = NULL;
-    code = s_connect("sub", &conn, (int)connect_ms, &client);
+    code = s_connect("sub", &conn, (int)args.connect_ms, &client);
     if (code != EXIT_OK)
         return code;
-    for (int i = optind; i < argc && code == EXIT_OK; i++) {
-        char reason[VDP_MAX_REASON + 1];
-        int rc = vd_client_subscribe(client, argv[i], reason, sizeof reason, (int)connect_ms);
-        if (rc == VD_OK) {
-            fprintf(stderr, "subscribed %s\n", argv[i]);
-        } else {
-            fprintf(stderr, "vedetta sub: %s: %s (%s)\n", argv[i], reason, vd_strerror_name(rc));
-            code = s_exit_for(rc);
-        }
-    }
+    code = s_sub_patterns(client, argv + optind, argc - optind, &args);
     if (code == EXIT_OK)
-        code = s_sub_loop(client, count, conn.timeout_set ? conn.timeout_ms : -1);
-    vd_client_destroy(&client);
+        code = s_sub_loop(client, args.count, conn.timeout_set ? conn.timeout_ms : -1);
+    vd_client_destroy(&client); // sends the last acknowledgements before bye
     return code;
 }
 

@@ -8,5 +8,6 @@ Suite *it_broker_suite(void);
 Suite *it_client_suite(void);
 Suite *it_store_suite(void);
 Suite *it_durable_suite(void);
+Suite *it_cli_durable_suite(void);
 
 #endif
