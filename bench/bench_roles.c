@@ -60,7 +60,10 @@ typedef struct {
     s_resend_t *resend;                 // owned: publishes to send again (ESESSION)
     size_t resend_count;
     size_t resend_max;
-    bool resending; // inside s_pub_resend(): do not nest
+    bool resending;         // inside s_pub_resend(): do not nest
+    vd_envelope_t *unacked; // durable subscriber: owned, the last delivery not acknowledged yet
+    size_t since_ack;       // durable subscriber: deliveries taken since the last ack
+    int64_t acks;           // durable subscriber: vd_client_ack() calls queued
 } s_role_t;
 
 static const char s_hex[] = "0123456789abcdef";
@@ -77,6 +80,10 @@ bench_path_name(bench_path_t path)
         return "zmq-curve";
     case BENCH_PATH_FWD:
         return "fwd-curve";
+    case BENCH_PATH_FANOUT:
+        return "vedettad-fanout";
+    case BENCH_PATH_DURABLE:
+        return "vedettad-durable";
     default:
         return "?";
     }
@@ -85,7 +92,19 @@ bench_path_name(bench_path_t path)
 bool
 bench_path_is_vedettad(bench_path_t path)
 {
-    return path == BENCH_PATH_VEDETTAD || path == BENCH_PATH_STORE;
+    return path == BENCH_PATH_VEDETTAD || path == BENCH_PATH_STORE || bench_path_is_fanout(path);
+}
+
+bool
+bench_path_has_store(bench_path_t path)
+{
+    return path == BENCH_PATH_STORE || path == BENCH_PATH_DURABLE;
+}
+
+bool
+bench_path_is_fanout(bench_path_t path)
+{
+    return path == BENCH_PATH_FANOUT || path == BENCH_PATH_DURABLE;
 }
 
 static void
@@ -325,6 +344,7 @@ s_role_close(s_role_t *self)
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     self->ctx = NULL;
+    vd_envelope_destroy(&self->unacked);
     vd_client_destroy(&self->client);
     free(self->buf);
     self->buf = NULL;
@@ -636,23 +656,25 @@ s_pub_throughput(s_role_t *self, uint64_t count)
     return s_done(self, rc ? VD_ETIMEOUT : VD_OK, v, sizeof v / sizeof v[0], self->reject_reason);
 }
 
-/*  Waits for the subscriber's byte that says the sample arrived. vedettad: every 10 ms without
-    it, reads receipts, so that a sample the broker lost with the session is published again
+/*  Waits for the byte of each subscriber that says the sample arrived (they share the pipe, and
+    none writes for the next sample before it is sent). vedettad: every 10 ms without them, reads
+    receipts, so that a sample the broker lost with the session is published again
     (the client has no fd to poll beside the pipe; an ack normally comes well within 10 ms).  */
 static int
 s_pub_wait_ack(s_role_t *self, uint64_t seq, int64_t deadline)
 {
     //  Silence as long as the throughput phase tolerates means the sample was lost.
     int64_t lost_at = bench_proc_now_ns() + self->cfg->idle_ns;
+    size_t missing = self->cfg->subscribers > 0 ? self->cfg->subscribers : 1;
     for (;;) {
         int64_t now = bench_proc_now_ns();
         if (now >= deadline)
             return bench_ctl_fail(self->ctl, "latency: the phase deadline passed");
         if (now >= lost_at)
             return bench_ctl_fail(self->ctl,
-                                  "LOST latency sample %" PRIu64 ": not delivered "
-                                  "within %d s",
-                                  seq, (int)(self->cfg->idle_ns / 1000000000));
+                                  "LOST latency sample %" PRIu64 ": not delivered to %zu "
+                                  "subscriber(s) within %d s",
+                                  seq, missing, (int)(self->cfg->idle_ns / 1000000000));
         int64_t left = (deadline < lost_at ? deadline : lost_at) - now;
         struct pollfd pfd[2] = { { .fd = self->cfg->ack_fd, .events = POLLIN },
                                  { .fd = self->ctl, .events = POLLIN } };
@@ -663,10 +685,15 @@ s_pub_wait_ack(s_role_t *self, uint64_t seq, int64_t deadline)
         if (rc < 0 && errno != EINTR)
             return bench_ctl_fail(self->ctl, "poll: %s", strerror(errno));
         if (rc > 0 && (pfd[0].revents & POLLIN)) {
-            char byte;
-            if (read(self->cfg->ack_fd, &byte, 1) == 1)
+            char bytes[BENCH_MAX_SUBS];
+            ssize_t n =
+                read(self->cfg->ack_fd, bytes, missing < sizeof bytes ? missing : sizeof bytes);
+            if (n <= 0)
+                return bench_ctl_fail(self->ctl, "the subscriber's ack pipe closed");
+            missing -= (size_t)n;
+            if (missing == 0)
                 return 0;
-            return bench_ctl_fail(self->ctl, "the subscriber's ack pipe closed");
+            continue;
         }
         if (rc > 0 && (pfd[0].revents & (POLLHUP | POLLERR)))
             return bench_ctl_fail(self->ctl, "the subscriber's ack pipe closed");
@@ -760,10 +787,18 @@ s_sub_open(s_role_t *self)
         if (s_vd_connect(self))
             return -1;
         char reason[256] = "";
-        int rc = vd_client_subscribe(self->client, cfg->topic, reason, sizeof reason,
-                                     (int)(cfg->setup_ns / 1000000));
+        int timeout_ms = (int)(cfg->setup_ns / 1000000);
+        int rc;
+        if (cfg->durable[0]) {
+            //  A new name: the stream starts now, before the publisher's first probe.
+            vd_sub_options_t options = { .durable = cfg->durable };
+            rc = vd_client_subscribe_from(self->client, cfg->topic, &options, reason, sizeof reason,
+                                          timeout_ms);
+        } else
+            rc = vd_client_subscribe(self->client, cfg->topic, reason, sizeof reason, timeout_ms);
         if (rc != VD_OK)
-            return bench_ctl_fail(self->ctl, "subscribe %s: %s %s", cfg->topic, vd_strerror(rc),
+            return bench_ctl_fail(self->ctl, "subscribe %s%s%s: %s %s", cfg->topic,
+                                  cfg->durable[0] ? " durable " : "", cfg->durable, vd_strerror(rc),
                                   reason);
     } else {
         if (s_zmq_open(self, ZMQ_SUB) || s_zmq_curve_client(self))
@@ -774,6 +809,56 @@ s_sub_open(s_role_t *self)
                                   zmq_strerror(errno));
     }
     return bench_ctl_send_type(self->ctl, BENCH_CTL_READY);
+}
+
+/*  Acknowledges the delivery kept in self->unacked (and, acks being cumulative, every one
+    before it on its stream). ECONN means libzmq's queue toward the broker is full: the
+    delivery stays kept, and a later ack covers it. Returns 0, or -1 (FAIL sent).  */
+static int
+s_sub_ack(s_role_t *self)
+{
+    if (!self->unacked)
+        return 0;
+    int rc = vd_client_ack(self->client, self->unacked);
+    if (rc == VD_ECONN)
+        return 0;
+    if (rc != VD_OK)
+        return bench_ctl_fail(self->ctl, "vd_client_ack: %s", vd_strerror(rc));
+    vd_envelope_destroy(&self->unacked);
+    self->since_ack = 0;
+    self->acks++;
+    return 0;
+}
+
+/*  A durable subscriber processes each delivery, then acknowledges every cfg->ack_every of
+    them, as an application that commits its work in batches would; the last delivery is kept
+    so that what remains can be acknowledged when the phase ends. Takes `*env`.  */
+static int
+s_sub_processed(s_role_t *self, vd_envelope_t **env)
+{
+    if (!vd_envelope_durable(*env)) {
+        vd_envelope_destroy(env);
+        return 0;
+    }
+    vd_envelope_destroy(&self->unacked);
+    self->unacked = *env;
+    *env = NULL;
+    size_t every = self->cfg->ack_every > 0 ? self->cfg->ack_every : 1;
+    return ++self->since_ack >= every ? s_sub_ack(self) : 0;
+}
+
+//  Acknowledges what is left and sends it now: the phase is over.
+static int
+s_sub_ack_rest(s_role_t *self)
+{
+    if (!self->client)
+        return 0;
+    if (s_sub_ack(self))
+        return -1;
+    int rc = vd_client_flush(self->client);
+    if (rc != VD_OK && rc != VD_ECONN)
+        return bench_ctl_fail(self->ctl, "vd_client_flush: %s", vd_strerror(rc));
+    return 0;
 }
 
 //  Receives one message into self->buf, waiting up to `timeout_ms`. Returns 1 when one came,
@@ -793,8 +878,7 @@ s_sub_recv(s_role_t *self, int timeout_ms)
         self->len = len < self->cfg->size ? len : self->cfg->size;
         if (body && self->len)
             memcpy(self->buf, body, self->len);
-        vd_envelope_destroy(&env);
-        return 1;
+        return s_sub_processed(self, &env) ? -1 : 1;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         int n = zmq_recv(self->sock, self->buf, self->cfg->size, ZMQ_DONTWAIT);
@@ -888,6 +972,7 @@ s_sub_throughput(s_role_t *self, uint64_t count)
         return bench_ctl_fail(self->ctl, "out of memory");
     int64_t deadline = bench_proc_now_ns() + self->cfg->phase_ns;
     uint64_t handled = 0;
+    self->acks = 0;
     int result = 0;
     bool timed_out = false;
     while ((uint64_t)tally.received < count) {
@@ -918,10 +1003,11 @@ s_sub_throughput(s_role_t *self, uint64_t count)
         }
     }
     free(tally.seen);
-    if (result)
+    if (result || s_sub_ack_rest(self))
         return -1;
-    int64_t v[] = { tally.received,   tally.first,     tally.last,
-                    tally.duplicates, tally.reordered, s_dropped(self) };
+    int64_t redelivered = self->client ? (int64_t)vd_client_redelivered(self->client) : 0;
+    int64_t v[] = { tally.received,  tally.first,     tally.last, tally.duplicates,
+                    tally.reordered, s_dropped(self), self->acks, redelivered };
     return s_done(self, timed_out ? VD_ETIMEOUT : VD_OK, v, sizeof v / sizeof v[0], NULL);
 }
 
@@ -973,6 +1059,8 @@ s_sub_latency(s_role_t *self, uint64_t samples, uint64_t warmup)
             result = bench_ctl_fail(self->ctl, "latency: %llu of %llu samples by the deadline",
                                     (unsigned long long)got, (unsigned long long)total);
     }
+    if (result == 0 && s_sub_ack_rest(self))
+        result = -1;
     if (result == 0) {
         qsort(delay, stored, sizeof *delay, s_compare_i64);
         int64_t v[] = { (int64_t)stored, s_percentile(delay, stored, 50),

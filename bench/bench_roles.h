@@ -8,7 +8,12 @@
       zmq-curve       libzmq PUB -> SUB, CURVE, no broker
       fwd-curve       libzmq PUB -> XSUB | zmq_proxy | XPUB -> SUB, CURVE on both hops, no
                       auth/ACL/store
-    The roles do the same on both vedettad paths; only vedettad's configuration differs.
+    Two more carry them from one publisher to N subscribers, each its own process:
+      vedettad-fanout   vedettad without a store, plain subscriptions: live 1->N
+      vedettad-durable  vedettad with its store (sync full), each subscriber on a durable
+                        subscription of its own name, acknowledging every `ack_every` deliveries
+    The roles do the same on every vedettad path; only vedettad's configuration, the number of
+    subscribers and their subscriptions differ.
     Each role is a bench_child_fn: it sets up, sends READY, then obeys control messages until
     QUIT (bench_proc.h). Every wait is bounded by the phase deadline; a role that gives up sends
     FAIL with the reason and exits non-zero.
@@ -25,7 +30,8 @@
       publisher  LATENCY  the same counters, [SENT] = samples + warm-up
       subscriber GO       [RECEIVED] distinct data messages, [FIRST], [LAST] arrival times,
                           [DUPLICATES], [REORDERED] arrivals below the highest seen, [DROPPED]
-                          deliveries libvedetta dropped (vd_client_dropped())
+                          deliveries libvedetta dropped (vd_client_dropped()), [ACKS] acks sent
+                          (durable), [REDELIVERED] (vd_client_redelivered())
       subscriber LATENCY  [SAMPLES], [P50], [P99], [MAX], [MIN] one-way delays in ns  */
 
 #ifndef BENCH_ROLES_H_INCLUDED
@@ -44,7 +50,9 @@ typedef enum {
     BENCH_PATH_STORE = 1,    // vedettad with its durable store
     BENCH_PATH_ZMQ = 2,
     BENCH_PATH_FWD = 3,
-    BENCH_PATH_COUNT = 4
+    BENCH_PATH_FANOUT = 4,  // vedettad, live, one publisher to N plain subscriptions
+    BENCH_PATH_DURABLE = 5, // vedettad with its store, one publisher to N durable subscriptions
+    BENCH_PATH_COUNT = 6
 } bench_path_t;
 
 //  Indexes of bench_ctl_t.v[] in DONE messages (see above).
@@ -64,7 +72,9 @@ enum {
     BENCH_SUB_LAST,
     BENCH_SUB_DUPLICATES,
     BENCH_SUB_REORDERED,
-    BENCH_SUB_DROPPED
+    BENCH_SUB_DROPPED,
+    BENCH_SUB_ACKS,
+    BENCH_SUB_REDELIVERED
 };
 enum { BENCH_LAT_SAMPLES = 0, BENCH_LAT_P50, BENCH_LAT_P99, BENCH_LAT_MAX, BENCH_LAT_MIN };
 
@@ -74,6 +84,8 @@ enum { BENCH_LAT_SAMPLES = 0, BENCH_LAT_P50, BENCH_LAT_P99, BENCH_LAT_MAX, BENCH
 //  XPUB (which turns a full queue into back-pressure instead of a silent drop), no message is
 //  lost while the subscriber catches up; the bench counts them to prove it.
 #define BENCH_HWM 100000
+//  Most subscriber processes of one fan-out run.
+#define BENCH_MAX_SUBS 16
 
 typedef struct {
     bench_path_t path;
@@ -83,8 +95,10 @@ typedef struct {
     int64_t setup_ns;                        // deadline of connecting and joining
     int64_t phase_ns;                        // deadline of one measured phase
     int64_t idle_ns;                         // subscriber: silence after DRAIN that ends a phase
-    int ack_fd;                              // latency: the subscriber writes a byte per sample,
-                                             // the publisher reads it before sending the next
+    int ack_fd;                              // latency: each subscriber writes a byte per sample,
+                                             // the publisher reads them before sending the next
+    size_t subscribers;                      // publisher: bytes to read per sample (one each)
+    size_t ack_every;                        // durable subscriber: deliveries per vd_client_ack()
     char endpoint[256];                      // where to connect; "" for the zmq-curve publisher
     char server_public[VDP_KEY_Z85_LEN + 1]; // raw paths: the binding side's CURVE key pair
     char server_secret[VDP_KEY_Z85_LEN + 1];
@@ -93,13 +107,21 @@ typedef struct {
     char broker_public[VDP_KEY_Z85_LEN + 1]; // vedettad: the broker's CURVE public key
     char secret_path[PATH_MAX];              // vedettad: this role's agency secret file
     char topic[VDP_MAX_TOPIC + 1];           // vedettad: publisher's topic / subscriber's pattern
+    char durable[VDP_MAX_DURABLE + 1];       // subscriber: its durable subscription's name, or ""
 } bench_role_cfg_t;
 
-//  "vedettad", "vedettad-store", "zmq-curve" or "fwd-curve".
+//  "vedettad", "vedettad-store", "zmq-curve", "fwd-curve", "vedettad-fanout" or
+//  "vedettad-durable".
 const char *bench_path_name(bench_path_t path);
 
 //  True for the paths through vedettad (the clients are libvedetta's).
 bool bench_path_is_vedettad(bench_path_t path);
+
+//  True for the paths whose vedettad keeps a store (sync full).
+bool bench_path_has_store(bench_path_t path);
+
+//  True for the paths with N subscribers.
+bool bench_path_is_fanout(bench_path_t path);
 
 //  Role bodies for bench_proc_fork(); `arg` is a bench_role_cfg_t (the forwarder uses only the
 //  server key pair and the timeouts). The forwarder's READY text is "<xsub-endpoint>

@@ -1,9 +1,12 @@
 /*  vedetta-bench: one publisher -> one subscriber through vedettad, live (no store) and with
     its durable store (sync full), measured in the same run against two libzmq references with
     CURVE: PUB -> SUB direct, and PUB -> zmq_proxy -> SUB (a forwarder with no authentication,
-    ACL or store). For each path and message size it reports throughput, one-way latency
-    p50/p99, and CPU µs per message of every process (publisher, broker or forwarder,
-    subscriber), then the ratios vedettad/reference and vedettad-store/vedettad.
+    ACL or store). For each path and message size it reports throughput (deliveries, and on
+    vedettad the publisher's receipts), one-way latency p50/p99, and CPU µs per message of
+    every process (publisher, broker or forwarder, subscriber), then the ratios
+    vedettad/reference and vedettad-store/vedettad. Then one publisher -> N subscribers, live
+    (plain subscriptions, no store) and durable (a durable subscription each, acknowledged,
+    store on), with the ratio durable/live of the same run.
     bench/README.md says what is measured and how.
 
     This file is the coordinator: options, the key files and configuration of vedettad, the
@@ -49,6 +52,8 @@
 #define S_DEFAULT_BATCH  256
 #define S_DEFAULT_PHASE  120
 #define S_MAX_COUNT      100000000
+#define S_DEFAULT_SUBS   4
+#define S_DEFAULT_ACK    1 // a durable subscriber acknowledges every delivery
 
 //  The parties: a Comune's SIEM publishes its alerts; its COSC subscribes to the region's.
 #define S_BROKER_ORG  "broker:toscana"
@@ -70,6 +75,8 @@ typedef struct {
     size_t window;
     size_t batch;
     int phase_s;
+    size_t subscribers; // fan-out paths: subscriber processes
+    size_t ack_every;   // vedettad-durable: deliveries per acknowledgement
     bool quick;
     bool enabled[BENCH_PATH_COUNT];
     char broker[PATH_MAX];
@@ -88,13 +95,27 @@ typedef struct {
     char client_secret[VDP_KEY_Z85_LEN + 1];
 } s_env_t;
 
+//  One subscriber's share of a run.
+typedef struct {
+    double rate; // distinct data messages per second, from the publisher's first send
+    int64_t received;
+    int64_t acks;        // vedettad-durable: acknowledgements sent during the throughput phase
+    int64_t redelivered; // skipped by libvedetta as already handed over
+    double p50_us;
+    double p99_us;
+} s_sub_result_t;
+
 typedef struct {
     bench_path_t path;
     size_t size;
     bool ok;
-    double rate;   // messages per second received
-    double p50_us; // one-way latency
+    double rate;       // messages per second received: the slowest subscriber's
+    double total_rate; // deliveries per second, all subscribers together
+    double rcpt_rate;  // vedettad: receipts per second at the publisher (0 elsewhere)
+    double p50_us;     // one-way latency: the slowest subscriber's
     double p99_us;
+    size_t nsubs;
+    s_sub_result_t subs[BENCH_MAX_SUBS];
     double cpu_us[3]; // per message: publisher, broker/forwarder, subscriber; NAN if unknown
     int64_t lost;
     int64_t duplicates;
@@ -106,7 +127,8 @@ typedef struct {
 typedef struct {
     bench_child_t server; // vedettad or the forwarder; pid 0 for zmq-curve
     bench_child_t pub;
-    bench_child_t sub;
+    bench_child_t subs[BENCH_MAX_SUBS];
+    size_t nsubs;
 } s_procs_t;
 
 static void
@@ -120,12 +142,15 @@ s_usage(FILE *out)
             "  --quick              small counts: a smoke run of a few seconds\n"
             "  --broker PATH        the vedettad binary (default: next to this program, then "
             "PATH)\n"
-            "  --only P[,P...]      run only these paths: vedettad, vedettad-store, zmq, fwd\n"
+            "  --only P[,P...]      run only these paths: vedettad, vedettad-store, zmq, fwd,\n"
+            "                       fanout, durable\n"
+            "  --subscribers N      fan-out paths: subscriber processes (default %d, at most %d)\n"
+            "  --ack-every K        vedettad-durable: deliveries per acknowledgement (default %d)\n"
             "  --window N           vedettad: most publishes without a receipt (default %d)\n"
             "  --batch N            vedettad: publishes queued per flush (default %d)\n"
             "  --deadline S         seconds allowed for one phase (default %d)\n",
-            S_DEFAULT_COUNT, BENCH_MIN_SIZE, S_DEFAULT_LAT, S_DEFAULT_WINDOW, S_DEFAULT_BATCH,
-            S_DEFAULT_PHASE);
+            S_DEFAULT_COUNT, BENCH_MIN_SIZE, S_DEFAULT_LAT, S_DEFAULT_SUBS, BENCH_MAX_SUBS,
+            S_DEFAULT_ACK, S_DEFAULT_WINDOW, S_DEFAULT_BATCH, S_DEFAULT_PHASE);
 }
 
 static bool
@@ -173,6 +198,10 @@ s_parse_only(const char *text, bool enabled[BENCH_PATH_COUNT])
             enabled[BENCH_PATH_ZMQ] = true;
         else if (strcmp(tok, "fwd") == 0 || strcmp(tok, "fwd-curve") == 0)
             enabled[BENCH_PATH_FWD] = true;
+        else if (strcmp(tok, "fanout") == 0 || strcmp(tok, "vedettad-fanout") == 0)
+            enabled[BENCH_PATH_FANOUT] = true;
+        else if (strcmp(tok, "durable") == 0 || strcmp(tok, "vedettad-durable") == 0)
+            enabled[BENCH_PATH_DURABLE] = true;
         else
             return false;
     }
@@ -193,20 +222,25 @@ s_parse_args(int argc, char **argv, s_opts_t *opts)
         O_WINDOW,
         O_BATCH,
         O_DEADLINE,
+        O_SUBSCRIBERS,
+        O_ACK_EVERY,
         O_HELP
     };
-    static const struct option longopts[] = { { "count", required_argument, NULL, O_COUNT },
-                                              { "sizes", required_argument, NULL, O_SIZES },
-                                              { "latency-samples", required_argument, NULL,
-                                                O_SAMPLES },
-                                              { "quick", no_argument, NULL, O_QUICK },
-                                              { "broker", required_argument, NULL, O_BROKER },
-                                              { "only", required_argument, NULL, O_ONLY },
-                                              { "window", required_argument, NULL, O_WINDOW },
-                                              { "batch", required_argument, NULL, O_BATCH },
-                                              { "deadline", required_argument, NULL, O_DEADLINE },
-                                              { "help", no_argument, NULL, O_HELP },
-                                              { NULL, 0, NULL, 0 } };
+    static const struct option longopts[] = {
+        { "count", required_argument, NULL, O_COUNT },
+        { "sizes", required_argument, NULL, O_SIZES },
+        { "latency-samples", required_argument, NULL, O_SAMPLES },
+        { "quick", no_argument, NULL, O_QUICK },
+        { "broker", required_argument, NULL, O_BROKER },
+        { "only", required_argument, NULL, O_ONLY },
+        { "window", required_argument, NULL, O_WINDOW },
+        { "batch", required_argument, NULL, O_BATCH },
+        { "deadline", required_argument, NULL, O_DEADLINE },
+        { "subscribers", required_argument, NULL, O_SUBSCRIBERS },
+        { "ack-every", required_argument, NULL, O_ACK_EVERY },
+        { "help", no_argument, NULL, O_HELP },
+        { NULL, 0, NULL, 0 }
+    };
     memset(opts, 0, sizeof *opts);
     opts->sizes[0] = 100;
     opts->sizes[1] = 1024;
@@ -214,6 +248,8 @@ s_parse_args(int argc, char **argv, s_opts_t *opts)
     opts->window = S_DEFAULT_WINDOW;
     opts->batch = S_DEFAULT_BATCH;
     opts->phase_s = S_DEFAULT_PHASE;
+    opts->subscribers = S_DEFAULT_SUBS;
+    opts->ack_every = S_DEFAULT_ACK;
     bool count_set = false, samples_set = false, only_set = false;
     size_t value = 0;
     int opt;
@@ -251,6 +287,12 @@ s_parse_args(int argc, char **argv, s_opts_t *opts)
         case O_DEADLINE:
             good = s_parse_size(optarg, 1, 3600, &value);
             opts->phase_s = (int)value;
+            break;
+        case O_SUBSCRIBERS:
+            good = s_parse_size(optarg, 1, BENCH_MAX_SUBS, &opts->subscribers);
+            break;
+        case O_ACK_EVERY:
+            good = s_parse_size(optarg, 1, 1000000, &opts->ack_every);
             break;
         case O_HELP:
             s_usage(stdout);
@@ -514,6 +556,9 @@ s_vedettad_prepare(s_env_t *env)
         fprintf(stderr, "vedetta-bench: cannot write vedettad's configuration\n");
         return -1;
     }
+    //  The fan-out paths run the same two brokers: only the subscribers differ.
+    memcpy(env->config[BENCH_PATH_FANOUT], env->config[BENCH_PATH_VEDETTAD], PATH_MAX);
+    memcpy(env->config[BENCH_PATH_DURABLE], env->config[BENCH_PATH_STORE], PATH_MAX);
     return 0;
 }
 
@@ -543,8 +588,11 @@ s_deadline(int seconds)
 static int
 s_check_others(s_procs_t *procs, const bench_child_t *except, s_result_t *res)
 {
-    bench_child_t *all[] = { &procs->server, &procs->pub, &procs->sub };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    bench_child_t *all[2 + BENCH_MAX_SUBS] = { &procs->server, &procs->pub };
+    size_t count = 2;
+    for (size_t i = 0; i < procs->nsubs; i++)
+        all[count++] = &procs->subs[i];
+    for (size_t i = 0; i < count; i++) {
         bench_child_t *child = all[i];
         char why[128] = "";
         if (child == except || child->pid <= 0 || !bench_proc_exited(child, why, sizeof why))
@@ -617,12 +665,21 @@ s_send(bench_child_t *child, int type, int64_t v0, int64_t v1, s_result_t *res)
     return -1;
 }
 
+//  CPU time so far of the publisher, the server and all the subscribers together; -1 unknown.
 static void
 s_cpu_sample(const s_procs_t *procs, int64_t out[3])
 {
-    const bench_child_t *who[3] = { &procs->pub, &procs->server, &procs->sub };
-    for (int i = 0; i < 3; i++)
-        out[i] = who[i]->pid > 0 ? bench_proc_cpu_ns(who[i]->pid) : -1;
+    out[0] = procs->pub.pid > 0 ? bench_proc_cpu_ns(procs->pub.pid) : -1;
+    out[1] = procs->server.pid > 0 ? bench_proc_cpu_ns(procs->server.pid) : -1;
+    out[2] = 0;
+    for (size_t i = 0; i < procs->nsubs; i++) {
+        int64_t ns = procs->subs[i].pid > 0 ? bench_proc_cpu_ns(procs->subs[i].pid) : -1;
+        if (ns < 0 || out[2] < 0) {
+            out[2] = -1;
+            continue;
+        }
+        out[2] += ns;
+    }
 }
 
 //  Starts vedettad for `path` and waits for the endpoint it bound.
@@ -686,9 +743,13 @@ s_broker_start(const s_env_t *env,
 static int
 s_procs_stop(s_procs_t *procs, s_result_t *res)
 {
-    bench_child_t *order[] = { &procs->pub, &procs->sub, &procs->server };
+    bench_child_t *order[2 + BENCH_MAX_SUBS] = { &procs->pub };
+    size_t count = 1;
+    for (size_t i = 0; i < procs->nsubs; i++)
+        order[count++] = &procs->subs[i];
+    order[count++] = &procs->server;
     int rc = 0;
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+    for (size_t i = 0; i < count; i++) {
         bool was_running = order[i]->pid > 0;
         char name[sizeof order[i]->name];
         memcpy(name, order[i]->name, sizeof name);
@@ -719,6 +780,7 @@ s_role_cfg(const s_env_t *env, bench_path_t path, size_t size, bench_role_cfg_t 
     cfg->phase_ns = (int64_t)opts->phase_s * 1000000000ll;
     cfg->idle_ns = (int64_t)S_IDLE_S * 1000000000ll;
     cfg->ack_fd = -1;
+    cfg->subscribers = 1;
     snprintf(cfg->server_public, sizeof cfg->server_public, "%s", env->server_public);
     snprintf(cfg->server_secret, sizeof cfg->server_secret, "%s", env->server_secret);
     snprintf(cfg->client_public, sizeof cfg->client_public, "%s", env->client_public);
@@ -726,16 +788,99 @@ s_role_cfg(const s_env_t *env, bench_path_t path, size_t size, bench_role_cfg_t 
     snprintf(cfg->broker_public, sizeof cfg->broker_public, "%s", env->broker_public);
 }
 
-/*  Throughput: GO to both, CPU clocks read around the phase, DRAIN once the publisher is done.
+//  Sends a control message to every subscriber.
+static int
+s_send_subs(s_procs_t *procs, int type, int64_t v0, int64_t v1, s_result_t *res)
+{
+    for (size_t i = 0; i < procs->nsubs; i++)
+        if (s_send(&procs->subs[i], type, v0, v1, res))
+            return -1;
+    return 0;
+}
+
+//  Waits for a message of `type` from every subscriber, in order; out[i] is the i-th's.
+static int
+s_expect_subs(s_procs_t *procs, int type, int64_t deadline, bench_ctl_t *out, s_result_t *res)
+{
+    for (size_t i = 0; i < procs->nsubs; i++)
+        if (s_expect(procs, &procs->subs[i], type, deadline, &out[i], res))
+            return -1;
+    return 0;
+}
+
+/*  Each subscriber's rate from the publisher's first send to its own last arrival; the row's
+    rate is the slowest one's, the total all deliveries over the time until the last of them.  */
+static void
+s_throughput_rates(const bench_ctl_t *pub_done, const bench_ctl_t *sub_done, s_result_t *res)
+{
+    int64_t start = pub_done->v[BENCH_PUB_START], last = start, delivered = 0;
+    res->rate = 0;
+    for (size_t i = 0; i < res->nsubs; i++) {
+        s_sub_result_t *sub = &res->subs[i];
+        sub->received = sub_done[i].v[BENCH_SUB_RECEIVED];
+        sub->acks = sub_done[i].v[BENCH_SUB_ACKS];
+        sub->redelivered = sub_done[i].v[BENCH_SUB_REDELIVERED];
+        int64_t elapsed = sub_done[i].v[BENCH_SUB_LAST] - start;
+        sub->rate =
+            sub->received > 0 && elapsed > 0 ? (double)sub->received * 1e9 / (double)elapsed : 0;
+        if (i == 0 || sub->rate < res->rate)
+            res->rate = sub->rate;
+        if (sub_done[i].v[BENCH_SUB_LAST] > last)
+            last = sub_done[i].v[BENCH_SUB_LAST];
+        delivered += sub->received;
+    }
+    res->total_rate =
+        delivered > 0 && last > start ? (double)delivered * 1e9 / (double)(last - start) : 0;
+    //  The publisher's own figure: receipts of accepted (on the store paths: stored) messages
+    //  per second, from its first send to its last receipt.
+    int64_t receipted = pub_done->v[BENCH_PUB_END] - start;
+    res->rcpt_rate = pub_done->v[BENCH_PUB_ACCEPTED] > 0 && receipted > 0
+                         ? (double)pub_done->v[BENCH_PUB_ACCEPTED] * 1e9 / (double)receipted
+                         : 0;
+}
+
+//  Names every subscriber that missed messages; true if any did.
+static bool
+s_losses(const bench_ctl_t *pub_done, const bench_ctl_t *sub_done, int64_t count, s_result_t *res)
+{
+    char text[sizeof res->error] = "";
+    size_t used = 0;
+    int64_t sent = pub_done->v[BENCH_PUB_SENT];
+    res->lost = 0;
+    for (size_t i = 0; i < res->nsubs; i++) {
+        int64_t lost = sent - res->subs[i].received;
+        if (lost <= 0)
+            continue;
+        res->lost += lost;
+        char who[32] = "the subscriber";
+        if (res->nsubs > 1)
+            snprintf(who, sizeof who, "subscriber %zu", i + 1);
+        int n = snprintf(text + used, sizeof text - used,
+                         "%s%s missed %" PRId64 " (libvedetta dropped %" PRId64 ")",
+                         used ? ", " : "", who, lost, sub_done[i].v[BENCH_SUB_DROPPED]);
+        if (n > 0 && (size_t)n < sizeof text - used)
+            used += (size_t)n;
+    }
+    if (res->lost == 0)
+        return false;
+    s_error(res,
+            "LOST %" PRId64 " of %" PRId64 " deliveries (%zu subscriber(s) x %" PRId64
+            " messages): %s; %" PRId64 " receipts dropped at the publisher",
+            res->lost, count * (int64_t)res->nsubs, res->nsubs, count, text,
+            pub_done->v[BENCH_PUB_DROPPED]);
+    return true;
+}
+
+/*  Throughput: GO to all, CPU clocks read around the phase, DRAIN once the publisher is done.
     Returns 0; 1 if the phase ran but messages were lost or rejected (the processes are still
     fine, so the latency phase can run); -1 if a process failed.  */
 static int
 s_phase_throughput(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
 {
-    bench_ctl_t pub_done, sub_done;
+    bench_ctl_t pub_done, sub_done[BENCH_MAX_SUBS];
     int64_t cpu0[3], cpu1[3];
     int64_t count = (int64_t)opts->count;
-    if (s_send(&procs->sub, BENCH_CTL_GO, count, 0, res))
+    if (s_send_subs(procs, BENCH_CTL_GO, count, 0, res))
         return -1;
     s_cpu_sample(procs, cpu0);
     if (s_send(&procs->pub, BENCH_CTL_GO, count, 0, res))
@@ -744,25 +889,29 @@ s_phase_throughput(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
     //  the coordinator's own limit is a margin later, for roles that stopped answering.
     int64_t deadline = s_deadline(opts->phase_s + S_MARGIN_S);
     if (s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &pub_done, res) ||
-        s_send(&procs->sub, BENCH_CTL_DRAIN, 0, 0, res) ||
-        s_expect(procs, &procs->sub, BENCH_CTL_DONE, deadline + S_IDLE_S * 1000000000ll, &sub_done,
-                 res))
+        s_send_subs(procs, BENCH_CTL_DRAIN, 0, 0, res) ||
+        s_expect_subs(procs, BENCH_CTL_DONE, deadline + S_IDLE_S * 1000000000ll, sub_done, res))
         return -1;
     s_cpu_sample(procs, cpu1);
-    int64_t received = sub_done.v[BENCH_SUB_RECEIVED];
+    s_throughput_rates(&pub_done, sub_done, res);
+    int64_t received = 0;
+    bool timed_out = pub_done.rc == VD_ETIMEOUT;
+    for (size_t i = 0; i < procs->nsubs; i++) {
+        received += sub_done[i].v[BENCH_SUB_RECEIVED];
+        res->duplicates += sub_done[i].v[BENCH_SUB_DUPLICATES];
+        timed_out = timed_out || sub_done[i].rc == VD_ETIMEOUT;
+    }
     int64_t sent = pub_done.v[BENCH_PUB_SENT];
     res->resent += pub_done.v[BENCH_PUB_RESENT];
-    res->lost = sent - received;
-    res->duplicates = sub_done.v[BENCH_SUB_DUPLICATES];
-    int64_t elapsed = sub_done.v[BENCH_SUB_LAST] - pub_done.v[BENCH_PUB_START];
-    res->rate = received > 0 && elapsed > 0 ? (double)received * 1e9 / (double)elapsed : 0;
-    //  Per message that arrived: the work all three processes did for it.
+    //  Per message that arrived (at each subscriber): the work all the processes did for it.
     double per = (double)(received > 0 ? received : count);
     for (int i = 0; i < 3; i++)
         res->cpu_us[i] =
             cpu0[i] >= 0 && cpu1[i] >= cpu0[i] ? (double)(cpu1[i] - cpu0[i]) / 1000.0 / per : NAN;
-    if (pub_done.rc == VD_ETIMEOUT || sub_done.rc == VD_ETIMEOUT) {
-        s_error(res, "deadline of %d s: %" PRId64 " of %" PRId64 " published, %" PRId64 " received",
+    if (timed_out) {
+        s_error(res,
+                "deadline of %d s: %" PRId64 " of %" PRId64 " published, %" PRId64
+                " received (all subscribers)",
                 opts->phase_s, sent, count, received);
         return -1; // far too slow: no latency phase either
     }
@@ -771,39 +920,69 @@ s_phase_throughput(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
                 pub_done.text);
         return 1;
     }
-    if (res->lost > 0) {
-        s_error(res,
-                "LOST %" PRId64 " of %" PRId64 " messages (libvedetta dropped %" PRId64
-                " at the subscriber, %" PRId64 " receipts at the publisher)",
-                res->lost, count, sub_done.v[BENCH_SUB_DROPPED], pub_done.v[BENCH_PUB_DROPPED]);
-        return 1;
-    }
-    return 0;
+    return s_losses(&pub_done, sub_done, count, res) ? 1 : 0;
 }
 
+//  Latency: the publisher waits for every subscriber's byte before the next sample; each
+//  subscriber reports its own percentiles, and the row shows the slowest subscriber's.
 static int
 s_phase_latency(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
 {
-    bench_ctl_t pub_done, sub_done;
+    bench_ctl_t pub_done, sub_done[BENCH_MAX_SUBS];
     int64_t samples = (int64_t)opts->samples, warmup = (int64_t)opts->warmup;
     int64_t deadline = s_deadline(opts->phase_s + S_MARGIN_S);
-    if (s_send(&procs->sub, BENCH_CTL_LATENCY, samples, warmup, res) ||
+    if (s_send_subs(procs, BENCH_CTL_LATENCY, samples, warmup, res) ||
         s_send(&procs->pub, BENCH_CTL_LATENCY, samples, warmup, res) ||
         s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &pub_done, res) ||
-        s_expect(procs, &procs->sub, BENCH_CTL_DONE, deadline, &sub_done, res))
+        s_expect_subs(procs, BENCH_CTL_DONE, deadline, sub_done, res))
         return -1;
     if (pub_done.v[BENCH_PUB_REJECTED] > 0) {
         s_error(res, "latency publishes rejected: %s", pub_done.text);
         return -1;
     }
     res->resent += pub_done.v[BENCH_PUB_RESENT];
-    res->samples = sub_done.v[BENCH_LAT_SAMPLES];
-    res->p50_us = (double)sub_done.v[BENCH_LAT_P50] / 1000.0;
-    res->p99_us = (double)sub_done.v[BENCH_LAT_P99] / 1000.0;
+    res->samples = sub_done[0].v[BENCH_LAT_SAMPLES];
+    res->p50_us = res->p99_us = 0;
+    for (size_t i = 0; i < procs->nsubs; i++) {
+        s_sub_result_t *sub = &res->subs[i];
+        sub->p50_us = (double)sub_done[i].v[BENCH_LAT_P50] / 1000.0;
+        sub->p99_us = (double)sub_done[i].v[BENCH_LAT_P99] / 1000.0;
+        if (sub_done[i].v[BENCH_LAT_SAMPLES] < res->samples)
+            res->samples = sub_done[i].v[BENCH_LAT_SAMPLES];
+        res->p50_us = sub->p50_us > res->p50_us ? sub->p50_us : res->p50_us;
+        res->p99_us = sub->p99_us > res->p99_us ? sub->p99_us : res->p99_us;
+    }
     return 0;
 }
 
-//  Starts the processes of one path in order: server, publisher, subscriber.
+//  Forks the subscribers of a run, each with the write end of the latency pipe; on the
+//  durable path each gets a durable subscription of its own name.
+static int
+s_start_subs(
+    const s_env_t *env, s_procs_t *procs, const bench_role_cfg_t *cfg, int ack_fd, s_result_t *res)
+{
+    bench_role_cfg_t sub_cfg = *cfg;
+    sub_cfg.ack_fd = ack_fd;
+    sub_cfg.ack_every = env->opts->ack_every;
+    snprintf(sub_cfg.secret_path, sizeof sub_cfg.secret_path, "%s", env->sub_secret);
+    snprintf(sub_cfg.topic, sizeof sub_cfg.topic, "%s", S_SUB_PATTERN);
+    size_t wanted = res->nsubs;
+    for (procs->nsubs = 0; procs->nsubs < wanted; procs->nsubs++) {
+        size_t i = procs->nsubs;
+        char name[32];
+        snprintf(name, sizeof name, wanted > 1 ? "subscriber %zu" : "subscriber", i + 1);
+        if (cfg->path == BENCH_PATH_DURABLE)
+            snprintf(sub_cfg.durable, sizeof sub_cfg.durable, "bench-%zu", i + 1);
+        //  The child has its own copy of sub_cfg from here on.
+        if (bench_proc_fork(&procs->subs[i], name, bench_subscriber_main, &sub_cfg, &ack_fd, 1)) {
+            s_error(res, "fork: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Starts the processes of one path in order: server, publisher, subscribers.
 static int
 s_start(const s_env_t *env, s_procs_t *procs, bench_path_t path, size_t size, s_result_t *res)
 {
@@ -832,13 +1011,11 @@ s_start(const s_env_t *env, s_procs_t *procs, bench_path_t path, size_t size, s_
         s_error(res, "pipe: %s", strerror(errno));
         return -1;
     }
-    bench_role_cfg_t pub_cfg = cfg, sub_cfg = cfg;
+    bench_role_cfg_t pub_cfg = cfg;
     pub_cfg.ack_fd = ack[0];
-    sub_cfg.ack_fd = ack[1];
+    pub_cfg.subscribers = res->nsubs;
     snprintf(pub_cfg.secret_path, sizeof pub_cfg.secret_path, "%s", env->pub_secret);
     snprintf(pub_cfg.topic, sizeof pub_cfg.topic, "%s", S_PUB_TOPIC);
-    snprintf(sub_cfg.secret_path, sizeof sub_cfg.secret_path, "%s", env->sub_secret);
-    snprintf(sub_cfg.topic, sizeof sub_cfg.topic, "%s", S_SUB_PATTERN);
     int rc = -1;
     if (bench_proc_fork(&procs->pub, "publisher", bench_publisher_main, &pub_cfg, &ack[0], 1)) {
         s_error(res, "fork: %s", strerror(errno));
@@ -848,18 +1025,15 @@ s_start(const s_env_t *env, s_procs_t *procs, bench_path_t path, size_t size, s_
         goto err_close_ack;
     if (path == BENCH_PATH_ZMQ)
         snprintf(sub_endpoint, sizeof sub_endpoint, "%.255s", msg.text);
-    snprintf(sub_cfg.endpoint, sizeof sub_cfg.endpoint, "%s", sub_endpoint);
-    if (bench_proc_fork(&procs->sub, "subscriber", bench_subscriber_main, &sub_cfg, &ack[1], 1)) {
-        s_error(res, "fork: %s", strerror(errno));
-        goto err_close_ack;
-    }
-    rc = 0;
+    snprintf(cfg.endpoint, sizeof cfg.endpoint, "%s", sub_endpoint);
+    rc = s_start_subs(env, procs, &cfg, ack[1], res);
 err_close_ack:
-    //  Only the two roles hold the ack pipe now: if one dies the other sees EOF.
+    //  Only the roles hold the ack pipe now: if every subscriber dies the publisher sees EOF.
     close(ack[0]);
     close(ack[1]);
+    bench_ctl_t ready[BENCH_MAX_SUBS];
     if (rc == 0)
-        rc = s_expect(procs, &procs->sub, BENCH_CTL_READY, s_deadline(S_SETUP_S), &msg, res);
+        rc = s_expect_subs(procs, BENCH_CTL_READY, s_deadline(S_SETUP_S), ready, res);
     return rc;
 }
 
@@ -881,15 +1055,15 @@ s_check_stored(const s_env_t *env, size_t size, s_result_t *res)
     return 1;
 }
 
-//  Slow joiner: the publisher probes until the subscriber has seen a probe.
+//  Slow joiner: the publisher probes until every subscriber has seen a probe.
 static int
 s_join(s_procs_t *procs, s_result_t *res)
 {
-    bench_ctl_t msg;
+    bench_ctl_t msg, joined[BENCH_MAX_SUBS];
     int64_t deadline = s_deadline(S_SETUP_S);
-    if (s_send(&procs->sub, BENCH_CTL_JOIN, 0, 0, res) ||
+    if (s_send_subs(procs, BENCH_CTL_JOIN, 0, 0, res) ||
         s_send(&procs->pub, BENCH_CTL_PROBE, 0, 0, res) ||
-        s_expect(procs, &procs->sub, BENCH_CTL_JOINED, deadline, &msg, res) ||
+        s_expect_subs(procs, BENCH_CTL_JOINED, deadline, joined, res) ||
         s_send(&procs->pub, BENCH_CTL_STOP, 0, 0, res) ||
         s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &msg, res))
         return -1;
@@ -904,9 +1078,12 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
     res->size = size;
     for (int i = 0; i < 3; i++)
         res->cpu_us[i] = NAN;
+    res->nsubs = bench_path_is_fanout(path) ? env->opts->subscribers : 1;
     s_procs_t procs;
     memset(&procs, 0, sizeof procs);
-    procs.server.fd = procs.pub.fd = procs.sub.fd = -1;
+    procs.server.fd = procs.pub.fd = -1;
+    for (size_t i = 0; i < BENCH_MAX_SUBS; i++)
+        procs.subs[i].fd = -1;
     if (bench_path_is_vedettad(path))
         s_store_remove(env);
     int rc = s_start(env, &procs, path, size, res);
@@ -914,7 +1091,7 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
         rc = s_join(&procs, res);
     if (rc == 0)
         rc = s_phase_throughput(env->opts, &procs, res);
-    if (rc == 0 && path == BENCH_PATH_STORE)
+    if (rc == 0 && bench_path_has_store(path))
         rc = s_check_stored(env, size, res);
     //  After a loss the processes still work: measure latency too, then report the failure.
     if (rc >= 0 && s_phase_latency(env->opts, &procs, res) != 0)
@@ -923,12 +1100,12 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
         rc = -1;
     //  The live path must leave no store behind: a row labelled live that wrote one would
     //  measure the wrong thing (vedettad's default is a store).
-    if (path == BENCH_PATH_VEDETTAD && s_store_bytes(env) >= 0) {
+    if (bench_path_is_vedettad(path) && !bench_path_has_store(path) && s_store_bytes(env) >= 0) {
         s_error(res, "vedettad created a store (%s) with store/path = \"\": not a live run",
                 S_STORE_FILE);
         rc = -1;
     }
-    if (path == BENCH_PATH_STORE)
+    if (bench_path_has_store(path))
         s_store_remove(env);
     res->ok = rc == 0;
     return rc == 0 ? 0 : -1;
@@ -973,13 +1150,38 @@ s_print_header(const s_env_t *env)
            opts->count, opts->window, opts->batch);
     printf("latency: %zu samples (+%zu warm-up), one in flight, one-way CLOCK_MONOTONIC\n",
            opts->samples, opts->warmup);
-    if (opts->enabled[BENCH_PATH_STORE]) {
+    if (opts->enabled[BENCH_PATH_STORE] || opts->enabled[BENCH_PATH_DURABLE]) {
         const char *fs = s_fs_name(env->dir);
-        printf("vedettad-store: SQLite WAL, sync full, a fresh store per run, on %s%s\n", fs,
+        printf("store: SQLite WAL, sync full, a fresh store per run, on %s%s\n", fs,
                strcmp(fs, "tmpfs") == 0 ? " (fsync costs nothing here: not durable)" : "");
     }
-    printf("%-5s %-14s %10s %8s %8s  %-10s %7s %7s %7s %7s\n", "size", "path", "msgs/s", "p50us",
-           "p99us", "cpu-us/msg", "pub", "broker", "sub", "total");
+    fflush(stdout);
+}
+
+//  The 1 -> 1 table. rcpt/s: the publisher's receipts per second (vedettad paths).
+static void
+s_print_columns(void)
+{
+    printf("%-5s %-14s %10s %10s %8s %8s  %-10s %7s %7s %7s %7s\n", "size", "path", "msgs/s",
+           "rcpt/s", "p50us", "p99us", "cpu-us/msg", "pub", "broker", "sub", "total");
+    fflush(stdout);
+}
+
+//  The 1 -> N table: per subscriber the slowest and the mean rate, then all deliveries.
+static void
+s_print_fanout_columns(const s_opts_t *opts)
+{
+    printf("\nfan-out: 1 publisher -> %zu subscribers, each its own process\n"
+           "  vedettad-fanout: no store, plain subscriptions (live)\n"
+           "  vedettad-durable: store (sync full), a durable subscription of its own name each, "
+           "an ack every %zu deliveries\n"
+           "  sub-min/s, sub-avg/s: per subscriber, the slowest and the mean; total/s: all "
+           "deliveries;\n"
+           "  p50/p99: the slowest subscriber's; cpu-us per delivery, sub: all subscribers\n",
+           opts->subscribers, opts->ack_every);
+    printf("%-5s %-16s %4s %10s %10s %10s %10s %8s %8s  %-10s %7s %7s %7s %7s\n", "size", "path",
+           "subs", "sub-min/s", "sub-avg/s", "total/s", "rcpt/s", "p50us", "p99us", "cpu-us/dlv",
+           "pub", "broker", "sub", "total");
     fflush(stdout);
 }
 
@@ -1003,29 +1205,78 @@ s_cpu_total(const s_result_t *res)
 }
 
 static void
-s_print_row(const s_result_t *res)
+s_print_rate(double rate)
 {
-    printf("%-5zu %-14s ", res->size, bench_path_name(res->path));
-    if (res->rate > 0)
-        printf("%10.0f", res->rate);
+    if (rate > 0)
+        printf(" %10.0f", rate);
     else
-        printf("%10s", "-");
+        printf(" %10s", "-");
+}
+
+//  Latency and CPU columns, the same in both tables.
+static void
+s_print_tail(const s_result_t *res, bool figures)
+{
     if (res->samples > 0)
         printf(" %8.1f %8.1f  %-10s", res->p50_us, res->p99_us, "");
     else
         printf(" %8s %8s  %-10s", "-", "-", "");
     for (int i = 0; i < 3; i++)
-        s_print_cpu(res->cpu_us[i]);
-    s_print_cpu(res->rate > 0 ? s_cpu_total(res) : NAN);
+        s_print_cpu(figures ? res->cpu_us[i] : NAN);
+    s_print_cpu(figures && res->rate > 0 ? s_cpu_total(res) : NAN);
     printf("\n");
+}
+
+static void
+s_print_notes(const s_result_t *res, int width)
+{
     //  Not a failure (the client did what vedetta.h asks), but the broker lost a session.
     if (res->resent > 0)
-        printf("      %-14s note: %" PRId64 " publishes sent again after ESESSION (the broker "
+        printf("      %-*s note: %" PRId64 " publishes sent again after ESESSION (the broker "
                "had dropped the session)\n",
-               bench_path_name(res->path), res->resent);
+               width, bench_path_name(res->path), res->resent);
     if (!res->ok)
-        printf("      %-14s FAILED: %s\n", bench_path_name(res->path), res->error);
+        printf("      %-*s FAILED: %s\n", width, bench_path_name(res->path), res->error);
     fflush(stdout);
+}
+
+static void
+s_print_row(const s_result_t *res)
+{
+    printf("%-5zu %-14s", res->size, bench_path_name(res->path));
+    s_print_rate(res->rate);
+    s_print_rate(res->rcpt_rate);
+    s_print_tail(res, true);
+    s_print_notes(res, 14);
+}
+
+/*  A fan-out row, then one line per subscriber. A run that lost a message shows no rate: every
+    subscriber must have had every message for the figures to mean anything.  */
+static void
+s_print_fanout_row(const s_result_t *res)
+{
+    bool figures = res->ok;
+    double mean = 0;
+    for (size_t i = 0; i < res->nsubs; i++)
+        mean += res->subs[i].rate / (double)res->nsubs;
+    printf("%-5zu %-16s %4zu", res->size, bench_path_name(res->path), res->nsubs);
+    s_print_rate(figures ? res->rate : 0);
+    s_print_rate(figures ? mean : 0);
+    s_print_rate(figures ? res->total_rate : 0);
+    s_print_rate(figures ? res->rcpt_rate : 0);
+    s_print_tail(res, figures);
+    for (size_t i = 0; i < res->nsubs; i++) {
+        const s_sub_result_t *sub = &res->subs[i];
+        printf("      subscriber %-2zu received %" PRId64, i + 1, sub->received);
+        if (figures)
+            printf(", %.0f msgs/s", sub->rate);
+        if (res->samples > 0)
+            printf(", p50us %.1f, p99us %.1f", sub->p50_us, sub->p99_us);
+        if (res->path == BENCH_PATH_DURABLE)
+            printf(", acks %" PRId64, sub->acks);
+        printf(", redelivered %" PRId64 "\n", sub->redelivered);
+    }
+    s_print_notes(res, 16);
 }
 
 static const s_result_t *
@@ -1041,7 +1292,7 @@ s_find_result(const s_result_t *results, size_t nresults, bench_path_t path, siz
 //  Each vedettad path over each reference, then durable over live; per size, for the runs that
 //  succeeded.
 static void
-s_print_ratios(const s_opts_t *opts, const s_result_t *results, size_t nresults)
+s_print_ratios_1to1(const s_opts_t *opts, const s_result_t *results, size_t nresults)
 {
     static const struct {
         bench_path_t path, ref;
@@ -1064,6 +1315,61 @@ s_print_ratios(const s_opts_t *opts, const s_result_t *results, size_t nresults)
     }
 }
 
+/*  Durable publish: vedettad-store's receipts per second (each one after the message's fsync)
+    over the live broker's receipts per second, and over the raw CURVE reference's messages per
+    second (which answers nothing and keeps nothing).  */
+static void
+s_print_ratios_publish(const s_opts_t *opts, const s_result_t *results, size_t nresults)
+{
+    for (size_t s = 0; s < opts->nsizes; s++) {
+        size_t size = opts->sizes[s];
+        const s_result_t *store = s_find_result(results, nresults, BENCH_PATH_STORE, size);
+        const s_result_t *live = s_find_result(results, nresults, BENCH_PATH_VEDETTAD, size);
+        const s_result_t *zmq = s_find_result(results, nresults, BENCH_PATH_ZMQ, size);
+        if (!store || store->rcpt_rate <= 0)
+            continue;
+        if (live && live->rcpt_rate > 0)
+            printf("ratio durable publish vedettad-store/vedettad rcpt/s %zu: %.2f\n", size,
+                   store->rcpt_rate / live->rcpt_rate);
+        if (zmq)
+            printf("ratio durable publish vedettad-store rcpt/s / zmq-curve msgs/s %zu: %.2f\n",
+                   size, store->rcpt_rate / zmq->rate);
+    }
+}
+
+//  1 -> N: durable over live (same N, same run); each over its 1 -> 1 counterpart, as
+//  deliveries per second.
+static void
+s_print_ratios_fanout(const s_opts_t *opts, const s_result_t *results, size_t nresults)
+{
+    for (size_t s = 0; s < opts->nsizes; s++) {
+        size_t size = opts->sizes[s];
+        const s_result_t *durable = s_find_result(results, nresults, BENCH_PATH_DURABLE, size);
+        const s_result_t *live = s_find_result(results, nresults, BENCH_PATH_FANOUT, size);
+        if (durable && live) {
+            double cpu_ref = s_cpu_total(live);
+            printf("ratio vedettad-durable/vedettad-fanout %zu (1->%zu): sub-min %.2f, total "
+                   "%.2f  (cpu-us/delivery %.2fx; p50 %+.0f us)\n",
+                   size, durable->nsubs, durable->rate / live->rate,
+                   durable->total_rate / live->total_rate,
+                   cpu_ref > 0 ? s_cpu_total(durable) / cpu_ref : 0.0,
+                   durable->p50_us - live->p50_us);
+        }
+        static const struct {
+            bench_path_t path, ref;
+        } pairs[] = { { BENCH_PATH_FANOUT, BENCH_PATH_VEDETTAD },
+                      { BENCH_PATH_DURABLE, BENCH_PATH_STORE } };
+        for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+            const s_result_t *num = s_find_result(results, nresults, pairs[i].path, size);
+            const s_result_t *ref = s_find_result(results, nresults, pairs[i].ref, size);
+            if (num && ref)
+                printf("ratio %s total/s / %s msgs/s %zu (1->%zu vs 1->1): %.2f\n",
+                       bench_path_name(num->path), bench_path_name(ref->path), size, num->nsubs,
+                       num->total_rate / ref->rate);
+        }
+    }
+}
+
 static int
 s_curve_keys(s_env_t *env)
 {
@@ -1079,6 +1385,44 @@ s_curve_keys(s_env_t *env)
     return 0;
 }
 
+static bool
+s_any_enabled(const s_opts_t *opts, bool fanout)
+{
+    for (int p = 0; p < BENCH_PATH_COUNT; p++)
+        if (opts->enabled[p] && bench_path_is_fanout((bench_path_t)p) == fanout)
+            return true;
+    return false;
+}
+
+/*  Runs the enabled paths of one table (1 -> 1, or 1 -> N), size by size, printing each row as
+    it completes. Returns the number of failed runs.  */
+static int
+s_run_table(const s_env_t *env, bool fanout, s_result_t *results, size_t *nresults)
+{
+    const s_opts_t *opts = env->opts;
+    if (!s_any_enabled(opts, fanout))
+        return 0;
+    if (fanout)
+        s_print_fanout_columns(opts);
+    else
+        s_print_columns();
+    int failures = 0;
+    for (size_t s = 0; s < opts->nsizes && !bench_proc_stopping(); s++) {
+        for (int p = 0; p < BENCH_PATH_COUNT && !bench_proc_stopping(); p++) {
+            if (!opts->enabled[p] || bench_path_is_fanout((bench_path_t)p) != fanout)
+                continue;
+            s_result_t *res = &results[(*nresults)++];
+            if (s_run(env, (bench_path_t)p, opts->sizes[s], res) != 0)
+                failures++;
+            if (fanout)
+                s_print_fanout_row(res);
+            else
+                s_print_row(res);
+        }
+    }
+    return failures;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1092,26 +1436,22 @@ main(int argc, char **argv)
     env.opts = &opts;
     if (s_curve_keys(&env))
         return 1;
-    int failures = 0;
-    if ((opts.enabled[BENCH_PATH_VEDETTAD] || opts.enabled[BENCH_PATH_STORE]) &&
-        (s_find_broker(&opts) != 0 || s_vedettad_prepare(&env) != 0)) {
+    bool vedettad = false;
+    for (int p = 0; p < BENCH_PATH_COUNT; p++)
+        vedettad = vedettad || (opts.enabled[p] && bench_path_is_vedettad((bench_path_t)p));
+    if (vedettad && (s_find_broker(&opts) != 0 || s_vedettad_prepare(&env) != 0)) {
         bench_proc_tmpdir_remove(env.dir);
         return 1;
     }
     s_print_header(&env);
-    s_result_t results[S_MAX_SIZES * BENCH_PATH_COUNT];
+    static s_result_t results[S_MAX_SIZES * BENCH_PATH_COUNT];
     size_t nresults = 0;
-    for (size_t s = 0; s < opts.nsizes && !bench_proc_stopping(); s++) {
-        for (int p = 0; p < BENCH_PATH_COUNT && !bench_proc_stopping(); p++) {
-            if (!opts.enabled[p])
-                continue;
-            s_result_t *res = &results[nresults++];
-            if (s_run(&env, (bench_path_t)p, opts.sizes[s], res) != 0)
-                failures++;
-            s_print_row(res);
-        }
-    }
-    s_print_ratios(&opts, results, nresults);
+    int failures = s_run_table(&env, false, results, &nresults);
+    failures += s_run_table(&env, true, results, &nresults);
+    printf("\n");
+    s_print_ratios_1to1(&opts, results, nresults);
+    s_print_ratios_publish(&opts, results, nresults);
+    s_print_ratios_fanout(&opts, results, nresults);
     bench_proc_tmpdir_remove(env.dir);
     if (bench_proc_stopping()) {
         fprintf(stderr, "vedetta-bench: interrupted\n");
