@@ -275,7 +275,9 @@ typedef struct {
       vd_client_ack(), so messages published while the subscriber was away, or not yet
       acknowledged when it went, arrive (again) when it comes back, after a reconnect or a
       broker restart. One stream per name: subscribing more patterns under the same name adds
-      them to it. From/since on a known name rewinds it.
+      them to it, from where the stream is at that moment (on a reconnect libvedetta subscribes
+      them all again at once, so all resume from the cursor). From/since on a known name
+      rewinds it.
     Delivery is at least once: after a reconnect, whatever was not acknowledged comes again.
     Within one process libvedetta hands each message of a stream to the application once, in
     seq order (it skips redeliveries of seqs it already handed over, counted by

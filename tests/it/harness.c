@@ -129,6 +129,17 @@ vdt_agency(vdt_world_t *self, const char *org, const char *role, const char *jur
     return self->agencies[i].secret;
 }
 
+vdt_world_t *
+vdt_world_demo(bool pinned)
+{
+    vdt_world_t *self = vdt_world_new();
+    vdt_agencies_demo(self);
+    vdt_broker_start(self);
+    if (pinned)
+        vdt_broker_pin_endpoint(self);
+    return self;
+}
+
 void
 vdt_agencies_demo(vdt_world_t *self)
 {

@@ -29,6 +29,10 @@ const char *vdt_agency(vdt_world_t *self, const char *org, const char *role, con
 //  cosc:sicilia-occ, comune:b429 (Caltanissetta); plus comune:d612 (Firenze) and cnaipic.
 void vdt_agencies_demo(vdt_world_t *self);
 
+//  A world with the demo agencies and its broker started; `pinned`: on a port a restart keeps
+//  (vdt_broker_pin_endpoint). Aborts the test on failure.
+vdt_world_t *vdt_world_demo(bool pinned);
+
 //  The secret file of an org created with vdt_agency (NULL if none).
 const char *vdt_secret(vdt_world_t *self, const char *org);
 

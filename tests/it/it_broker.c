@@ -22,9 +22,7 @@ static vdt_world_t *s_world;
 static void
 s_setup(void)
 {
-    s_world = vdt_world_new();
-    vdt_agencies_demo(s_world);
-    vdt_broker_start(s_world);
+    s_world = vdt_world_demo(false);
 }
 
 static void

@@ -17,10 +17,7 @@ static vdt_world_t *s_world;
 static void
 s_setup(void)
 {
-    s_world = vdt_world_new();
-    vdt_agencies_demo(s_world);
-    vdt_broker_start(s_world);
-    vdt_broker_pin_endpoint(s_world);
+    s_world = vdt_world_demo(true);
 }
 
 static void
@@ -61,14 +58,21 @@ s_expect_done(vd_client_t *client, const char *body)
     vd_envelope_destroy(&env);
 }
 
+//  Subscribes with history and checks the broker's answer.
+static void
+s_history(vd_client_t *client, const char *pattern, vd_sub_options_t options, int expected)
+{
+    char reason[256] = "";
+    int rc = vd_client_subscribe_from(client, pattern, &options, reason, sizeof reason, 5000);
+    ck_assert_msg(rc == expected, "subscribe %s: %s (%s), expected %s", pattern,
+                  vd_strerror_name(rc), reason, vd_strerror_name(expected));
+}
+
 static vd_client_t *
 s_durable(const char *org, const char *pattern, const char *name)
 {
     vd_client_t *client = vdt_connect(s_world, org);
-    vd_sub_options_t options = { .durable = name };
-    char reason[256];
-    int rc = vd_client_subscribe_from(client, pattern, &options, reason, sizeof reason, 5000);
-    ck_assert_msg(rc == VD_OK, "durable %s: %s %s", name, vd_strerror_name(rc), reason);
+    s_history(client, pattern, (vd_sub_options_t){ .durable = name }, VD_OK);
     return client;
 }
 
@@ -101,11 +105,8 @@ START_TEST(durable_resumes_after_what_was_acknowledged)
     s_expect_done(cosc, "m6 live");
 
     //  Another name of the same key is a stream of its own, from now.
-    char reason[256];
     vd_sub_options_t other = { .durable = "cosc-audit" };
-    ck_assert_int_eq(
-        vd_client_subscribe_from(cosc, "alert.toscana.>", &other, reason, sizeof reason, 5000),
-        VD_OK);
+    s_history(cosc, "alert.toscana.>", other, VD_OK);
     s_pub(siena, "alert.toscana.i726", "green", "m7");
     vd_envelope_t *a = s_expect(cosc, "m7");
     vd_envelope_t *b = s_expect(cosc, "m7");
@@ -154,27 +155,20 @@ START_TEST(replay_from_a_seq_or_a_time)
         r[i] = s_pub(siena, "report.toscana.i726", "green", body);
     }
     vd_client_t *cosc = vdt_connect(s_world, "cosc:toscana");
-    char reason[256];
     vd_sub_options_t from = { .from_seq = r[2].seq };
-    ck_assert_int_eq(
-        vd_client_subscribe_from(cosc, "report.toscana.>", &from, reason, sizeof reason, 5000),
-        VD_OK);
+    s_history(cosc, "report.toscana.>", from, VD_OK);
     s_expect_done(cosc, "r2");
     s_expect_done(cosc, "r3");
     s_expect_done(cosc, "r4");
     s_pub(siena, "report.toscana.i726", "green", "r5 live");
     s_expect_done(cosc, "r5 live");
     //  The same pattern cannot be replayed twice on one client: deliveries would mix.
-    ck_assert_int_eq(
-        vd_client_subscribe_from(cosc, "report.toscana.>", &from, reason, sizeof reason, 5000),
-        VD_EINVAL);
+    s_history(cosc, "report.toscana.>", from, VD_EINVAL);
     vd_client_destroy(&cosc);
 
     cosc = vdt_connect(s_world, "cosc:toscana");
     vd_sub_options_t since = { .since_ms = r[4].accepted_at };
-    ck_assert_int_eq(
-        vd_client_subscribe_from(cosc, "report.toscana.>", &since, reason, sizeof reason, 5000),
-        VD_OK);
+    s_history(cosc, "report.toscana.>", since, VD_OK);
     //  The first message accepted at or after that ms: r4, or an earlier one of the same ms.
     vd_envelope_t *first = NULL;
     ck_assert_int_eq(vd_client_recv(cosc, &first, 5000), VD_OK);
@@ -203,18 +197,13 @@ START_TEST(replay_applies_todays_rules)
     s_pub(siena, "alert.toscana.i726", "green", "alert");
     //  ANCI may read a Comune's reports, but never its AMBER ones, replayed or not.
     vd_client_t *anci = vdt_connect(s_world, "anci:toscana");
-    char reason[256];
     vd_sub_options_t from = { .from_seq = 1 };
-    ck_assert_int_eq(
-        vd_client_subscribe_from(anci, "report.toscana.*", &from, reason, sizeof reason, 5000),
-        VD_OK);
+    s_history(anci, "report.toscana.*", from, VD_OK);
     s_expect_done(anci, "green report");
     s_pub(siena, "report.toscana.i726", "green", "marker");
     s_expect_done(anci, "marker");
     //  What the policy does not grant cannot be replayed either.
-    ck_assert_int_eq(
-        vd_client_subscribe_from(anci, "alert.toscana.>", &from, reason, sizeof reason, 5000),
-        VD_EACCES);
+    s_history(anci, "alert.toscana.>", from, VD_EACCES);
     vd_client_destroy(&anci);
     vd_client_destroy(&siena);
     ck_assert(vdt_log_contains(s_world, "(replay)")); // the withheld AMBER report
@@ -332,16 +321,10 @@ START_TEST(a_broker_without_store_refuses_history)
     ck_assert_int_eq(fclose(cfg), 0);
     vdt_broker_start(world);
     vd_client_t *cosc = vdt_connect(world, "cosc:toscana");
-    char reason[256];
-    vd_sub_options_t durable = { .durable = "cosc-main" };
-    ck_assert_int_eq(
-        vd_client_subscribe_from(cosc, "alert.toscana.>", &durable, reason, sizeof reason, 5000),
-        VD_ESTORE);
-    ck_assert_ptr_nonnull(strstr(reason, "no store"));
+    s_history(cosc, "alert.toscana.>", (vd_sub_options_t){ .durable = "cosc-main" }, VD_ESTORE);
+    ck_assert_ptr_nonnull(strstr(vd_client_reason(cosc), "no store"));
     vd_sub_options_t replay = { .from_seq = 1 };
-    ck_assert_int_eq(
-        vd_client_subscribe_from(cosc, "alert.toscana.>", &replay, reason, sizeof reason, 5000),
-        VD_ESTORE);
+    s_history(cosc, "alert.toscana.>", replay, VD_ESTORE);
     vdt_subscribe(cosc, "alert.toscana.>", VD_OK); // live still works
     vd_client_t *siena = vdt_connect(world, "comune:i726");
     s_pub(siena, "alert.toscana.i726", "green", "live");
@@ -393,11 +376,8 @@ START_TEST(retention_per_category_and_expiry_limit_replay)
         zclock_sleep(20);
     //  A replay from the start: neither the pruned category nor the expired message.
     vd_client_t *cosc = vdt_connect(s_world, "cosc:toscana");
-    char reason[256];
     vd_sub_options_t from = { .from_seq = first.seq };
-    ck_assert_int_eq(
-        vd_client_subscribe_from(cosc, "alert.toscana.>", &from, reason, sizeof reason, 5000),
-        VD_OK);
+    s_history(cosc, "alert.toscana.>", from, VD_OK);
     s_expect_done(cosc, "kept");
     s_pub(siena, "alert.toscana.i726", "green", "marker");
     s_expect_done(cosc, "marker");

@@ -34,10 +34,7 @@ static vdt_world_t *s_world;
 static void
 s_setup(void)
 {
-    s_world = vdt_world_new();
-    vdt_agencies_demo(s_world);
-    vdt_broker_start(s_world);
-    vdt_broker_pin_endpoint(s_world);
+    s_world = vdt_world_demo(true);
 }
 
 static void
