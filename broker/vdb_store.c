@@ -1,10 +1,20 @@
-/*  vdb_store: see vdb_store.h; the schema and the reason for each index: docs/store.md.
+/*  vdb_store: see vdb_store.h; the schema, why it has no index but one, and the settings:
+    docs/store.md.
     One SQLite connection in WAL mode. The statements of the hot paths (append, lookup, scan,
-    cursors, and the transaction verbs) are prepared once at open and reset after each use, so
-    no SQL text is parsed per message; prune and open prepare theirs as they go.
+    cursors, retention's row reads and deletes, and the transaction verbs) are prepared once at
+    open and reset after each use, so no SQL text is parsed per message.
+    Appending writes one table row per message and nothing else (the only index is partial, on
+    expiring messages): rows go to the end of the seq B-tree, so a batch dirties few pages.
+    What an index would otherwise answer is kept in memory, rebuilt at open by one pass over
+    the table:
+    - `ids`: a keyed hash of (sender, id) -> seq, for lookups and uniqueness; a hash match is
+      confirmed against the row, so the map needs no more than hashes to be exact;
+    - `categories`: per category, its messages and envelope bytes (size retention) and a floor
+      seq below which it has no message (so retention does not reread what it has passed).
     Invariants:
-    - count, bytes and last_seq mirror the file: computed once at open, then changed only after
-      a transaction that changed them has committed;
+    - count, bytes, last_seq, ids and categories mirror the file: changed only after a
+      transaction that changed them has committed (append inserts into ids first, to see
+      duplicates within the batch, and takes them out again if the batch fails);
     - last_seq never goes back: it is the larger of max(seq) and meta "last_seq", which prune
       writes whenever it deletes, in case it deleted the newest messages;
     - no transaction stays open between calls: each failure path rolls back before it returns;
@@ -18,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <czmq.h>
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "vdp_errors.h"
@@ -25,16 +37,53 @@
 #include "vdb_store.h"
 #include "vedetta.h"
 
-#define S_SCHEMA_VERSION 1
+#define S_SCHEMA_VERSION 2
 #define S_BUSY_TIMEOUT   5000 // ms another process may hold the write lock before we fail
-//  Checkpoint the WAL into the database once it holds this many pages (16 MiB of 4 KiB pages;
-//  SQLite's default is 1000): fewer checkpoints, each an fsync of the main file, under steady
-//  appends. 16 KiB pages measured ~10% faster for 256-message batches but slower for single
-//  messages (each commit rewrites whole pages), so new files keep SQLite's 4 KiB.
-#define S_CHECKPOINT_PAGES 4000
+//  Page size of a new file. Appends write whole pages to the WAL and again to the database at
+//  each checkpoint, and SQLite's cost is per page as much as per byte: 32 KiB pages took a
+//  batch of 256 x 1 KiB from ~8.7 to ~4.9 us of CPU a message against 4 KiB (16 KiB: ~5.3,
+//  64 KiB: ~5.2, the table alone). Existing files keep the size they were made with.
+#define S_PAGE_SIZE 32768
+//  Checkpoint the WAL into the database once it holds this many bytes: fewer checkpoints,
+//  each an fsync of the main file, under steady appends.
+#define S_CHECKPOINT_BYTES (32 * 1024 * 1024)
 //  After a checkpoint, truncate a WAL that a burst grew beyond this (bytes); below it the file
 //  is reused in place, which is cheaper than growing it again.
 #define S_WAL_LIMIT (64 * 1024 * 1024)
+#define S_XSTR(x)   #x
+#define S_STR(x)    S_XSTR(x) // a macro's value as a string literal
+#define S_IDS_MIN   1024      // slots of a new id map; it doubles when 3/4 full
+
+//  One slot of the id map: seq 0 is empty (seqs start at 1).
+typedef struct {
+    uint64_t hash;
+    uint64_t seq;
+} s_slot_t;
+
+//  Open addressing with linear probing; capacity a power of two.
+typedef struct {
+    s_slot_t *slots;
+    size_t capacity;
+    size_t used;
+} s_ids_t;
+
+//  A category's share of the store, and what a running prune would change in it.
+typedef struct {
+    uint64_t count;
+    uint64_t bytes;
+    uint64_t floor; // no message of this category has a lower seq
+    uint64_t doomed_count;
+    uint64_t doomed_bytes;
+    uint64_t next_floor; // the floor once the running prune commits; 0: unchanged
+} s_category_t;
+
+//  A row a running prune deletes: what to take out of the maps once it commits.
+typedef struct {
+    uint64_t hash;
+    uint64_t seq;
+    uint64_t len;
+    s_category_t *category;
+} s_doomed_t;
 
 struct vdb_store_t {
     sqlite3 *db; // owned
@@ -42,11 +91,18 @@ struct vdb_store_t {
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
     sqlite3_stmt *insert;
-    sqlite3_stmt *lookup;
+    sqlite3_stmt *by_seq; // confirms a hash match
     sqlite3_stmt *scan;
-    sqlite3_stmt *seq_at;
+    sqlite3_stmt *row_at; // the first row at or after a seq: seq_at's binary search
     sqlite3_stmt *cursor_get;
     sqlite3_stmt *cursor_set;
+    sqlite3_stmt *delete_seq;
+    uint8_t id_key[crypto_shorthash_KEYBYTES]; // random per open: the map is rebuilt anyway
+    s_ids_t ids;
+    zhashx_t *categories; // name -> s_category_t, owned
+    s_doomed_t *doomed;   // prune's rows, reused
+    size_t doomed_count;
+    size_t doomed_capacity;
     uint64_t last_seq;
     uint64_t count;
     uint64_t bytes;
@@ -71,9 +127,6 @@ static const char *s_schema =
     "  recipients TEXT,"
     "  env BLOB NOT NULL"
     ");"
-    "CREATE UNIQUE INDEX messages_sender_id ON messages (sender, id);"
-    "CREATE INDEX messages_accepted_at ON messages (accepted_at);"
-    "CREATE INDEX messages_category_seq ON messages (category, seq);"
     "CREATE INDEX messages_expires ON messages (expires) WHERE expires > 0;"
     "CREATE TABLE cursors ("
     "  key TEXT NOT NULL,"
@@ -201,7 +254,9 @@ s_schema_check(sqlite3 *db, char *err, size_t err_size)
     if (rc == SQLITE_OK && tables == 0) {
         rc = sqlite3_exec(db, s_schema, NULL, NULL, NULL);
         if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db, "INSERT INTO meta (name, value) VALUES ('schema_version', 1)",
+            rc = sqlite3_exec(db,
+                              "INSERT INTO meta (name, value) VALUES ('schema_version', " S_STR(
+                                  S_SCHEMA_VERSION) ")",
                               NULL, NULL, NULL);
         version = S_SCHEMA_VERSION;
     } else if (rc == SQLITE_OK && has_meta) {
@@ -215,7 +270,12 @@ s_schema_check(sqlite3 *db, char *err, size_t err_size)
         return VD_ESTORE;
     }
     if (version != S_SCHEMA_VERSION) {
-        if (has_meta)
+        if (has_meta && version > 0 && version < S_SCHEMA_VERSION)
+            vdp_errorf(err, err_size, VD_OK,
+                       "schema version %" PRId64 " not supported (this broker reads %d): a store "
+                       "made by an earlier version; move it aside to start a new one",
+                       version, S_SCHEMA_VERSION);
+        else if (has_meta)
             vdp_errorf(err, err_size, VD_OK,
                        "schema version %" PRId64 " not supported (this broker reads %d)", version,
                        S_SCHEMA_VERSION);
@@ -233,27 +293,185 @@ s_schema_check(sqlite3 *db, char *err, size_t err_size)
     return VD_OK;
 }
 
-//  Reads the running totals: one pass over the table (length() of a blob reads its size from
-//  the record header, not the bytes), then the persisted high-water seq.
+//  --------------------------------------------------------------------------------------------
+//  The id map: (sender, id) -> seq, by a keyed hash. Keyed (SipHash, a random key per open) so
+//  that a publisher cannot choose ids that collide and make every lookup confirm many rows.
+
+//  Hashes sender '\0' id (no two pairs give the same bytes) in blocks of a stack buffer, each
+//  full block folded into the first 8 bytes of the next, so any length hashes the same way.
+typedef struct {
+    uint8_t block[256];
+    size_t used;
+    const uint8_t *key;
+} s_hasher_t;
+
+static void
+s_hasher_feed(s_hasher_t *hasher, const void *data, size_t len)
+{
+    const uint8_t *bytes = data;
+    while (len > 0) {
+        if (hasher->used == sizeof hasher->block) {
+            uint8_t folded[crypto_shorthash_BYTES];
+            crypto_shorthash(folded, hasher->block, hasher->used, hasher->key);
+            memcpy(hasher->block, folded, sizeof folded);
+            hasher->used = sizeof folded;
+        }
+        size_t room = sizeof hasher->block - hasher->used;
+        size_t n = len < room ? len : room;
+        memcpy(hasher->block + hasher->used, bytes, n);
+        hasher->used += n;
+        bytes += n;
+        len -= n;
+    }
+}
+
+static uint64_t
+s_id_hash(const vdb_store_t *self, const char *sender, const char *id)
+{
+    s_hasher_t hasher = { .used = 0, .key = self->id_key };
+    s_hasher_feed(&hasher, sender, strlen(sender) + 1);
+    s_hasher_feed(&hasher, id, strlen(id));
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, hasher.block, hasher.used, self->id_key);
+    uint64_t hash;
+    memcpy(&hash, out, sizeof hash);
+    return hash;
+}
+
 static int
-s_load_totals(vdb_store_t *self)
+s_ids_grow(s_ids_t *ids)
+{
+    size_t capacity = ids->capacity ? ids->capacity * 2 : S_IDS_MIN;
+    s_slot_t *slots = calloc(capacity, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i < ids->capacity; i++) {
+        if (!ids->slots[i].seq)
+            continue;
+        size_t at = ids->slots[i].hash & (capacity - 1);
+        while (slots[at].seq)
+            at = (at + 1) & (capacity - 1);
+        slots[at] = ids->slots[i];
+    }
+    free(ids->slots);
+    ids->slots = slots;
+    ids->capacity = capacity;
+    return 0;
+}
+
+//  Adds hash -> seq (a hash may appear more than once). Returns 0, or -1 out of memory.
+static int
+s_ids_put(s_ids_t *ids, uint64_t hash, uint64_t seq)
+{
+    assert(seq > 0);
+    if ((ids->used + 1) * 4 > ids->capacity * 3 && s_ids_grow(ids) != 0)
+        return -1;
+    size_t mask = ids->capacity - 1;
+    size_t at = hash & mask;
+    while (ids->slots[at].seq)
+        at = (at + 1) & mask;
+    ids->slots[at] = (s_slot_t){ .hash = hash, .seq = seq };
+    ids->used++;
+    return 0;
+}
+
+//  Takes hash -> seq out, if there; shifts the rest of its run back so no probe stops early.
+static void
+s_ids_remove(s_ids_t *ids, uint64_t hash, uint64_t seq)
+{
+    if (!ids->capacity)
+        return;
+    size_t mask = ids->capacity - 1;
+    size_t hole = hash & mask;
+    while (ids->slots[hole].seq && (ids->slots[hole].seq != seq || ids->slots[hole].hash != hash))
+        hole = (hole + 1) & mask;
+    if (!ids->slots[hole].seq)
+        return;
+    for (size_t next = (hole + 1) & mask; ids->slots[next].seq; next = (next + 1) & mask) {
+        size_t home = ids->slots[next].hash & mask;
+        //  A slot may move back into the hole only if its home is not in (hole, next].
+        int stays = hole <= next ? hole < home && home <= next : hole < home || home <= next;
+        if (!stays) {
+            ids->slots[hole] = ids->slots[next];
+            hole = next;
+        }
+    }
+    ids->slots[hole] = (s_slot_t){ 0 };
+    ids->used--;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Categories
+
+static void
+s_category_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+//  The entry of `name`, created (empty) if new. NULL out of memory.
+static s_category_t *
+s_category_get(vdb_store_t *self, const char *name)
+{
+    s_category_t *category = zhashx_lookup(self->categories, name);
+    if (category)
+        return category;
+    category = calloc(1, sizeof *category);
+    if (category && zhashx_insert(self->categories, name, category) != 0) {
+        free(category);
+        category = NULL;
+    }
+    return category;
+}
+
+//  Forgets categories left with no message (categories are names senders choose).
+static void
+s_categories_sweep(vdb_store_t *self)
+{
+    zlistx_t *names = zhashx_keys(self->categories);
+    if (!names)
+        return; // kept: an empty entry costs a few bytes and is reused
+    for (const char *name = zlistx_first(names); name; name = zlistx_next(names)) {
+        const s_category_t *category = zhashx_lookup(self->categories, name);
+        if (category && category->count == 0)
+            zhashx_delete(self->categories, name);
+    }
+    zlistx_destroy(&names);
+}
+
+/*  Builds the running totals and the maps in one pass over the table (length() of a blob reads
+    its size from the record header, not the bytes), then reads the persisted high-water seq.
+    The cost of opening a large store: about one read of its table.  */
+static int
+s_load(vdb_store_t *self)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(
-        self->db,
-        "SELECT count(*), coalesce(sum(length(env)), 0), coalesce(max(seq), 0) FROM messages", -1,
-        &stmt, NULL);
+        self->db, "SELECT seq, sender, id, category, length(env) FROM messages", -1, &stmt, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        self->count = (uint64_t)sqlite3_column_int64(stmt, 0);
-        self->bytes = (uint64_t)sqlite3_column_int64(stmt, 1);
-        self->last_seq = (uint64_t)sqlite3_column_int64(stmt, 2);
-        rc = SQLITE_OK;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+        const char *sender = (const char *)sqlite3_column_text(stmt, 1);
+        const char *id = (const char *)sqlite3_column_text(stmt, 2);
+        const char *name = (const char *)sqlite3_column_text(stmt, 3);
+        uint64_t len = (uint64_t)sqlite3_column_int64(stmt, 4);
+        s_category_t *category = name ? s_category_get(self, name) : NULL;
+        if (!sender || !id || !category ||
+            s_ids_put(&self->ids, s_id_hash(self, sender, id), seq) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        category->count++;
+        category->bytes += len;
+        self->count++;
+        self->bytes += len;
+        if (seq > self->last_seq)
+            self->last_seq = seq;
     }
     sqlite3_finalize(stmt);
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_DONE)
         return rc;
     int64_t floor = 0;
     rc = s_query_int(self->db, "SELECT value FROM meta WHERE name = ?1", "last_seq", &floor);
@@ -278,22 +496,17 @@ s_prepare_all(vdb_store_t *self)
                        "expires, key, recipients, env) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        &self->insert);
     if (rc == SQLITE_OK)
-        rc = s_prepare(self->db,
-                       "SELECT seq, accepted_at, tlp FROM messages WHERE sender = ? AND id = ?",
-                       &self->lookup);
+        rc = s_prepare(self->db, "SELECT sender, id, accepted_at, tlp FROM messages WHERE seq = ?",
+                       &self->by_seq);
     if (rc == SQLITE_OK)
         rc = s_prepare(self->db,
                        "SELECT seq, accepted_at, sender, id, topic, category, tlp, expires, key, "
                        "recipients, env FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
                        &self->scan);
-    //  The first in accepted_at order, found in O(log n) through the index. If the clock
-    //  stepped back, a message stamped earlier may carry a higher seq than this one; finding
-    //  min(seq) instead would read every index entry since `time_ms`.
     if (rc == SQLITE_OK)
         rc = s_prepare(self->db,
-                       "SELECT seq FROM messages WHERE accepted_at >= ? "
-                       "ORDER BY accepted_at, seq LIMIT 1",
-                       &self->seq_at);
+                       "SELECT seq, accepted_at FROM messages WHERE seq >= ? ORDER BY seq LIMIT 1",
+                       &self->row_at);
     if (rc == SQLITE_OK)
         rc = s_prepare(self->db, "SELECT seq FROM cursors WHERE key = ? AND name = ?",
                        &self->cursor_get);
@@ -303,48 +516,31 @@ s_prepare_all(vdb_store_t *self)
                        "ON CONFLICT (key, name) DO UPDATE SET seq = excluded.seq, "
                        "updated_at = excluded.updated_at",
                        &self->cursor_set);
+    if (rc == SQLITE_OK)
+        rc = s_prepare(self->db, "DELETE FROM messages WHERE seq = ?", &self->delete_seq);
     return rc;
 }
 
-vdb_store_t *
-vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
+//  Sets the connection up: exclusive lock, page size of a new file, WAL, sync policy.
+static int
+s_configure(vdb_store_t *self, const char *path, vdb_sync_t sync, char *err, size_t err_size)
 {
     static const char *sync_pragma[] = {
         [VDB_SYNC_FULL] = "PRAGMA synchronous = FULL",
         [VDB_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
         [VDB_SYNC_OFF] = "PRAGMA synchronous = OFF",
     };
-    if (!path || !*path || (int)sync < 0 ||
-        (size_t)sync >= sizeof sync_pragma / sizeof *sync_pragma) {
-        vdp_errorf(err, err_size, VD_OK, "invalid argument");
-        return NULL;
-    }
-    vdb_store_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        vdp_errorf(err, err_size, VD_OK, "out of memory");
-        return NULL;
-    }
-    //  NOMUTEX: one thread owns the store, so SQLite's per-call mutexes buy nothing.
-    int rc = sqlite3_open_v2(
-        path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        if (self->db)
-            vdp_errorf(err, err_size, VD_OK, "%s: %s", path, sqlite3_errmsg(self->db));
-        else
-            vdp_errorf(err, err_size, VD_OK, "%s: out of memory", path);
-        goto err_close;
-    }
-    sqlite3_extended_result_codes(self->db, 1);
-    sqlite3_busy_timeout(self->db, S_BUSY_TIMEOUT);
-
     //  The broker is the store's only user: exclusive locking, set before WAL is entered, keeps
     //  the lock for the whole run (no fcntl lock and unlock around every statement, which cost
     //  several microseconds a message) and needs no shared-memory index; a second broker
-    //  opening the same file fails instead of interleaving with the first.
-    rc = sqlite3_exec(self->db, "PRAGMA locking_mode = EXCLUSIVE", NULL, NULL, NULL);
+    //  opening the same file fails instead of interleaving with the first. The page size only
+    //  takes on a file that has no page yet, so it comes before WAL, which writes the header.
+    int rc = sqlite3_exec(self->db,
+                          "PRAGMA locking_mode = EXCLUSIVE; PRAGMA page_size = " S_STR(S_PAGE_SIZE),
+                          NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         s_describe(self->db, rc, err, err_size);
-        goto err_close;
+        return rc;
     }
     //  journal_mode answers with the mode now in force; anything but "wal" (a read-only file,
     //  a file system without shared memory) is refused rather than run slowly.
@@ -362,20 +558,66 @@ vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
         vdp_errorf(err, err_size, VD_OK, "%s: cannot use WAL mode", path);
     sqlite3_finalize(stmt);
     if (rc != SQLITE_OK || !wal)
-        goto err_close;
+        return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
 
+    //  The checkpoint threshold is in pages: of this file's size, which an older file may not
+    //  share with S_PAGE_SIZE.
+    int64_t page_size = 0;
+    rc = s_query_int(self->db, "PRAGMA page_size", NULL, &page_size);
+    if (rc == SQLITE_OK && page_size <= 0)
+        rc = SQLITE_CORRUPT;
     char pragmas[256];
-    snprintf(pragmas, sizeof pragmas,
-             "%s; PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d",
-             sync_pragma[sync], S_CHECKPOINT_PAGES, S_WAL_LIMIT);
-    rc = sqlite3_exec(self->db, pragmas, NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
+    if (rc == SQLITE_OK) {
+        snprintf(pragmas, sizeof pragmas,
+                 "%s; PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d",
+                 sync_pragma[sync], (int)(S_CHECKPOINT_BYTES / page_size), S_WAL_LIMIT);
+        rc = sqlite3_exec(self->db, pragmas, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
         s_describe(self->db, rc, err, err_size);
+    return rc;
+}
+
+vdb_store_t *
+vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
+{
+    if (!path || !*path || (int)sync < 0 || sync > VDB_SYNC_OFF) {
+        vdp_errorf(err, err_size, VD_OK, "invalid argument");
+        return NULL;
+    }
+    if (sodium_init() < 0) {
+        vdp_errorf(err, err_size, VD_OK, "libsodium failed to initialise");
+        return NULL;
+    }
+    vdb_store_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        vdp_errorf(err, err_size, VD_OK, "out of memory");
+        return NULL;
+    }
+    randombytes_buf(self->id_key, sizeof self->id_key);
+    self->categories = zhashx_new();
+    if (!self->categories) {
+        vdp_errorf(err, err_size, VD_OK, "out of memory");
         goto err_close;
     }
+    zhashx_set_destructor(self->categories, s_category_free);
+    //  NOMUTEX: one thread owns the store, so SQLite's per-call mutexes buy nothing.
+    int rc = sqlite3_open_v2(
+        path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        if (self->db)
+            vdp_errorf(err, err_size, VD_OK, "%s: %s", path, sqlite3_errmsg(self->db));
+        else
+            vdp_errorf(err, err_size, VD_OK, "%s: out of memory", path);
+        goto err_close;
+    }
+    sqlite3_extended_result_codes(self->db, 1);
+    sqlite3_busy_timeout(self->db, S_BUSY_TIMEOUT);
+    if (s_configure(self, path, sync, err, err_size) != SQLITE_OK)
+        goto err_close;
     if (s_schema_check(self->db, err, err_size) != VD_OK)
         goto err_close;
-    rc = s_load_totals(self);
+    rc = s_load(self);
     if (rc == SQLITE_OK)
         rc = s_prepare_all(self);
     if (rc != SQLITE_OK) {
@@ -396,11 +638,12 @@ vdb_store_close(vdb_store_t **self_p)
         return;
     vdb_store_t *self = *self_p;
     assert(!self->scanning);
+    sqlite3_finalize(self->delete_seq);
     sqlite3_finalize(self->cursor_set);
     sqlite3_finalize(self->cursor_get);
-    sqlite3_finalize(self->seq_at);
+    sqlite3_finalize(self->row_at);
     sqlite3_finalize(self->scan);
-    sqlite3_finalize(self->lookup);
+    sqlite3_finalize(self->by_seq);
     sqlite3_finalize(self->insert);
     sqlite3_finalize(self->rollback);
     sqlite3_finalize(self->commit);
@@ -410,6 +653,9 @@ vdb_store_close(vdb_store_t **self_p)
     int rc = sqlite3_close(self->db);
     assert(rc == SQLITE_OK);
     (void)rc;
+    zhashx_destroy(&self->categories);
+    free(self->ids.slots);
+    free(self->doomed);
     free(self);
     *self_p = NULL;
 }
@@ -445,6 +691,52 @@ s_insert(vdb_store_t *self, const vdb_store_msg_t *msg)
     return s_run(stmt);
 }
 
+/*  Finds (sender, id), whose hash is `hash`: each map entry with that hash is confirmed against
+    its row, so a hash collision is never taken for the message. Fills what is not NULL.
+    Returns SQLITE_ROW (found), SQLITE_DONE (not stored) or an SQLite error. Sees the rows of
+    the open transaction, so append finds duplicates within its batch too.  */
+static int
+s_find(vdb_store_t *self,
+       uint64_t hash,
+       const char *sender,
+       const char *id,
+       uint64_t *seq,
+       int64_t *accepted_at,
+       vdp_tlp_t *tlp)
+{
+    const s_ids_t *ids = &self->ids;
+    if (!ids->capacity)
+        return SQLITE_DONE;
+    size_t mask = ids->capacity - 1;
+    sqlite3_stmt *stmt = self->by_seq;
+    for (size_t at = hash & mask; ids->slots[at].seq; at = (at + 1) & mask) {
+        if (ids->slots[at].hash != hash)
+            continue;
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)ids->slots[at].seq);
+        int rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            sqlite3_reset(stmt);
+            return rc;
+        }
+        const char *row_sender = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : 0;
+        const char *row_id = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 1) : 0;
+        int same =
+            row_sender && row_id && strcmp(row_sender, sender) == 0 && strcmp(row_id, id) == 0;
+        if (same) {
+            if (seq)
+                *seq = ids->slots[at].seq;
+            if (accepted_at)
+                *accepted_at = sqlite3_column_int64(stmt, 2);
+            if (tlp)
+                *tlp = (vdp_tlp_t)sqlite3_column_int(stmt, 3);
+        }
+        sqlite3_reset(stmt);
+        if (same)
+            return SQLITE_ROW;
+    }
+    return SQLITE_DONE;
+}
+
 //  Checks what SQLite would otherwise store wrong or refuse mid-batch: missing fields and seqs
 //  that do not increase. Returns VD_OK or VD_EINVAL with `err`.
 static int
@@ -469,6 +761,38 @@ s_validate(
     return VD_OK;
 }
 
+/*  Inserts the batch inside the open transaction, each message's id into the map first (a
+    duplicate is found against stored rows and the batch's earlier ones alike). Returns the
+    SQLite code; *done is the index of the message that failed (count if none), *duplicate
+    is set if that message is a duplicate.  */
+static int
+s_append_rows(
+    vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, size_t *done, int *duplicate)
+{
+    int rc = SQLITE_OK;
+    size_t i = 0;
+    for (; i < count; i++) {
+        const vdb_store_msg_t *msg = &msgs[i];
+        uint64_t hash = s_id_hash(self, msg->sender, msg->id);
+        rc = s_find(self, hash, msg->sender, msg->id, NULL, NULL, NULL);
+        if (rc == SQLITE_ROW)
+            *duplicate = 1;
+        if (rc != SQLITE_DONE)
+            break;
+        //  The category entry is made now, so that counting after the commit cannot fail.
+        if (!s_category_get(self, msg->category) || s_ids_put(&self->ids, hash, msg->seq) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        rc = s_insert(self, msg);
+        if (rc != SQLITE_OK)
+            break;
+    }
+    *done = i; // the failing message, or count
+    sqlite3_clear_bindings(self->insert);
+    return rc;
+}
+
 int
 vdb_store_append(
     vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size)
@@ -485,33 +809,40 @@ vdb_store_append(
     if (rc != VD_OK)
         return rc;
 
-    uint64_t bytes = 0;
-    size_t i = 0;
+    size_t done = 0;
+    int duplicate = 0;
     int sqlite_rc = s_run(self->begin);
-    for (; sqlite_rc == SQLITE_OK && i < count; i++) {
-        sqlite_rc = s_insert(self, &msgs[i]);
-        bytes += msgs[i].raw_len;
-    }
-    sqlite3_clear_bindings(self->insert);
+    if (sqlite_rc == SQLITE_OK)
+        sqlite_rc = s_append_rows(self, msgs, count, &done, &duplicate);
     //  The commit is where FULL sync waits for the disk: one fsync of the WAL for the batch.
     if (sqlite_rc == SQLITE_OK)
         sqlite_rc = s_run(self->commit);
     if (sqlite_rc == SQLITE_OK) {
+        for (size_t i = 0; i < count; i++) {
+            s_category_t *category = zhashx_lookup(self->categories, msgs[i].category);
+            category->count++;
+            category->bytes += msgs[i].raw_len;
+            self->bytes += msgs[i].raw_len;
+        }
         self->count += count;
-        self->bytes += bytes;
         self->last_seq = msgs[count - 1].seq;
         return VD_OK;
     }
-    if (sqlite_rc == SQLITE_CONSTRAINT_UNIQUE) {
-        const vdb_store_msg_t *msg = &msgs[i - 1];
-        vdp_errorf(err, err_size, VD_OK, "message %zu: duplicate (sender, id) %s/%s", i - 1,
-                   msg->sender, msg->id);
+    if (duplicate) {
+        vdp_errorf(err, err_size, VD_OK, "message %zu: duplicate (sender, id) %s/%s", done,
+                   msgs[done].sender, msgs[done].id);
         rc = VD_EINVAL;
+    } else if (sqlite_rc == SQLITE_NOMEM) {
+        vdp_errorf(err, err_size, VD_OK, "out of memory");
+        rc = VD_ESTORE;
     } else {
         s_describe(self->db, sqlite_rc, err, err_size);
         rc = VD_ESTORE;
     }
     s_rollback(self);
+    //  Whatever entered the map (the failing message too, if it got that far) goes again.
+    for (size_t i = 0; i <= done && i < count; i++)
+        s_ids_remove(&self->ids, s_id_hash(self, msgs[i].sender, msgs[i].id), msgs[i].seq);
     return rc;
 }
 
@@ -525,26 +856,14 @@ vdb_store_lookup(vdb_store_t *self,
 {
     assert(self);
     assert(sender && id);
-    sqlite3_stmt *stmt = self->lookup;
-    sqlite3_bind_text(stmt, 1, sender, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    int result = VD_ENOTFOUND;
-    if (rc == SQLITE_ROW) {
-        if (seq)
-            *seq = (uint64_t)sqlite3_column_int64(stmt, 0);
-        if (accepted_at)
-            *accepted_at = sqlite3_column_int64(stmt, 1);
-        if (tlp)
-            *tlp = (vdp_tlp_t)sqlite3_column_int(stmt, 2);
-        result = VD_OK;
-    } else if (rc != SQLITE_DONE) {
-        vdb_log_error("vdb_store: lookup failed: %s", sqlite3_errmsg(self->db));
-        result = VD_ESTORE;
-    }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return result;
+    //  A new message, the common case, is answered from memory: no SQLite call at all.
+    int rc = s_find(self, s_id_hash(self, sender, id), sender, id, seq, accepted_at, tlp);
+    if (rc == SQLITE_ROW)
+        return VD_OK;
+    if (rc == SQLITE_DONE)
+        return VD_ENOTFOUND;
+    vdb_log_error("vdb_store: lookup failed: %s", sqlite3_errmsg(self->db));
+    return VD_ESTORE;
 }
 
 //  A scan row as a message; its pointers are valid until the next step or reset of `stmt`.
@@ -603,24 +922,81 @@ vdb_store_scan(vdb_store_t *self, uint64_t after, size_t limit, vdb_store_fn *fn
     return rc == SQLITE_DONE ? passed : VD_ESTORE;
 }
 
+//  The first row at or after seq `from`: SQLITE_ROW with *seq and *accepted_at, SQLITE_DONE if
+//  there is none, or an error.
+static int
+s_row_at(vdb_store_t *self, uint64_t from, uint64_t *seq, int64_t *accepted_at)
+{
+    sqlite3_stmt *stmt = self->row_at;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)from);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+        *accepted_at = sqlite3_column_int64(stmt, 1);
+    }
+    sqlite3_reset(stmt);
+    return rc;
+}
+
+/*  The lowest seq whose accepted_at is at or after `time_ms`, by binary search over seq: the
+    broker stamps accepted_at and seq together, in order, so accepted_at grows with seq while
+    its clock does not step back. Each probe is one descent of the table's B-tree (O(log n)),
+    at most 64 of them. Returns SQLITE_ROW and *found, SQLITE_DONE if none, or an error.  */
+static int
+s_first_at(vdb_store_t *self, int64_t time_ms, uint64_t *found)
+{
+    uint64_t low = 0;
+    uint64_t high = self->last_seq; // the answer, if any, is in [low, high]
+    int result = SQLITE_DONE;
+    while (low <= high) {
+        uint64_t mid = low + (high - low) / 2;
+        uint64_t seq = 0;
+        int64_t accepted_at = 0;
+        int rc = s_row_at(self, mid, &seq, &accepted_at);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return rc;
+        if (rc == SQLITE_ROW && accepted_at < time_ms) {
+            low = seq + 1;
+            continue;
+        }
+        if (rc == SQLITE_ROW) {
+            *found = seq;
+            result = SQLITE_ROW;
+        }
+        if (mid == 0)
+            break;
+        high = mid - 1; // nothing at or after mid, or a match there: look below it
+    }
+    return result;
+}
+
 int
 vdb_store_seq_at(vdb_store_t *self, int64_t time_ms, uint64_t *seq)
 {
     assert(self);
     assert(seq);
-    sqlite3_stmt *stmt = self->seq_at;
-    sqlite3_bind_int64(stmt, 1, time_ms);
-    int rc = sqlite3_step(stmt);
-    int result = VD_ENOTFOUND;
-    if (rc == SQLITE_ROW) {
-        *seq = (uint64_t)sqlite3_column_int64(stmt, 0);
-        result = VD_OK;
-    } else if (rc != SQLITE_DONE) {
-        vdb_log_error("vdb_store: seq_at failed: %s", sqlite3_errmsg(self->db));
-        result = VD_ESTORE;
-    }
-    sqlite3_reset(stmt);
-    return result;
+    int rc = s_first_at(self, time_ms, seq);
+    if (rc == SQLITE_ROW)
+        return VD_OK;
+    if (rc == SQLITE_DONE)
+        return VD_ENOTFOUND;
+    vdb_log_error("vdb_store: seq_at failed: %s", sqlite3_errmsg(self->db));
+    return VD_ESTORE;
+}
+
+//  Binds one cursor to the upsert statement and runs it. Returns the SQLite code.
+static int
+s_cursor_write(vdb_store_t *self, const char *key, const char *name, uint64_t seq, int64_t now)
+{
+    assert(key && name && seq <= INT64_MAX);
+    sqlite3_stmt *stmt = self->cursor_set;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
+    sqlite3_bind_int64(stmt, 4, now);
+    int rc = s_run(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc;
 }
 
 int
@@ -650,16 +1026,9 @@ vdb_store_cursor_set(vdb_store_t *self, const char *key, const char *name, uint6
 {
     assert(self);
     assert(!self->scanning);
-    assert(key && name && seq <= INT64_MAX);
-    //  One transaction (and under FULL, one fsync) per call: callers coalesce acknowledgements.
-    //  Folding cursor updates into the next append's transaction would make them free.
-    sqlite3_stmt *stmt = self->cursor_set;
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
-    sqlite3_bind_int64(stmt, 4, s_now_ms());
-    int rc = s_run(stmt);
-    sqlite3_clear_bindings(stmt);
+    //  One transaction (and under FULL, one fsync) per call: callers coalesce acknowledgements,
+    //  or write many at once with vdb_store_cursor_set_many.
+    int rc = s_cursor_write(self, key, name, seq, s_now_ms());
     if (rc != SQLITE_OK) {
         char why[256];
         s_describe(self->db, rc, why, sizeof why);
@@ -669,153 +1038,262 @@ vdb_store_cursor_set(vdb_store_t *self, const char *key, const char *name, uint6
     return VD_OK;
 }
 
-//  Deletes the rows of messages that `where` selects (?1, ?2 bound from the arguments, a NULL
-//  text skipped), adding their number and envelope bytes to *count and *bytes.
-static int
-s_delete_where(vdb_store_t *self,
-               const char *where,
-               const char *text,
-               int64_t number,
-               uint64_t *count,
-               uint64_t *bytes)
+int
+vdb_store_cursor_set_many(vdb_store_t *self, const vdb_store_cursor_t *cursors, size_t count)
 {
-    char sql[256];
-    sqlite3_stmt *stmt = NULL;
-    //  Sum first, then delete, in the same transaction: DELETE ... RETURNING would do both in
-    //  one pass but needs SQLite 3.35, above the 3.31 we support.
-    snprintf(sql, sizeof sql,
-             "SELECT count(*), coalesce(sum(length(env)), 0) FROM messages WHERE %s", where);
-    int rc = sqlite3_prepare_v2(self->db, sql, -1, &stmt, NULL);
-    int64_t rows = 0;
-    int64_t size = 0;
-    for (int pass = 0; rc == SQLITE_OK && pass < 2; pass++) {
-        if (text)
-            sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, number);
-        rc = sqlite3_step(stmt);
-        if (pass == 0 && rc == SQLITE_ROW) {
-            rows = sqlite3_column_int64(stmt, 0);
-            size = sqlite3_column_int64(stmt, 1);
-        }
-        if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-            rc = SQLITE_OK;
-        sqlite3_finalize(stmt);
-        stmt = NULL;
-        if (rc != SQLITE_OK || pass == 1 || rows == 0)
-            break;
-        snprintf(sql, sizeof sql, "DELETE FROM messages WHERE %s", where);
-        rc = sqlite3_prepare_v2(self->db, sql, -1, &stmt, NULL);
+    assert(self);
+    assert(!self->scanning);
+    assert(cursors || count == 0);
+    if (count == 0)
+        return VD_OK;
+    int64_t now = s_now_ms();
+    int rc = s_run(self->begin);
+    for (size_t i = 0; rc == SQLITE_OK && i < count; i++)
+        rc = s_cursor_write(self, cursors[i].key, cursors[i].name, cursors[i].seq, now);
+    if (rc == SQLITE_OK)
+        rc = s_run(self->commit); // one fsync under FULL for them all
+    if (rc != SQLITE_OK) {
+        char why[256];
+        s_describe(self->db, rc, why, sizeof why);
+        vdb_log_error("vdb_store: cursor_set_many (%zu cursors) failed: %s", count, why);
+        s_rollback(self);
+        return VD_ESTORE;
     }
-    if (rc == SQLITE_OK) {
-        *count += (uint64_t)rows;
-        *bytes += (uint64_t)size;
+    return VD_OK;
+}
+
+//  --------------------------------------------------------------------------------------------
+//  Retention. Each rule reads candidate rows in one statement, records those it deletes (to
+//  take them out of the maps once the transaction commits), then deletes them by seq, so the
+//  next rule no longer sees them.
+
+typedef struct {
+    uint64_t seq;
+    int64_t accepted_at;
+    s_category_t *category;
+    uint64_t len;
+    const char *sender;
+    const char *id;
+} s_row_t;
+
+//  Decides on one row: 1 delete it, 0 keep it, -1 stop reading.
+typedef int(s_rule_fn)(const s_row_t *row, void *arg);
+
+//  Every rule's query starts with these columns, in this order.
+#define S_RULE_COLUMNS "SELECT seq, accepted_at, category, length(env), sender, id FROM messages "
+
+static int
+s_doom(vdb_store_t *self, const s_row_t *row)
+{
+    if (self->doomed_count == self->doomed_capacity) {
+        size_t capacity = self->doomed_capacity ? 2 * self->doomed_capacity : 256;
+        s_doomed_t *more = realloc(self->doomed, capacity * sizeof *more);
+        if (!more)
+            return SQLITE_NOMEM;
+        self->doomed = more;
+        self->doomed_capacity = capacity;
+    }
+    self->doomed[self->doomed_count++] = (s_doomed_t){
+        .hash = s_id_hash(self, row->sender, row->id),
+        .seq = row->seq,
+        .len = row->len,
+        .category = row->category,
+    };
+    row->category->doomed_count++;
+    row->category->doomed_bytes += row->len;
+    return SQLITE_OK;
+}
+
+//  Runs one rule: `sql` (S_RULE_COLUMNS ...) with ?1 and ?2 bound to `a` and `b` where it has
+//  them, `rule` on each row, then deletes what it chose. Returns the SQLite code.
+static int
+s_prune_rule(vdb_store_t *self, const char *sql, int64_t a, int64_t b, s_rule_fn *rule, void *arg)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(self->db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (sqlite3_bind_parameter_count(stmt) >= 1)
+        sqlite3_bind_int64(stmt, 1, a);
+    if (sqlite3_bind_parameter_count(stmt) >= 2)
+        sqlite3_bind_int64(stmt, 2, b);
+    size_t first = self->doomed_count;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(stmt, 2);
+        s_row_t row = {
+            .seq = (uint64_t)sqlite3_column_int64(stmt, 0),
+            .accepted_at = sqlite3_column_int64(stmt, 1),
+            .category = name ? zhashx_lookup(self->categories, name) : NULL,
+            .len = (uint64_t)sqlite3_column_int64(stmt, 3),
+            .sender = (const char *)sqlite3_column_text(stmt, 4),
+            .id = (const char *)sqlite3_column_text(stmt, 5),
+        };
+        if (!row.category || !row.sender || !row.id) {
+            rc = SQLITE_CORRUPT; // every stored row was counted at open or append
+            break;
+        }
+        int verdict = rule(&row, arg);
+        if (verdict < 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+        if (verdict > 0 && (rc = s_doom(self, &row)) != SQLITE_OK)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return rc;
+    rc = SQLITE_OK;
+    for (size_t i = first; rc == SQLITE_OK && i < self->doomed_count; i++) {
+        sqlite3_bind_int64(self->delete_seq, 1, (sqlite3_int64)self->doomed[i].seq);
+        rc = s_run(self->delete_seq);
     }
     return rc;
 }
 
-//  Size retention for one category: keeps the newest messages whose envelopes fit in
-//  `max_bytes` and deletes the rest. Walks newest first and stops at the first message that
-//  does not fit, so it reads the kept messages once (one row lookup each). Keeping per-category
-//  totals would let it read only the deleted ones.
+//  Age: what a rule needs to know, and what it learns (the lowest seq of `category` it keeps).
+typedef struct {
+    const s_category_t *category; // NULL: every category
+    int64_t before;
+    uint64_t kept_low; // 0: none kept
+} s_age_t;
+
 static int
-s_prune_size(
-    vdb_store_t *self, const char *category, uint64_t max_bytes, uint64_t *count, uint64_t *bytes)
+s_age_rule(const s_row_t *row, void *arg)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(self->db,
-                                "SELECT seq, length(env) FROM messages WHERE category = ? "
-                                "ORDER BY seq DESC",
-                                -1, &stmt, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, category, -1, SQLITE_STATIC);
-    uint64_t kept = 0;
-    int64_t boundary = 0; // delete this seq and older
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        uint64_t size = (uint64_t)sqlite3_column_int64(stmt, 1);
-        if (size > max_bytes - kept) {
-            boundary = sqlite3_column_int64(stmt, 0);
-            break;
-        }
-        kept += size;
-    }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return rc;
-    if (boundary == 0)
-        return SQLITE_OK;
-    return s_delete_where(self, "category = ?1 AND seq <= ?2", category, boundary, count, bytes);
+    s_age_t *age = arg;
+    if (age->category && row->category != age->category)
+        return 0;
+    if (row->accepted_at < age->before)
+        return 1;
+    if (!age->kept_low) // stamped after `before` below the boundary: the clock stepped back
+        age->kept_low = row->seq;
+    return 0;
 }
 
-//  Size retention for every category present.
 static int
-s_prune_size_all(vdb_store_t *self, uint64_t max_bytes, uint64_t *count, uint64_t *bytes)
+s_doom_all(const s_row_t *row, void *arg)
 {
-    //  Collect the names first: deleting rows under a running SELECT of the same table is not
-    //  something to rely on. Categories are few (a protocol enumeration).
-    sqlite3_stmt *stmt = NULL;
-    int rc =
-        sqlite3_prepare_v2(self->db, "SELECT DISTINCT category FROM messages", -1, &stmt, NULL);
-    if (rc != SQLITE_OK)
+    (void)row;
+    (void)arg;
+    return 1;
+}
+
+//  Where a category's next scan may start: its floor, or the one the running prune found.
+static uint64_t
+s_floor(const s_category_t *category)
+{
+    return category->next_floor ? category->next_floor : category->floor;
+}
+
+/*  Age retention: messages accepted before `before`. The rows below the first seq stamped at
+    or after it (binary search, no index) are read and those stamped before deleted; for one
+    category, from where its last pass stopped. After a clock step back, a message stamped
+    before `before` but after that boundary waits for a later pass.  */
+static int
+s_prune_age(vdb_store_t *self, s_category_t *category, int64_t before)
+{
+    uint64_t boundary = 0;
+    int rc = s_first_at(self, before, &boundary);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return rc;
-    char **names = NULL;
-    size_t used = 0;
-    size_t capacity = 0;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (used == capacity) {
-            size_t grown = capacity ? capacity * 2 : 16;
-            char **more = realloc(names, grown * sizeof *more);
-            if (!more) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            names = more;
-            capacity = grown;
-        }
-        names[used] = strdup((const char *)sqlite3_column_text(stmt, 0));
-        if (!names[used]) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        used++;
-    }
-    sqlite3_finalize(stmt);
-    if (rc == SQLITE_DONE)
-        rc = SQLITE_OK;
-    for (size_t i = 0; rc == SQLITE_OK && i < used; i++)
-        rc = s_prune_size(self, names[i], max_bytes, count, bytes);
-    for (size_t i = 0; i < used; i++)
-        free(names[i]);
-    free(names);
+    uint64_t last = rc == SQLITE_ROW ? boundary - 1 : self->last_seq; // read up to here
+    s_age_t age = { .category = category, .before = before };
+    if (!category)
+        return s_prune_rule(self, S_RULE_COLUMNS "WHERE seq <= ?1 ORDER BY seq", (int64_t)last, 0,
+                            s_age_rule, &age);
+    uint64_t floor = s_floor(category);
+    if (floor > last)
+        return SQLITE_OK;
+    rc = s_prune_rule(self, S_RULE_COLUMNS "WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+                      (int64_t)floor, (int64_t)last, s_age_rule, &age);
+    if (rc == SQLITE_OK)
+        category->next_floor = age.kept_low ? age.kept_low : last + 1;
+    return rc;
+}
+
+//  Size: the oldest messages of `category` until `need` bytes are freed.
+typedef struct {
+    const s_category_t *category;
+    uint64_t need;
+    uint64_t freed;
+    uint64_t last; // the newest seq deleted
+} s_size_t;
+
+static int
+s_size_rule(const s_row_t *row, void *arg)
+{
+    s_size_t *size = arg;
+    if (size->freed >= size->need)
+        return -1;
+    if (row->category != size->category)
+        return 0;
+    size->freed += row->len;
+    size->last = row->seq;
+    return 1;
+}
+
+/*  Size retention for one category: keeps its newest messages whose envelopes fit in
+    `max_bytes`, i.e. deletes its oldest until they do. The running totals say how much must go
+    before anything is read; the rows are read in seq order from the category's floor, so each
+    pass reads what it deletes and the other categories' rows in between, once.  */
+static int
+s_prune_size(vdb_store_t *self, s_category_t *category, uint64_t max_bytes)
+{
+    uint64_t held = category->bytes - category->doomed_bytes;
+    if (held <= max_bytes)
+        return SQLITE_OK;
+    s_size_t size = { .category = category, .need = held - max_bytes };
+    int rc = s_prune_rule(self, S_RULE_COLUMNS "WHERE seq >= ?1 ORDER BY seq",
+                          (int64_t)s_floor(category), 0, s_size_rule, &size);
+    if (rc == SQLITE_OK && size.last)
+        category->next_floor = size.last + 1;
+    return rc;
+}
+
+//  Size retention for every category (their names are in memory: no scan to find them).
+static int
+s_prune_size_all(vdb_store_t *self, uint64_t max_bytes)
+{
+    size_t count = zhashx_size(self->categories);
+    if (count == 0)
+        return SQLITE_OK;
+    s_category_t **all = malloc(count * sizeof *all);
+    if (!all)
+        return SQLITE_NOMEM;
+    size_t n = 0;
+    for (s_category_t *category = zhashx_first(self->categories); category && n < count;
+         category = zhashx_next(self->categories))
+        all[n++] = category;
+    int rc = SQLITE_OK;
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = s_prune_size(self, all[i], max_bytes);
+    free(all);
     return rc;
 }
 
 static int
 s_prune_steps(vdb_store_t *self,
-              const char *category,
+              s_category_t *category,
               int64_t before_ms,
               uint64_t max_bytes,
-              int64_t now_ms,
-              uint64_t *count,
-              uint64_t *bytes)
+              int64_t now_ms)
 {
     int rc = SQLITE_OK;
-    if (before_ms > 0 && category)
-        rc = s_delete_where(self, "category = ?1 AND accepted_at < ?2", category, before_ms, count,
-                            bytes);
-    else if (before_ms > 0)
-        rc = s_delete_where(self, "accepted_at < ?2", NULL, before_ms, count, bytes);
+    if (before_ms > 0)
+        rc = s_prune_age(self, category, before_ms);
     //  Expired before size: what has expired goes anyway, and must not count against the size
     //  limit and push out live messages first. "expires > 0" repeats the partial index's
     //  condition, which is what lets SQLite use it.
     if (rc == SQLITE_OK && now_ms > 0)
-        rc = s_delete_where(self, "expires > 0 AND expires <= ?2", NULL, now_ms, count, bytes);
+        rc = s_prune_rule(self, S_RULE_COLUMNS "WHERE expires > 0 AND expires <= ?1", now_ms, 0,
+                          s_doom_all, NULL);
     if (rc == SQLITE_OK && max_bytes > 0 && category)
-        rc = s_prune_size(self, category, max_bytes, count, bytes);
+        rc = s_prune_size(self, category, max_bytes);
     else if (rc == SQLITE_OK && max_bytes > 0)
-        rc = s_prune_size_all(self, max_bytes, count, bytes);
+        rc = s_prune_size_all(self, max_bytes);
     //  The newest messages may have gone: remember the high-water seq for the next open.
-    if (rc == SQLITE_OK && *count > 0) {
+    if (rc == SQLITE_OK && self->doomed_count > 0) {
         sqlite3_stmt *stmt = NULL;
         rc = sqlite3_prepare_v2(self->db,
                                 "INSERT INTO meta (name, value) VALUES ('last_seq', ?) "
@@ -830,18 +1308,52 @@ s_prune_steps(vdb_store_t *self,
     return rc;
 }
 
+//  Ends a prune: if it succeeded (`ok`: committed, or found nothing to delete), takes the
+//  deleted rows out of the maps and totals and moves the floors; either way, forgets what the
+//  prune had planned.
+static void
+s_prune_finish(vdb_store_t *self, int ok)
+{
+    for (size_t i = 0; ok && i < self->doomed_count; i++) {
+        const s_doomed_t *doomed = &self->doomed[i];
+        s_ids_remove(&self->ids, doomed->hash, doomed->seq);
+        doomed->category->count--;
+        doomed->category->bytes -= doomed->len;
+        self->count--;
+        self->bytes -= doomed->len;
+    }
+    for (s_category_t *category = zhashx_first(self->categories); category;
+         category = zhashx_next(self->categories)) {
+        if (ok && category->next_floor)
+            category->floor = category->next_floor;
+        category->next_floor = 0;
+        category->doomed_count = 0;
+        category->doomed_bytes = 0;
+    }
+    if (ok && self->doomed_count > 0)
+        s_categories_sweep(self);
+    self->doomed_count = 0;
+}
+
 int
 vdb_store_prune(
     vdb_store_t *self, const char *category, int64_t before_ms, uint64_t max_bytes, int64_t now_ms)
 {
     assert(self);
     assert(!self->scanning);
-    uint64_t count = 0;
-    uint64_t bytes = 0;
+    s_category_t *only = NULL;
+    if (category) {
+        only = zhashx_lookup(self->categories, category);
+        if (!only) { // no such messages: only expiry, which spans categories, is left
+            before_ms = 0;
+            max_bytes = 0;
+        }
+    }
     int rc = s_run(self->begin);
     if (rc == SQLITE_OK)
-        rc = s_prune_steps(self, category, before_ms, max_bytes, now_ms, &count, &bytes);
-    if (rc == SQLITE_OK && count > 0)
+        rc = s_prune_steps(self, only, before_ms, max_bytes, now_ms);
+    size_t deleted = self->doomed_count;
+    if (rc == SQLITE_OK && deleted > 0)
         rc = s_run(self->commit);
     else if (rc == SQLITE_OK)
         rc = s_run(self->rollback); // nothing deleted: skip the commit's fsync
@@ -850,12 +1362,11 @@ vdb_store_prune(
         s_describe(self->db, rc, why, sizeof why);
         vdb_log_error("vdb_store: prune failed: %s", why);
         s_rollback(self);
+        s_prune_finish(self, 0);
         return VD_ESTORE;
     }
-    assert(count <= self->count && bytes <= self->bytes);
-    self->count -= count;
-    self->bytes -= bytes;
-    return count > INT_MAX ? INT_MAX : (int)count;
+    s_prune_finish(self, 1);
+    return deleted > INT_MAX ? INT_MAX : (int)deleted;
 }
 
 uint64_t
@@ -872,32 +1383,35 @@ vdb_store_bytes(vdb_store_t *self)
     return self->bytes;
 }
 
+static int
+s_compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int
 vdb_store_categories(vdb_store_t *self, vdb_store_category_fn *fn, void *arg)
 {
     assert(self && fn);
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(self->db,
-                           "SELECT category FROM messages WHERE category > ?1 "
-                           "ORDER BY category LIMIT 1",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return VD_ESTORE;
-    char last[VDP_MAX_SHORT + 1] = "";
-    int rc = VD_OK;
-    for (;;) {
-        sqlite3_reset(stmt);
-        sqlite3_bind_text(stmt, 1, last, -1, SQLITE_TRANSIENT);
-        int step = sqlite3_step(stmt);
-        if (step == SQLITE_DONE)
-            break;
-        if (step != SQLITE_ROW) {
-            rc = VD_ESTORE;
-            break;
-        }
-        snprintf(last, sizeof last, "%s", (const char *)sqlite3_column_text(stmt, 0));
-        if (fn(last, arg) != 0)
+    //  The names come from memory (the per-category totals), copied and sorted first.
+    size_t count = 0;
+    char **names = calloc(zhashx_size(self->categories) + 1, sizeof *names);
+    int rc = names ? VD_OK : VD_ESTORE;
+    for (const s_category_t *category = zhashx_first(self->categories); rc == VD_OK && category;
+         category = zhashx_next(self->categories)) {
+        if (category->count == 0)
+            continue;
+        names[count] = strdup((const char *)zhashx_cursor(self->categories));
+        rc = names[count++] ? VD_OK : VD_ESTORE;
+    }
+    if (rc == VD_OK)
+        qsort(names, count, sizeof *names, s_compare_names);
+    for (size_t i = 0; rc == VD_OK && i < count; i++) {
+        if (fn(names[i], arg) != 0)
             break;
     }
-    sqlite3_finalize(stmt);
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
     return rc;
 }

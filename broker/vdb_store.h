@@ -41,7 +41,9 @@ typedef struct {
 } vdb_store_msg_t;
 
 /*  Opens (creating if needed) the store at `path`. Refuses a file whose schema version it does
-    not know. Returns NULL with `err` on failure. Caller owns the result.  */
+    not know. Returns NULL with `err` on failure. Caller owns the result. Reads the whole table
+    once, to build what the store keeps in memory (a map of every (sender, id), about 32 bytes
+    a message; docs/store.md).  */
 vdb_store_t *vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size);
 
 void vdb_store_close(vdb_store_t **self_p);
@@ -75,9 +77,12 @@ int vdb_store_lookup(vdb_store_t *self,
 typedef int(vdb_store_fn)(const vdb_store_msg_t *msg, void *arg);
 int vdb_store_scan(vdb_store_t *self, uint64_t after, size_t limit, vdb_store_fn *fn, void *arg);
 
-//  The seq of the first message accepted at or after `time_ms` (for "since TIME" replay):
-//  VD_OK and *seq; VD_ENOTFOUND if none; VD_ESTORE. "First" is in accepted_at order, found
-//  through the index in O(log n); it is also the lowest such seq unless the clock stepped back.
+/*  The seq of the first message accepted at or after `time_ms` (for "since TIME" replay):
+    VD_OK and *seq; VD_ENOTFOUND if none; VD_ESTORE. Found by binary search over seq (at most
+    64 probes of O(log n)), which relies on accepted_at growing with seq: while the broker's
+    clock never stepped back, the answer is the lowest such seq, first in time order too. After
+    a step back it is still a message accepted at or after `time_ms`, but messages stamped
+    before the step may lie on either side of it (or be missed: VD_ENOTFOUND).  */
 int vdb_store_seq_at(vdb_store_t *self, int64_t time_ms, uint64_t *seq);
 
 //  Durable subscription cursors, per (key, name): the last seq the subscriber acknowledged.
@@ -86,17 +91,30 @@ int vdb_store_seq_at(vdb_store_t *self, int64_t time_ms, uint64_t *seq);
 int vdb_store_cursor_get(vdb_store_t *self, const char *key, const char *name, uint64_t *seq);
 int vdb_store_cursor_set(vdb_store_t *self, const char *key, const char *name, uint64_t seq);
 
+//  One cursor to write: strings borrowed for the call; seq at most INT64_MAX.
+typedef struct {
+    const char *key;
+    const char *name;
+    uint64_t seq;
+} vdb_store_cursor_t;
+
+//  Writes `count` cursors in one transaction (one fsync under FULL): all of them or, on
+//  VD_ESTORE, none. A (key, name) given twice ends with the later seq. VD_OK or VD_ESTORE.
+int vdb_store_cursor_set_many(vdb_store_t *self, const vdb_store_cursor_t *cursors, size_t count);
+
 /*  Retention: deletes messages of `category` (NULL: every category) accepted before
     `before_ms` (0: no age limit), then every message of any category whose `expires` is at or
     before `now_ms` (0: none), then the oldest of that category until it holds at most
     `max_bytes` of envelope bytes (0: no size limit; with NULL, each category on its own), all in
-    one transaction. Returns how many were deleted, or VD_ESTORE (then none were).  */
+    one transaction. Returns how many were deleted, or VD_ESTORE (then none were). Age is
+    judged in seq order (see seq_at): after the clock stepped back, a message stamped before
+    `before_ms` but stored after one stamped later waits for a later call.  */
 int vdb_store_prune(
     vdb_store_t *self, const char *category, int64_t before_ms, uint64_t max_bytes, int64_t now_ms);
 
-//  Calls fn for each category that has messages stored, in name order (a seek per category
-//  through the (category, seq) index, not a pass over the messages); fn returns non-zero to
-//  stop. fn must not call the store. Returns VD_OK or VD_ESTORE.
+//  Calls fn for each category that has messages stored, in name order (from memory: the store
+//  keeps per-category totals, no read of the file); fn returns non-zero to stop. fn must not
+//  call the store. Returns VD_OK or VD_ESTORE.
 typedef int(vdb_store_category_fn)(const char *category, void *arg);
 int vdb_store_categories(vdb_store_t *self, vdb_store_category_fn *fn, void *arg);
 

@@ -386,6 +386,95 @@ START_TEST(seq_at_finds_first_at_or_after)
 }
 END_TEST
 
+//  seq_at searches seq order: gaps in seq, and a clock that stepped back, still give a message
+//  accepted at or after the time asked.
+START_TEST(seq_at_across_gaps_and_a_clock_step_back)
+{
+    s_open();
+    uint64_t seqs[] = { 1, 2, 5, 9, 20 };
+    for (size_t i = 0; i < sizeof seqs / sizeof *seqs; i++)
+        s_append_range(seqs[i], seqs[i], "cyber", 10); // accepted_at = seq * 1000
+    uint64_t seq = 0;
+    ck_assert_int_eq(vdb_store_seq_at(s_store, 2001, &seq), VD_OK);
+    ck_assert_uint_eq(seq, 5);
+    ck_assert_int_eq(vdb_store_seq_at(s_store, 9000, &seq), VD_OK);
+    ck_assert_uint_eq(seq, 9);
+    ck_assert_int_eq(vdb_store_seq_at(s_store, 9001, &seq), VD_OK);
+    ck_assert_uint_eq(seq, 20);
+    ck_assert_int_eq(vdb_store_seq_at(s_store, INT64_MIN, &seq), VD_OK);
+    ck_assert_uint_eq(seq, 1);
+
+    //  The clock steps back: seq 21 is stamped 5500, before seq 9.
+    s_rec_t rec;
+    s_rec(&rec, 21, "it-cert", "cyber", 5500, 0, 10);
+    ck_assert_int_eq(s_append_one(&rec), VD_OK);
+    ck_assert_int_eq(vdb_store_seq_at(s_store, 5500, &seq), VD_OK);
+    ck_assert_uint_eq(seq, 9); // accepted at or after 5500, and the first in seq order
+    ck_assert_int_eq(vdb_store_seq_at(s_store, 20001, &seq), VD_ENOTFOUND);
+    s_reopen();
+    ck_assert_int_eq(vdb_store_seq_at(s_store, 9001, &seq), VD_OK);
+    ck_assert_uint_eq(seq, 20);
+}
+END_TEST
+
+//  Enough messages to grow the in-memory id map several times, two senders sharing ids; then
+//  lookups and duplicates after a reopen (the map rebuilt from the file) and after retention
+//  (entries taken out one by one from the middle of their probe runs).
+START_TEST(lookup_many_across_reopen_and_prune)
+{
+    enum { N = 3000 };
+    s_open();
+    s_append_range(1, N, "cyber", 20); // it-cert, m000001.., accepted_at = seq * 1000
+    s_rec_t *recs = calloc(N, sizeof *recs);
+    vdb_store_msg_t *msgs = calloc(N, sizeof *msgs);
+    ck_assert(recs && msgs);
+    for (size_t i = 0; i < N; i++) {
+        s_rec(&recs[i], N + 1 + i, "fr-anssi", "infra", (int64_t)(N + 1 + i) * 1000, 0, 20);
+        snprintf(recs[i].id, sizeof recs[i].id, "m%06zu", i + 1); // the same ids as it-cert
+        msgs[i] = recs[i].msg;
+        msgs[i].id = recs[i].id;
+    }
+    ck_assert_int_eq(vdb_store_append(s_store, msgs, N, s_err, sizeof s_err), VD_OK);
+    s_reopen();
+    uint64_t seq = 0;
+    char id[32];
+    for (size_t i = 1; i <= N; i++) {
+        snprintf(id, sizeof id, "m%06zu", i);
+        ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", id, &seq, NULL, NULL), VD_OK);
+        ck_assert_uint_eq(seq, i);
+        ck_assert_int_eq(vdb_store_lookup(s_store, "fr-anssi", id, &seq, NULL, NULL), VD_OK);
+        ck_assert_uint_eq(seq, N + i);
+    }
+    ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", "m999999", &seq, NULL, NULL),
+                     VD_ENOTFOUND);
+    s_rec_t again;
+    s_rec(&again, 2 * N + 1, "fr-anssi", "infra", 0, 0, 20);
+    snprintf(again.id, sizeof again.id, "m%06d", N / 2);
+    ck_assert_int_eq(s_append_one(&again), VD_EINVAL); // still a duplicate after reopening
+
+    //  Age retention takes it-cert's first half out; the rest is still found, exactly.
+    ck_assert_int_eq(vdb_store_prune(s_store, NULL, (int64_t)(N / 2 + 1) * 1000, 0, 0), N / 2);
+    for (size_t i = 1; i <= N; i++) {
+        snprintf(id, sizeof id, "m%06zu", i);
+        int want = i <= N / 2 ? VD_ENOTFOUND : VD_OK;
+        ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", id, &seq, NULL, NULL), want);
+        if (want == VD_OK)
+            ck_assert_uint_eq(seq, i);
+        ck_assert_int_eq(vdb_store_lookup(s_store, "fr-anssi", id, &seq, NULL, NULL), VD_OK);
+        ck_assert_uint_eq(seq, N + i);
+    }
+    //  A pruned (sender, id) is new again.
+    snprintf(again.id, sizeof again.id, "m%06d", 1);
+    snprintf(again.sender, sizeof again.sender, "it-cert");
+    ck_assert_int_eq(s_append_one(&again), VD_OK);
+    ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", "m000001", &seq, NULL, NULL), VD_OK);
+    ck_assert_uint_eq(seq, 2 * N + 1);
+    ck_assert_uint_eq(vdb_store_count(s_store), N + N / 2 + 1);
+    free(msgs);
+    free(recs);
+}
+END_TEST
+
 START_TEST(duplicate_against_stored_stores_nothing)
 {
     s_open();
@@ -492,6 +581,32 @@ START_TEST(cursors_set_overwrite_and_survive)
     ck_assert_int_eq(vdb_store_cursor_set(s_store, "keyA", "daily", 42), VD_OK);
     ck_assert_int_eq(vdb_store_cursor_set(s_store, "keyA", "weekly", 7), VD_OK);
     ck_assert_int_eq(vdb_store_cursor_set(s_store, "keyB", "daily", 9), VD_OK);
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
+    ck_assert_uint_eq(seq, 42);
+    s_reopen();
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
+    ck_assert_uint_eq(seq, 42);
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "weekly", &seq), VD_OK);
+    ck_assert_uint_eq(seq, 7);
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "daily", &seq), VD_OK);
+    ck_assert_uint_eq(seq, 9);
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "weekly", &seq), VD_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(cursor_set_many_writes_all_at_once)
+{
+    s_open();
+    ck_assert_int_eq(vdb_store_cursor_set_many(s_store, NULL, 0), VD_OK);
+    ck_assert_int_eq(vdb_store_cursor_set(s_store, "keyA", "daily", 5), VD_OK);
+    vdb_store_cursor_t cursors[] = {
+        { .key = "keyA", .name = "daily", .seq = 40 }, // overwrites 5
+        { .key = "keyA", .name = "weekly", .seq = 7 },
+        { .key = "keyB", .name = "daily", .seq = 9 },
+        { .key = "keyA", .name = "daily", .seq = 42 }, // the later one wins
+    };
+    ck_assert_int_eq(vdb_store_cursor_set_many(s_store, cursors, 4), VD_OK);
+    uint64_t seq = 0;
     ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
     ck_assert_uint_eq(seq, 42);
     s_reopen();
@@ -617,6 +732,67 @@ START_TEST(expired_messages_do_not_push_live_ones_out)
     s_seen_t *seen = s_scan_all();
     ck_assert_uint_eq(seen->count, 1);
     ck_assert_uint_eq(seen->seqs[0], 1); // the live one stayed
+}
+END_TEST
+
+static int
+s_add_name(const char *category, void *arg)
+{
+    char *names = arg;
+    strcat(names, category);
+    strcat(names, ";");
+    return strcmp(category, "c") == 0; // stop after c
+}
+
+START_TEST(categories_in_name_order)
+{
+    s_open();
+    char names[64] = "";
+    ck_assert_int_eq(vdb_store_categories(s_store, s_add_name, names), VD_OK);
+    ck_assert_str_eq(names, "");
+    s_append_range(1, 2, "d", 10);
+    s_append_range(3, 4, "b", 10);
+    s_append_range(5, 6, "a", 10);
+    s_append_range(7, 8, "c", 10);
+    ck_assert_int_eq(vdb_store_categories(s_store, s_add_name, names), VD_OK);
+    ck_assert_str_eq(names, "a;b;c;"); // d not reached: the callback stopped at c
+    ck_assert_int_eq(vdb_store_prune(s_store, "b", 0, 5, 0), 2); // b emptied
+    s_reopen();
+    names[0] = '\0';
+    ck_assert_int_eq(vdb_store_categories(s_store, s_add_name, names), VD_OK);
+    ck_assert_str_eq(names, "a;c;");
+}
+END_TEST
+
+//  Retention of one category, pass after pass with appends between (each pass starts where the
+//  last one stopped), interleaved with another category it must not touch; then after a reopen.
+START_TEST(prune_one_category_pass_after_pass)
+{
+    s_open();
+    //  a: odd seqs, b: even seqs, 1..40; 100 bytes each; accepted_at = seq * 1000
+    for (uint64_t seq = 1; seq <= 40; seq++)
+        s_append_range(seq, seq, seq % 2 ? "a" : "b", 100);
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 10500, 0, 0), 5); // 1, 3, 5, 7, 9
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 10500, 0, 0), 0); // nothing new
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 20500, 0, 0), 5); // 11 .. 19
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 0, 500, 0), 5);   // keeps 31 .. 39
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 0, 500, 0), 0);
+    for (uint64_t seq = 41; seq <= 44; seq++)
+        s_append_range(seq, seq, seq % 2 ? "a" : "b", 100);
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 0, 500, 0), 2);  // 31, 33 make room
+    ck_assert_int_eq(vdb_store_prune(s_store, "b", 0, 300, 0), 19); // b keeps 40, 42, 44
+    s_seen_t *seen = s_scan_all();
+    uint64_t want[] = { 35, 37, 39, 40, 41, 42, 43, 44 };
+    ck_assert_uint_eq(seen->count, 8);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(seen->seqs[i], want[i]);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), 800);
+    s_reopen();
+    ck_assert_int_eq(vdb_store_prune(s_store, "a", 38000, 0, 0), 2); // 35, 37
+    ck_assert_int_eq(vdb_store_prune(s_store, NULL, 0, 200, 0), 2);  // a: 39; b: 40
+    ck_assert_uint_eq(vdb_store_count(s_store), 4);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), 400);
+    ck_assert_int_eq(vdb_store_prune(s_store, "nothing-here", 1000000, 1, 0), 0);
 }
 END_TEST
 
@@ -795,6 +971,8 @@ vdb_store_suite(void)
     tcase_add_test(append, scan_passes_every_field);
     tcase_add_test(append, scan_in_order_with_limit_and_stop);
     tcase_add_test(append, seq_at_finds_first_at_or_after);
+    tcase_add_test(append, seq_at_across_gaps_and_a_clock_step_back);
+    tcase_add_test(append, lookup_many_across_reopen_and_prune);
     tcase_add_test(append, duplicate_against_stored_stores_nothing);
     tcase_add_test(append, duplicate_within_batch_stores_nothing);
     tcase_add_test(append, append_refuses_bad_seq_and_missing_fields);
@@ -804,6 +982,7 @@ vdb_store_suite(void)
     TCase *cursors = tcase_create("cursors");
     tcase_add_checked_fixture(cursors, s_setup, s_teardown);
     tcase_add_test(cursors, cursors_set_overwrite_and_survive);
+    tcase_add_test(cursors, cursor_set_many_writes_all_at_once);
     suite_add_tcase(suite, cursors);
 
     TCase *prune = tcase_create("prune");
@@ -813,6 +992,8 @@ vdb_store_suite(void)
     tcase_add_test(prune, prune_expired_and_keep_last_seq);
     tcase_add_test(prune, prune_all_three_in_one_call);
     tcase_add_test(prune, expired_messages_do_not_push_live_ones_out);
+    tcase_add_test(prune, categories_in_name_order);
+    tcase_add_test(prune, prune_one_category_pass_after_pass);
     suite_add_tcase(suite, prune);
 
     //  Loop 0: a full tmpfs (else the file size limit); loop 1: the file size limit.
