@@ -2,8 +2,8 @@
     was given and its TLP. It answers "is this a retry?" (duplicate receipts carry the first seq)
     and "what TLP did the referenced message carry?" (no-downgrade rule).
     Bounded: it keeps the last `window` messages (FIFO eviction), so memory stays fixed; a retry
-    older than the window is accepted again. The durable store replaces this bound with its own
-    unique index.  */
+    older than the window is looked up in the store (which knows every pair it holds); a broker
+    without a store would accept it again.  */
 
 #ifndef VDB_INDEX_H_INCLUDED
 #define VDB_INDEX_H_INCLUDED

@@ -285,14 +285,46 @@ s_save_cursor(vdb_server_t *self, vdb_stream_t *stream)
     return rc;
 }
 
+#define SAVE_BATCH 256 // cursors written per transaction
+
+//  Writes a batch of cursors in one transaction; on success marks them saved.
+static void
+s_save_batch(vdb_server_t *self, vdb_stream_t **streams, vdb_store_cursor_t *cursors, size_t n)
+{
+    if (n == 0)
+        return;
+    if (vdb_store_cursor_set_many(self->store, cursors, n) != VD_OK) {
+        vdb_log_warning("vdb_server: cannot save %zu durable cursor(s); will try again", n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        streams[i]->saved = cursors[i].seq;
+}
+
 void
 vdb_route_save_cursors(vdb_server_t *self)
 {
     if (!self->store)
         return;
+    //  Every moved cursor in as few transactions (fsyncs) as possible: acks cost no fsync each.
+    vdb_stream_t *streams[SAVE_BATCH];
+    vdb_store_cursor_t cursors[SAVE_BATCH];
+    size_t n = 0;
     for (vdb_stream_t *stream = zhashx_first(self->durables); stream;
-         stream = zhashx_next(self->durables))
-        s_save_cursor(self, stream);
+         stream = zhashx_next(self->durables)) {
+        if (stream->acked == stream->saved)
+            continue;
+        vdb_session_t *session = stream->session;
+        streams[n] = stream;
+        cursors[n++] = (vdb_store_cursor_t){ .key = session->key,
+                                             .name = stream->durable,
+                                             .seq = stream->acked };
+        if (n == SAVE_BATCH) {
+            s_save_batch(self, streams, cursors, n);
+            n = 0;
+        }
+    }
+    s_save_batch(self, streams, cursors, n);
 }
 
 //  Takes a stream out of the index and its session, saving its cursor first.
