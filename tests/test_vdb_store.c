@@ -570,6 +570,22 @@ END_TEST
 //  --------------------------------------------------------------------------------------------
 //  cursors
 
+//  After a reopen the cursors both cursor tests write are there: keyA daily 42 and weekly 7,
+//  keyB daily 9, and no keyB weekly.
+static void
+s_reopen_check_cursors(void)
+{
+    uint64_t seq = 0;
+    s_reopen();
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
+    ck_assert_uint_eq(seq, 42);
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "weekly", &seq), VD_OK);
+    ck_assert_uint_eq(seq, 7);
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "daily", &seq), VD_OK);
+    ck_assert_uint_eq(seq, 9);
+    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "weekly", &seq), VD_ENOTFOUND);
+}
+
 START_TEST(cursors_set_overwrite_and_survive)
 {
     s_open();
@@ -583,14 +599,7 @@ START_TEST(cursors_set_overwrite_and_survive)
     ck_assert_int_eq(vdb_store_cursor_set(s_store, "keyB", "daily", 9), VD_OK);
     ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
     ck_assert_uint_eq(seq, 42);
-    s_reopen();
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
-    ck_assert_uint_eq(seq, 42);
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "weekly", &seq), VD_OK);
-    ck_assert_uint_eq(seq, 7);
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "daily", &seq), VD_OK);
-    ck_assert_uint_eq(seq, 9);
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "weekly", &seq), VD_ENOTFOUND);
+    s_reopen_check_cursors();
 }
 END_TEST
 
@@ -609,14 +618,7 @@ START_TEST(cursor_set_many_writes_all_at_once)
     uint64_t seq = 0;
     ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
     ck_assert_uint_eq(seq, 42);
-    s_reopen();
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "daily", &seq), VD_OK);
-    ck_assert_uint_eq(seq, 42);
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyA", "weekly", &seq), VD_OK);
-    ck_assert_uint_eq(seq, 7);
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "daily", &seq), VD_OK);
-    ck_assert_uint_eq(seq, 9);
-    ck_assert_int_eq(vdb_store_cursor_get(s_store, "keyB", "weekly", &seq), VD_ENOTFOUND);
+    s_reopen_check_cursors();
 }
 END_TEST
 
