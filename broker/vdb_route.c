@@ -268,26 +268,26 @@ vdb_route_catch_up(vdb_server_t *self)
 //  -------------------------------------------------------------------------------------------
 //  Durable cursors
 
-//  Writes a durable stream's cursor if acknowledgements moved it. Returns VD_OK or VD_ESTORE.
-static int
-s_save_cursor(vdb_server_t *self, vdb_stream_t *stream)
-{
-    if (stream->kind != VDB_STREAM_DURABLE || stream->acked == stream->saved)
-        return VD_OK;
-    vdb_session_t *session = stream->session;
-    int rc = vdb_store_cursor_set(self->store, session->key, stream->durable, stream->acked);
-    if (rc == VD_OK)
-        stream->saved = stream->acked;
-    else
-        vdb_log_warning("vdb_server: cannot save cursor org=%s durable=%s seq=%" PRIu64
-                        "; will try again",
-                        session->agency->org, stream->durable, stream->acked);
-    return rc;
-}
-
 #define SAVE_BATCH 256 // cursors written per transaction
 
-//  Writes a batch of cursors in one transaction; on success marks them saved.
+//  Whether a durable stream's cursor was moved by acknowledgements since it was written.
+static bool
+s_cursor_moved(const vdb_stream_t *stream)
+{
+    return stream->kind == VDB_STREAM_DURABLE && stream->acked != stream->saved;
+}
+
+//  The cursor to write for a durable stream: its key, its name, what was acknowledged.
+static vdb_store_cursor_t
+s_cursor_of(const vdb_stream_t *stream)
+{
+    const vdb_session_t *session = stream->session;
+    return (
+        vdb_store_cursor_t){ .key = session->key, .name = stream->durable, .seq = stream->acked };
+}
+
+//  Writes a batch of cursors in one transaction; on success marks them saved, else they are
+//  tried again at the next pass.
 static void
 s_save_batch(vdb_server_t *self, vdb_stream_t **streams, vdb_store_cursor_t *cursors, size_t n)
 {
@@ -312,13 +312,10 @@ vdb_route_save_cursors(vdb_server_t *self)
     size_t n = 0;
     for (vdb_stream_t *stream = zhashx_first(self->durables); stream;
          stream = zhashx_next(self->durables)) {
-        if (stream->acked == stream->saved)
+        if (!s_cursor_moved(stream))
             continue;
-        vdb_session_t *session = stream->session;
         streams[n] = stream;
-        cursors[n++] = (vdb_store_cursor_t){ .key = session->key,
-                                             .name = stream->durable,
-                                             .seq = stream->acked };
+        cursors[n++] = s_cursor_of(stream);
         if (n == SAVE_BATCH) {
             s_save_batch(self, streams, cursors, n);
             n = 0;
@@ -333,7 +330,10 @@ s_drop_stream(vdb_server_t *self, vdb_session_t *session, vdb_stream_t *stream)
 {
     vdb_subs_remove_all(self->subs, stream);
     if (stream->kind == VDB_STREAM_DURABLE) {
-        s_save_cursor(self, stream);
+        if (s_cursor_moved(stream)) {
+            vdb_store_cursor_t cursor = s_cursor_of(stream);
+            s_save_batch(self, &stream, &cursor, 1);
+        }
         char key[DURABLE_KEY_MAX];
         s_durable_key(session->key, stream->durable, key);
         if (zhashx_lookup(self->durables, key) == stream)

@@ -41,8 +41,6 @@
 #define DEFAULT_HB_MS     2000       // heartbeat granted when hello asks for none
 #define PENDING_MAX_COUNT 4096       // commit before staging more than this...
 #define PENDING_MAX_BYTES (8u << 20) // ...or this many envelope bytes
-#define CMD_OVERHEAD      VDB_CMD_OVERHEAD
-#define DELIVER_OVERHEAD  VDB_DELIVER_OVERHEAD
 
 int64_t
 vdb_server_now_ms(void)
@@ -91,7 +89,7 @@ vdb_server_error(
     vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, const char *reason)
 {
     self->stats.errors++;
-    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(reason));
+    vdp_writer_t *out = vdb_session_writer(session, VDB_CMD_OVERHEAD + strlen(reason));
     if (out && vdp_writer_error(out, ref, code, reason) == VD_OK)
         vdb_server_mark_dirty(self, session);
 }
@@ -148,7 +146,7 @@ s_receipt(vdb_server_t *self,
           int code,
           const char *reason)
 {
-    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD + strlen(reason));
+    vdp_writer_t *out = vdb_session_writer(session, VDB_CMD_OVERHEAD + strlen(reason));
     if (out && vdp_writer_receipt(out, id, status, seq, at, code, reason) == VD_OK)
         vdb_server_mark_dirty(self, session);
 }
@@ -342,9 +340,9 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     //  Only the frame bounds an envelope (its unknown keys have no cap of their own), but each
     //  subscriber gets it inside a deliver, in one frame it must be able to receive: one that
     //  could reach VDP_MAX_FRAME there would cut every subscriber's connection (ZMQ_MAXMSGSIZE).
-    if (env->raw_len > VDP_MAX_FRAME - DELIVER_OVERHEAD) {
+    if (env->raw_len > VDP_MAX_FRAME - VDB_DELIVER_OVERHEAD) {
         snprintf(reason, sizeof reason, "envelope of %zu bytes is over the %u a deliver can carry",
-                 env->raw_len, VDP_MAX_FRAME - DELIVER_OVERHEAD);
+                 env->raw_len, VDP_MAX_FRAME - VDB_DELIVER_OVERHEAD);
         s_reject(self, session, env->id, VD_ELIMIT, reason);
         return;
     }
@@ -421,7 +419,7 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
 static void
 s_simple(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
 {
-    vdp_writer_t *out = vdb_session_writer(session, CMD_OVERHEAD);
+    vdp_writer_t *out = vdb_session_writer(session, VDB_CMD_OVERHEAD);
     if (!out)
         return;
     int rc = cmd->op == VDP_OP_PING ? vdp_writer_pong(out, cmd->ref) : VD_OK;
