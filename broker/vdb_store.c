@@ -107,6 +107,7 @@ struct vdb_store_t {
     uint64_t count;
     uint64_t bytes;
     int scanning; // a scan callback is running
+    int writing;  // between append_begin and append_end: only append_write uses the connection
 };
 
 static const char *s_schema =
@@ -637,7 +638,7 @@ vdb_store_close(vdb_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     vdb_store_t *self = *self_p;
-    assert(!self->scanning);
+    assert(!self->scanning && !self->writing);
     sqlite3_finalize(self->delete_seq);
     sqlite3_finalize(self->cursor_set);
     sqlite3_finalize(self->cursor_get);
@@ -691,15 +692,67 @@ s_insert(vdb_store_t *self, const vdb_store_msg_t *msg)
     return s_run(stmt);
 }
 
+/*  Whether the map entry at seq `seq` is (sender, id): a stored row is read and compared; a
+    seq above last_seq belongs to the batch being appended (`batch`, in seq order), whose rows
+    are not written yet, and is compared with its message there. Returns SQLITE_ROW (it is),
+    SQLITE_DONE (it is not) or an SQLite error; fills what is not NULL on SQLITE_ROW.  */
+static int
+s_same(vdb_store_t *self,
+       uint64_t seq,
+       const char *sender,
+       const char *id,
+       const vdb_store_msg_t *batch,
+       size_t batch_count,
+       int64_t *accepted_at,
+       vdp_tlp_t *tlp)
+{
+    if (seq > self->last_seq) {
+        size_t low = 0, high = batch_count;
+        while (low < high) { // the first message whose seq is not below `seq`
+            size_t mid = low + (high - low) / 2;
+            if (batch[mid].seq < seq)
+                low = mid + 1;
+            else
+                high = mid;
+        }
+        const vdb_store_msg_t *msg = low < batch_count && batch[low].seq == seq ? &batch[low] : 0;
+        if (!msg || strcmp(msg->sender, sender) != 0 || strcmp(msg->id, id) != 0)
+            return SQLITE_DONE;
+        if (accepted_at)
+            *accepted_at = msg->accepted_at;
+        if (tlp)
+            *tlp = msg->tlp;
+        return SQLITE_ROW;
+    }
+    sqlite3_stmt *stmt = self->by_seq;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)seq);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *row_sender = (const char *)sqlite3_column_text(stmt, 0);
+        const char *row_id = (const char *)sqlite3_column_text(stmt, 1);
+        bool same =
+            row_sender && row_id && strcmp(row_sender, sender) == 0 && strcmp(row_id, id) == 0;
+        if (same && accepted_at)
+            *accepted_at = sqlite3_column_int64(stmt, 2);
+        if (same && tlp)
+            *tlp = (vdp_tlp_t)sqlite3_column_int(stmt, 3);
+        rc = same ? SQLITE_ROW : SQLITE_DONE;
+    }
+    sqlite3_reset(stmt);
+    return rc;
+}
+
 /*  Finds (sender, id), whose hash is `hash`: each map entry with that hash is confirmed against
-    its row, so a hash collision is never taken for the message. Fills what is not NULL.
-    Returns SQLITE_ROW (found), SQLITE_DONE (not stored) or an SQLite error. Sees the rows of
-    the open transaction, so append finds duplicates within its batch too.  */
+    its row (or its message in `batch`, see s_same), so a hash collision is never taken for the
+    message. Fills what is not NULL. Returns SQLITE_ROW (found), SQLITE_DONE (not stored) or an
+    SQLite error.  */
 static int
 s_find(vdb_store_t *self,
        uint64_t hash,
        const char *sender,
        const char *id,
+       const vdb_store_msg_t *batch,
+       size_t batch_count,
        uint64_t *seq,
        int64_t *accepted_at,
        vdp_tlp_t *tlp)
@@ -708,31 +761,14 @@ s_find(vdb_store_t *self,
     if (!ids->capacity)
         return SQLITE_DONE;
     size_t mask = ids->capacity - 1;
-    sqlite3_stmt *stmt = self->by_seq;
     for (size_t at = hash & mask; ids->slots[at].seq; at = (at + 1) & mask) {
         if (ids->slots[at].hash != hash)
             continue;
-        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)ids->slots[at].seq);
-        int rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            sqlite3_reset(stmt);
+        int rc = s_same(self, ids->slots[at].seq, sender, id, batch, batch_count, accepted_at, tlp);
+        if (rc == SQLITE_ROW && seq)
+            *seq = ids->slots[at].seq;
+        if (rc != SQLITE_DONE)
             return rc;
-        }
-        const char *row_sender = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : 0;
-        const char *row_id = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 1) : 0;
-        int same =
-            row_sender && row_id && strcmp(row_sender, sender) == 0 && strcmp(row_id, id) == 0;
-        if (same) {
-            if (seq)
-                *seq = ids->slots[at].seq;
-            if (accepted_at)
-                *accepted_at = sqlite3_column_int64(stmt, 2);
-            if (tlp)
-                *tlp = (vdp_tlp_t)sqlite3_column_int(stmt, 3);
-        }
-        sqlite3_reset(stmt);
-        if (same)
-            return SQLITE_ROW;
     }
     return SQLITE_DONE;
 }
@@ -761,89 +797,131 @@ s_validate(
     return VD_OK;
 }
 
-/*  Inserts the batch inside the open transaction, each message's id into the map first (a
-    duplicate is found against stored rows and the batch's earlier ones alike). Returns the
-    SQLite code; *done is the index of the message that failed (count if none), *duplicate
-    is set if that message is a duplicate.  */
-static int
-s_append_rows(
-    vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, size_t *done, int *duplicate)
+static void
+s_unreserve(vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count)
 {
-    int rc = SQLITE_OK;
-    size_t i = 0;
-    for (; i < count; i++) {
+    for (size_t i = 0; i < count; i++)
+        s_ids_remove(&self->ids, s_id_hash(self, msgs[i].sender, msgs[i].id), msgs[i].seq);
+}
+
+/*  Puts each message's id into the map, after checking it against the stored rows and the
+    batch's earlier messages, and makes sure its category entry exists (so that counting after
+    the commit cannot fail). On failure the ids put are taken out again. Returns VD_OK;
+    VD_EINVAL with `err` for a duplicate; VD_ESTORE.  */
+static int
+s_reserve(vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < count; i++) {
         const vdb_store_msg_t *msg = &msgs[i];
         uint64_t hash = s_id_hash(self, msg->sender, msg->id);
-        rc = s_find(self, hash, msg->sender, msg->id, NULL, NULL, NULL);
-        if (rc == SQLITE_ROW)
-            *duplicate = 1;
-        if (rc != SQLITE_DONE)
-            break;
-        //  The category entry is made now, so that counting after the commit cannot fail.
-        if (!s_category_get(self, msg->category) || s_ids_put(&self->ids, hash, msg->seq) != 0) {
+        int rc = s_find(self, hash, msg->sender, msg->id, msgs, i, NULL, NULL, NULL);
+        if (rc == SQLITE_DONE &&
+            (!s_category_get(self, msg->category) || s_ids_put(&self->ids, hash, msg->seq) != 0))
             rc = SQLITE_NOMEM;
-            break;
-        }
-        rc = s_insert(self, msg);
-        if (rc != SQLITE_OK)
-            break;
+        if (rc == SQLITE_DONE)
+            continue;
+        if (rc == SQLITE_ROW)
+            vdp_errorf(err, err_size, VD_OK, "message %zu: duplicate (sender, id) %s/%s", i,
+                       msg->sender, msg->id);
+        else if (rc == SQLITE_NOMEM)
+            vdp_errorf(err, err_size, VD_OK, "out of memory");
+        else
+            s_describe(self->db, rc, err, err_size);
+        s_unreserve(self, msgs, i);
+        return rc == SQLITE_ROW ? VD_EINVAL : VD_ESTORE;
     }
-    *done = i; // the failing message, or count
-    sqlite3_clear_bindings(self->insert);
+    return VD_OK;
+}
+
+int
+vdb_store_append_begin(
+    vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size)
+{
+    assert(self);
+    assert(!self->scanning && !self->writing);
+    if (count > 0 && !msgs) {
+        vdp_errorf(err, err_size, VD_OK, "invalid argument");
+        return VD_EINVAL;
+    }
+    int rc = s_validate(self, msgs, count, err, err_size);
+    if (rc == VD_OK)
+        rc = s_reserve(self, msgs, count, err, err_size);
+    self->writing = rc == VD_OK;
     return rc;
+}
+
+/*  The one part of an append that may run on another thread: it uses only the connection and
+    its statements, which nothing else uses meanwhile (see vdb_store.h).  */
+int
+vdb_store_append_write(
+    vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size)
+{
+    assert(self && self->writing);
+    if (count == 0)
+        return VD_OK;
+    int rc = s_run(self->begin);
+    for (size_t i = 0; i < count && rc == SQLITE_OK; i++)
+        rc = s_insert(self, &msgs[i]);
+    sqlite3_clear_bindings(self->insert);
+    //  The commit is where FULL sync waits for the disk: one fsync of the WAL for the batch.
+    if (rc == SQLITE_OK)
+        rc = s_run(self->commit);
+    if (rc == SQLITE_OK)
+        return VD_OK;
+    if (rc == SQLITE_NOMEM)
+        vdp_errorf(err, err_size, VD_OK, "out of memory");
+    else
+        s_describe(self->db, rc, err, err_size);
+    s_rollback(self);
+    return VD_ESTORE;
+}
+
+void
+vdb_store_append_end(vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, bool written)
+{
+    assert(self && self->writing);
+    self->writing = 0;
+    if (!written) {
+        s_unreserve(self, msgs, count);
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        s_category_t *category = zhashx_lookup(self->categories, msgs[i].category);
+        category->count++;
+        category->bytes += msgs[i].raw_len;
+        self->bytes += msgs[i].raw_len;
+    }
+    self->count += count;
+    if (count > 0)
+        self->last_seq = msgs[count - 1].seq;
 }
 
 int
 vdb_store_append(
     vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size)
 {
-    assert(self);
-    assert(!self->scanning);
-    if (count == 0)
-        return VD_OK;
-    if (!msgs) {
-        vdp_errorf(err, err_size, VD_OK, "invalid argument");
-        return VD_EINVAL;
-    }
-    int rc = s_validate(self, msgs, count, err, err_size);
+    int rc = vdb_store_append_begin(self, msgs, count, err, err_size);
     if (rc != VD_OK)
         return rc;
-
-    size_t done = 0;
-    int duplicate = 0;
-    int sqlite_rc = s_run(self->begin);
-    if (sqlite_rc == SQLITE_OK)
-        sqlite_rc = s_append_rows(self, msgs, count, &done, &duplicate);
-    //  The commit is where FULL sync waits for the disk: one fsync of the WAL for the batch.
-    if (sqlite_rc == SQLITE_OK)
-        sqlite_rc = s_run(self->commit);
-    if (sqlite_rc == SQLITE_OK) {
-        for (size_t i = 0; i < count; i++) {
-            s_category_t *category = zhashx_lookup(self->categories, msgs[i].category);
-            category->count++;
-            category->bytes += msgs[i].raw_len;
-            self->bytes += msgs[i].raw_len;
-        }
-        self->count += count;
-        self->last_seq = msgs[count - 1].seq;
-        return VD_OK;
-    }
-    if (duplicate) {
-        vdp_errorf(err, err_size, VD_OK, "message %zu: duplicate (sender, id) %s/%s", done,
-                   msgs[done].sender, msgs[done].id);
-        rc = VD_EINVAL;
-    } else if (sqlite_rc == SQLITE_NOMEM) {
-        vdp_errorf(err, err_size, VD_OK, "out of memory");
-        rc = VD_ESTORE;
-    } else {
-        s_describe(self->db, sqlite_rc, err, err_size);
-        rc = VD_ESTORE;
-    }
-    s_rollback(self);
-    //  Whatever entered the map (the failing message too, if it got that far) goes again.
-    for (size_t i = 0; i <= done && i < count; i++)
-        s_ids_remove(&self->ids, s_id_hash(self, msgs[i].sender, msgs[i].id), msgs[i].seq);
+    rc = vdb_store_append_write(self, msgs, count, err, err_size);
+    vdb_store_append_end(self, msgs, count, rc == VD_OK);
     return rc;
+}
+
+bool
+vdb_store_may_hold(const vdb_store_t *self, const char *sender, const char *id)
+{
+    assert(self);
+    assert(sender && id);
+    const s_ids_t *ids = &self->ids;
+    if (!ids->capacity)
+        return false;
+    uint64_t hash = s_id_hash(self, sender, id);
+    size_t mask = ids->capacity - 1;
+    for (size_t at = hash & mask; ids->slots[at].seq; at = (at + 1) & mask)
+        if (ids->slots[at].hash == hash)
+            return true;
+    return false;
 }
 
 int
@@ -857,7 +935,8 @@ vdb_store_lookup(vdb_store_t *self,
     assert(self);
     assert(sender && id);
     //  A new message, the common case, is answered from memory: no SQLite call at all.
-    int rc = s_find(self, s_id_hash(self, sender, id), sender, id, seq, accepted_at, tlp);
+    assert(!self->writing);
+    int rc = s_find(self, s_id_hash(self, sender, id), sender, id, NULL, 0, seq, accepted_at, tlp);
     if (rc == SQLITE_ROW)
         return VD_OK;
     if (rc == SQLITE_DONE)
@@ -894,6 +973,7 @@ vdb_store_scan(vdb_store_t *self, uint64_t after, size_t limit, vdb_store_fn *fn
     assert(self);
     assert(fn);
     assert(!self->scanning); // the one scan statement is in use
+    assert(!self->writing);
     if (limit == 0)
         return 0;
     if (limit > INT_MAX)
@@ -973,6 +1053,7 @@ s_first_at(vdb_store_t *self, int64_t time_ms, uint64_t *found)
 int
 vdb_store_seq_at(vdb_store_t *self, int64_t time_ms, uint64_t *seq)
 {
+    assert(!self->writing);
     assert(self);
     assert(seq);
     int rc = s_first_at(self, time_ms, seq);
@@ -1002,6 +1083,7 @@ s_cursor_write(vdb_store_t *self, const char *key, const char *name, uint64_t se
 int
 vdb_store_cursor_get(vdb_store_t *self, const char *key, const char *name, uint64_t *seq)
 {
+    assert(!self->writing);
     assert(self);
     assert(key && name && seq);
     sqlite3_stmt *stmt = self->cursor_get;
@@ -1025,7 +1107,7 @@ int
 vdb_store_cursor_set(vdb_store_t *self, const char *key, const char *name, uint64_t seq)
 {
     assert(self);
-    assert(!self->scanning);
+    assert(!self->scanning && !self->writing);
     //  One transaction (and under FULL, one fsync) per call: callers coalesce acknowledgements,
     //  or write many at once with vdb_store_cursor_set_many.
     int rc = s_cursor_write(self, key, name, seq, s_now_ms());
@@ -1042,7 +1124,7 @@ int
 vdb_store_cursor_set_many(vdb_store_t *self, const vdb_store_cursor_t *cursors, size_t count)
 {
     assert(self);
-    assert(!self->scanning);
+    assert(!self->scanning && !self->writing);
     assert(cursors || count == 0);
     if (count == 0)
         return VD_OK;
@@ -1340,7 +1422,7 @@ vdb_store_prune(
     vdb_store_t *self, const char *category, int64_t before_ms, uint64_t max_bytes, int64_t now_ms)
 {
     assert(self);
-    assert(!self->scanning);
+    assert(!self->scanning && !self->writing);
     s_category_t *only = NULL;
     if (category) {
         only = zhashx_lookup(self->categories, category);

@@ -6,11 +6,13 @@
     - (sender, id) is unique: a retry finds the first seq;
     - seq is the primary key, strictly increasing, and survives restarts (vdb_store_last_seq);
     - a failed append (disk full, I/O error) leaves the store as it was: all of the batch or none.
-    Threads: one; the broker's loop owns it.  */
+    Threads: the broker's loop owns it; only vdb_store_append_write may run on another thread,
+    while the loop keeps off the connection (see the three-step append).  */
 
 #ifndef VDB_STORE_H_INCLUDED
 #define VDB_STORE_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +62,29 @@ uint64_t vdb_store_last_seq(const vdb_store_t *self);
     last_seq) is a caller bug: VD_EINVAL with `err`, nothing stored; callers look up first.  */
 int vdb_store_append(
     vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size);
+
+/*  The same append in three steps, so that the commit (and its fsync) can run on another
+    thread while the owner goes on with work that needs no SQLite:
+    - append_begin checks the batch exactly as append does (VD_EINVAL, or VD_ESTORE if a
+      duplicate check could not read a row) and reserves it: its ids enter the in-memory map;
+    - append_write runs the transaction: VD_OK, or VD_ESTORE with `err` and nothing stored. It
+      touches only the SQLite connection, so it may run on any one thread;
+    - append_end, with whether the write succeeded, makes the batch count (last_seq, totals)
+      or takes its ids out of the map again.
+    Between begin and end (`msgs` must stay valid) nothing else may use the store but
+    vdb_store_may_hold, last_seq, count and bytes (asserted where SQLite would be touched).  */
+int vdb_store_append_begin(
+    vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size);
+int vdb_store_append_write(
+    vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, char *err, size_t err_size);
+void
+vdb_store_append_end(vdb_store_t *self, const vdb_store_msg_t *msgs, size_t count, bool written);
+
+/*  Whether (sender, id) might be stored, from the in-memory map alone: false means certainly
+    not (the common case for a new message); true means vdb_store_lookup must read a row to
+    tell. Usable while an append is being written. A batch between begin and end counts as
+    stored.  */
+bool vdb_store_may_hold(const vdb_store_t *self, const char *sender, const char *id);
 
 /*  Finds (sender, id), both not NULL. Returns VD_OK and fills what is not NULL; VD_ENOTFOUND;
     VD_ESTORE.  */

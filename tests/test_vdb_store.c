@@ -1,11 +1,13 @@
 /*  vdb_store suite: open, create and reopen; schema version refusal; append, lookup, scan and
-    seq_at; duplicates; cursors; retention by age, size and expiry; running totals; and real
-    write failures (a full file system, a file size limit) that the store must survive.  */
+    seq_at; duplicates; cursors; retention by age, size and expiry; running totals; the append in
+    three steps (begin, write, end) and may_hold; and real write failures (a full file system, a
+    file size limit) that the store must survive.  */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -799,6 +801,199 @@ START_TEST(prune_one_category_pass_after_pass)
 END_TEST
 
 //  --------------------------------------------------------------------------------------------
+//  the three-step append
+
+static bool
+s_may_hold(const s_rec_t *rec)
+{
+    return vdb_store_may_hold(s_store, rec->msg.sender, rec->msg.id);
+}
+
+START_TEST(append_begin_refuses_duplicate_of_stored)
+{
+    s_open();
+    s_append_range(1, 3, "cyber", 100);
+    s_rec_t recs[3];
+    s_rec(&recs[0], 4, "it-cert", "cyber", 4000, 0, 100);
+    s_rec(&recs[1], 5, "it-cert", "cyber", 5000, 0, 100);
+    s_rec(&recs[2], 6, "it-cert", "cyber", 6000, 0, 100);
+    snprintf(recs[1].id, sizeof recs[1].id, "m000002"); // already stored as seq 2
+    vdb_store_msg_t msgs[3] = { recs[0].msg, recs[1].msg, recs[2].msg };
+    ck_assert_int_eq(vdb_store_append_begin(s_store, msgs, 3, s_err, sizeof s_err), VD_EINVAL);
+    ck_assert_msg(strstr(s_err, "duplicate") != NULL, "err: %s", s_err);
+    //  The id begin reserved before it met the duplicate is taken out again.
+    ck_assert(!s_may_hold(&recs[0]));
+    ck_assert(!s_may_hold(&recs[2]));
+    ck_assert(s_may_hold(&recs[1]));
+    ck_assert_uint_eq(vdb_store_count(s_store), 3);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 3);
+
+    //  No append is left open: the store is usable, and the batch without the duplicate goes.
+    uint64_t seq = 0;
+    ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", "m000002", &seq, NULL, NULL), VD_OK);
+    ck_assert_uint_eq(seq, 2);
+    msgs[1] = msgs[2];
+    ck_assert_int_eq(vdb_store_append_begin(s_store, msgs, 2, s_err, sizeof s_err), VD_OK);
+    ck_assert_int_eq(vdb_store_append_write(s_store, msgs, 2, s_err, sizeof s_err), VD_OK);
+    vdb_store_append_end(s_store, msgs, 2, true);
+    ck_assert_uint_eq(vdb_store_count(s_store), 5);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 6);
+    ck_assert(s_may_hold(&recs[0]));
+    ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", "m000006", &seq, NULL, NULL), VD_OK);
+    ck_assert_uint_eq(seq, 6);
+}
+END_TEST
+
+START_TEST(append_begin_refuses_duplicate_within_batch)
+{
+    s_open();
+    s_append_range(1, 2, "cyber", 10);
+    s_rec_t recs[4];
+    s_rec(&recs[0], 3, "it-cert", "cyber", 3000, 0, 10);
+    s_rec(&recs[1], 4, "it-cert", "cyber", 4000, 0, 10);
+    s_rec(&recs[2], 5, "it-cert", "cyber", 5000, 0, 10);
+    s_rec(&recs[3], 6, "it-cert", "cyber", 6000, 0, 10);
+    snprintf(recs[2].id, sizeof recs[2].id, "%s", recs[0].id); // seq 5 repeats seq 3's id
+    vdb_store_msg_t msgs[4] = { recs[0].msg, recs[1].msg, recs[2].msg, recs[3].msg };
+    ck_assert_int_eq(vdb_store_append_begin(s_store, msgs, 4, s_err, sizeof s_err), VD_EINVAL);
+    ck_assert_msg(strstr(s_err, "duplicate") != NULL, "err: %s", s_err);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_msg(!s_may_hold(&recs[i]), "message %zu still held", i);
+    ck_assert_uint_eq(vdb_store_count(s_store), 2);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 2);
+
+    //  The repeat under another sender is no repeat: the whole batch goes.
+    snprintf(recs[2].sender, sizeof recs[2].sender, "fr-anssi");
+    ck_assert_int_eq(vdb_store_append_begin(s_store, msgs, 4, s_err, sizeof s_err), VD_OK);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert(s_may_hold(&recs[i]));
+    ck_assert_int_eq(vdb_store_append_write(s_store, msgs, 4, s_err, sizeof s_err), VD_OK);
+    vdb_store_append_end(s_store, msgs, 4, true);
+    ck_assert_uint_eq(vdb_store_count(s_store), 6);
+    uint64_t seq = 0;
+    ck_assert_int_eq(vdb_store_lookup(s_store, "fr-anssi", recs[0].id, &seq, NULL, NULL), VD_OK);
+    ck_assert_uint_eq(seq, 5);
+    ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", recs[0].id, &seq, NULL, NULL), VD_OK);
+    ck_assert_uint_eq(seq, 3);
+}
+END_TEST
+
+START_TEST(may_hold_follows_begin_and_end)
+{
+    s_open();
+    ck_assert(!vdb_store_may_hold(s_store, "it-cert", "m000001")); // an empty store
+    s_append_range(1, 20, "cyber", 100);
+    ck_assert(vdb_store_may_hold(s_store, "it-cert", "m000001"));
+    ck_assert(vdb_store_may_hold(s_store, "it-cert", "m000020"));
+    ck_assert(!vdb_store_may_hold(s_store, "it-cert", "m000021"));
+    ck_assert(!vdb_store_may_hold(s_store, "fr-anssi", "m000001"));
+
+    //  A batch of a new category between begin and end counts as held; the totals wait.
+    s_rec_t recs[3];
+    for (size_t i = 0; i < 3; i++)
+        s_rec(&recs[i], 21 + i, "fr-anssi", "infra", (int64_t)(21 + i) * 1000, 0, 50);
+    vdb_store_msg_t msgs[3] = { recs[0].msg, recs[1].msg, recs[2].msg };
+    ck_assert_int_eq(vdb_store_append_begin(s_store, msgs, 3, s_err, sizeof s_err), VD_OK);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert(s_may_hold(&recs[i]));
+    ck_assert(!vdb_store_may_hold(s_store, "it-cert", recs[0].id));
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 20);
+    ck_assert_uint_eq(vdb_store_count(s_store), 20);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), 2000);
+
+    //  Ended as not written: the ids are out, nothing counts.
+    vdb_store_append_end(s_store, msgs, 3, false);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert(!s_may_hold(&recs[i]));
+    ck_assert(vdb_store_may_hold(s_store, "it-cert", "m000001"));
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 20);
+    ck_assert_uint_eq(vdb_store_count(s_store), 20);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), 2000);
+    char names[64] = "";
+    ck_assert_int_eq(vdb_store_categories(s_store, s_add_name, names), VD_OK);
+    ck_assert_str_eq(names, "cyber;");
+}
+END_TEST
+
+START_TEST(append_end_false_then_same_batch_again)
+{
+    s_open();
+    s_append_range(1, 5, "cyber", 100);
+    s_rec_t recs[4];
+    for (size_t i = 0; i < 4; i++)
+        s_rec(&recs[i], 6 + i, "it-cert", "cyber", (int64_t)(6 + i) * 1000, 0, 100);
+    vdb_store_msg_t msgs[4] = { recs[0].msg, recs[1].msg, recs[2].msg, recs[3].msg };
+
+    //  Begun and ended unwritten, three times over: each time the same batch may begin again.
+    for (int round = 0; round < 3; round++) {
+        ck_assert_msg(vdb_store_append_begin(s_store, msgs, 4, s_err, sizeof s_err) == VD_OK,
+                      "round %d: begin: %s", round, s_err);
+        vdb_store_append_end(s_store, msgs, 4, false);
+        ck_assert(!s_may_hold(&recs[round]));
+        ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", recs[round].id, NULL, NULL, NULL),
+                         VD_ENOTFOUND);
+    }
+    ck_assert_uint_eq(vdb_store_count(s_store), 5);
+
+    //  Then in one step, as a whole.
+    ck_assert_msg(vdb_store_append(s_store, msgs, 4, s_err, sizeof s_err) == VD_OK, "append: %s",
+                  s_err);
+    ck_assert_uint_eq(vdb_store_count(s_store), 9);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 9);
+    s_seen_t *seen = s_scan_all();
+    ck_assert_uint_eq(seen->count, 9);
+    for (size_t i = 0; i < 9; i++)
+        ck_assert_uint_eq(seen->seqs[i], i + 1);
+    //  And now it is a duplicate.
+    ck_assert_int_eq(vdb_store_append_begin(s_store, msgs, 4, s_err, sizeof s_err), VD_EINVAL);
+}
+END_TEST
+
+START_TEST(append_end_true_moves_totals)
+{
+    s_open();
+    s_append_range(1, 10, "cyber", 100);
+    s_rec_t recs[3];
+    s_rec(&recs[0], 12, "it-cert", "cyber", 12000, 0, 30);
+    s_rec(&recs[1], 15, "fr-anssi", "infra", 15000, 0, 40);
+    s_rec(&recs[2], 19, "fr-anssi", "infra", 19000, 0, 50);
+    vdb_store_msg_t msgs[3] = { recs[0].msg, recs[1].msg, recs[2].msg };
+    ck_assert_int_eq(vdb_store_append_begin(s_store, msgs, 3, s_err, sizeof s_err), VD_OK);
+    ck_assert_int_eq(vdb_store_append_write(s_store, msgs, 3, s_err, sizeof s_err), VD_OK);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 10); // not before the end
+    vdb_store_append_end(s_store, msgs, 3, true);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 19);
+    ck_assert_uint_eq(vdb_store_count(s_store), 13);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), 1000 + 30 + 40 + 50);
+    char names[64] = "";
+    ck_assert_int_eq(vdb_store_categories(s_store, s_add_name, names), VD_OK);
+    ck_assert_str_eq(names, "cyber;infra;");
+    uint64_t seq = 0;
+    ck_assert_int_eq(vdb_store_lookup(s_store, "fr-anssi", "m000015", &seq, NULL, NULL), VD_OK);
+    ck_assert_uint_eq(seq, 15);
+    //  Per category too: a size limit on infra counts the batch's 90 bytes.
+    ck_assert_int_eq(vdb_store_prune(s_store, "infra", 0, 60, 0), 1);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), 1000 + 30 + 50);
+
+    //  The next seq must be above the batch's last; an empty batch changes nothing.
+    s_rec_t rec;
+    s_rec(&rec, 19, "it-cert", "cyber", 20000, 0, 10);
+    snprintf(rec.id, sizeof rec.id, "fresh");
+    ck_assert_int_eq(vdb_store_append_begin(s_store, &rec.msg, 1, s_err, sizeof s_err), VD_EINVAL);
+    ck_assert_int_eq(vdb_store_append_begin(s_store, NULL, 0, s_err, sizeof s_err), VD_OK);
+    ck_assert_int_eq(vdb_store_append_write(s_store, NULL, 0, s_err, sizeof s_err), VD_OK);
+    vdb_store_append_end(s_store, NULL, 0, true);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 19);
+    ck_assert_uint_eq(vdb_store_count(s_store), 12);
+
+    s_reopen();
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), 19);
+    ck_assert_uint_eq(vdb_store_count(s_store), 12);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), 1000 + 30 + 50);
+}
+END_TEST
+
+//  --------------------------------------------------------------------------------------------
 //  faults: real writes that fail
 
 typedef enum { S_DISK_NONE, S_DISK_TMPFS, S_DISK_RLIMIT } s_disk_t;
@@ -980,6 +1175,15 @@ vdb_store_suite(void)
     tcase_add_test(append, append_refuses_bad_seq_and_missing_fields);
     tcase_add_test(append, totals_follow_append_and_reopen);
     suite_add_tcase(suite, append);
+
+    TCase *steps = tcase_create("append_steps");
+    tcase_add_checked_fixture(steps, s_setup, s_teardown);
+    tcase_add_test(steps, append_begin_refuses_duplicate_of_stored);
+    tcase_add_test(steps, append_begin_refuses_duplicate_within_batch);
+    tcase_add_test(steps, may_hold_follows_begin_and_end);
+    tcase_add_test(steps, append_end_false_then_same_batch_again);
+    tcase_add_test(steps, append_end_true_moves_totals);
+    suite_add_tcase(suite, steps);
 
     TCase *cursors = tcase_create("cursors");
     tcase_add_checked_fixture(cursors, s_setup, s_teardown);
