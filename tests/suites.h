@@ -14,5 +14,6 @@ Suite *vdb_subs_suite(void);
 Suite *vdb_acl_suite(void);
 Suite *vdb_config_suite(void);
 Suite *vdb_store_suite(void);
+Suite *vdb_pending_suite(void);
 
 #endif
