@@ -65,6 +65,10 @@ s_set_live(vdb_server_t *self, vdb_stream_t *stream)
     vdb_session_t *session = stream->session;
     if (!stream->live) {
         stream->live = true;
+        //  What the read passed over is behind it for good: a batch written before the read
+        //  but routed after it must not bring those messages again.
+        if (stream->pos > stream->last_seq)
+            stream->last_seq = stream->pos;
         session->behind--;
         self->behind--;
     }
@@ -226,7 +230,8 @@ static bool
 s_catch_up_stream(vdb_server_t *self, vdb_stream_t *stream, int64_t now)
 {
     catch_up_ctx_t ctx = { .server = self, .stream = stream, .now = now };
-    int read = vdb_store_scan(self->store, stream->pos, CATCH_UP_ROWS, s_catch_up_one, &ctx);
+    int read =
+        vdb_store_scan(vdb_server_store(self), stream->pos, CATCH_UP_ROWS, s_catch_up_one, &ctx);
     if (read < 0) {
         vdb_log_warning("vdb_server: store scan failed for a stream behind; will try again");
         return false;
@@ -293,7 +298,7 @@ s_save_batch(vdb_server_t *self, vdb_stream_t **streams, vdb_store_cursor_t *cur
 {
     if (n == 0)
         return;
-    if (vdb_store_cursor_set_many(self->store, cursors, n) != VD_OK) {
+    if (vdb_store_cursor_set_many(vdb_server_store(self), cursors, n) != VD_OK) {
         vdb_log_warning("vdb_server: cannot save %zu durable cursor(s); will try again", n);
         return;
     }
@@ -385,12 +390,12 @@ s_start(vdb_server_t *self,
         seq = cmd->from_seq - 1;
     else if (cmd->since) {
         uint64_t first;
-        rc = vdb_store_seq_at(self->store, cmd->since, &first);
+        rc = vdb_store_seq_at(vdb_server_store(self), cmd->since, &first);
         if (rc == VD_OK)
             seq = first - 1;
     } else if (cmd->durable[0]) {
         uint64_t cursor;
-        rc = vdb_store_cursor_get(self->store, session->key, cmd->durable, &cursor);
+        rc = vdb_store_cursor_get(vdb_server_store(self), session->key, cmd->durable, &cursor);
         if (rc == VD_OK) {
             seq = cursor;
             *from_cursor = true;
@@ -436,8 +441,8 @@ s_open_stream(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t *cmd)
     if (durable) {
         //  A new durable stream (or one moved by an explicit replay) is written at once: a
         //  subscriber that drops before its first ack resumes from here, not from a later now.
-        if (!from_cursor &&
-            vdb_store_cursor_set(self->store, session->key, cmd->durable, after) != VD_OK) {
+        if (!from_cursor && vdb_store_cursor_set(vdb_server_store(self), session->key, cmd->durable,
+                                                 after) != VD_OK) {
             vdb_server_error(self, session, cmd->ref, VD_ESTORE,
                              "store unavailable to keep the durable cursor");
             return NULL;

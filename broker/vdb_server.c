@@ -232,27 +232,33 @@ s_hello(vdb_server_t *self,
         vdb_server_mark_dirty(self, session);
 }
 
-/*  What the broker knows of (sender, id): from the recent-message cache, else from the store
-    (then cached). Returns VD_OK, VD_ENOTFOUND, or VD_ESTORE.  */
+//  A message staged or in the batch in flight, or NULL.
+static const vdb_store_msg_t *
+s_staged(vdb_server_t *self, const char *sender, const char *id)
+{
+    const vdb_store_msg_t *msg = vdb_pending_find(self->staged, sender, id);
+    return msg ? msg : vdb_pending_find(self->committing, sender, id);
+}
+
+/*  What the broker knows of (sender, id), staged messages aside: from the store (whose memory
+    answers "not stored" without waiting for the batch in flight), else from the cache of
+    recent messages of a broker without a store. Returns VD_OK, VD_ENOTFOUND, or VD_ESTORE.  */
 static int
 s_lookup(vdb_server_t *self, const char *sender, const char *id, vdb_index_entry_t *entry)
 {
-    const vdb_index_entry_t *cached = vdb_index_get(self->index, sender, id);
-    if (cached) {
-        *entry = *cached;
-        return VD_OK;
+    if (!self->store) {
+        const vdb_index_entry_t *cached = vdb_index_get(self->index, sender, id);
+        if (cached)
+            *entry = *cached;
+        return cached ? VD_OK : VD_ENOTFOUND;
     }
-    if (!self->store) // live only: the cache is all the broker knows
+    if (!vdb_store_may_hold(self->store, sender, id))
         return VD_ENOTFOUND;
-    int rc =
-        vdb_store_lookup(self->store, sender, id, &entry->seq, &entry->accepted_at, &entry->tlp);
-    if (rc == VD_OK)
-        vdb_index_put(self->index, sender, id, *entry); // a full cache only costs a lookup
-    return rc;
+    return vdb_store_lookup(vdb_server_store(self), sender, id, &entry->seq, &entry->accepted_at,
+                            &entry->tlp);
 }
 
-//  An accepted message (stamped with seq and accepted_at): remembered, answered, routed.
-//  A stored or accepted message's publisher is answered, and the message remembered.
+//  A stored or accepted message's publisher is answered (a broker without a store remembers it).
 static void
 s_answer_accepted(vdb_server_t *self,
                   vdb_session_t *session,
@@ -262,8 +268,9 @@ s_answer_accepted(vdb_server_t *self,
                   int64_t accepted_at,
                   vdp_tlp_t tlp)
 {
-    vdb_index_put(self->index, sender, id,
-                  (vdb_index_entry_t){ .seq = seq, .accepted_at = accepted_at, .tlp = tlp });
+    if (!self->store)
+        vdb_index_put(self->index, sender, id,
+                      (vdb_index_entry_t){ .seq = seq, .accepted_at = accepted_at, .tlp = tlp });
     self->stats.accepted++;
     if (session)
         s_receipt(self, session, id, VDP_RECEIPT_ACCEPTED, seq, accepted_at, VD_OK, "");
@@ -279,34 +286,89 @@ s_accepted(vdb_server_t *self, vdb_session_t *session, const vdp_envelope_t *env
     vdb_route_message(self, env);
 }
 
-/*  Group commit: appends every message accepted since the last commit in one transaction, then
-    answers each publisher and routes each message; if the store refuses (disk full, I/O error),
-    each is rejected with ESTORE instead and nothing is routed: no receipt ever says accepted for
-    a message that is not on disk.  */
+/*  Group commit, in three steps so that the loop keeps reading while a batch is written:
+    - s_commit_start hands what is staged to the committer (numbered after the last seq);
+    - s_commit_wait waits until it is written and ends the append in the store, which is then
+      the loop's again (vdb_server_store), keeping the result;
+    - s_commit_answer answers each publisher and routes each message; if the store refused the
+      batch (disk full, I/O error), each is rejected with ESTORE instead and nothing is routed:
+      no receipt ever says accepted for a message that is not on disk.
+    Messages are routed in seq order, batch after batch, and only from the loop itself.  */
+
+//  Rejects every message of `batch` with ESTORE and forgets them.
 static void
-s_commit(vdb_server_t *self)
+s_commit_refused(vdb_server_t *self, vdb_pending_t *batch, const char *err)
 {
-    size_t count = vdb_pending_count(self->pending);
-    if (count == 0)
+    size_t count = vdb_pending_count(batch);
+    const vdb_store_msg_t *records = vdb_pending_records(batch);
+    vdb_log_error("vdb_server: store append failed, %zu message(s) rejected: %s", count, err);
+    char reason[VDP_MAX_REASON + 1];
+    snprintf(reason, sizeof reason, "not stored: %.200s", err);
+    for (size_t i = 0; i < count; i++) {
+        vdb_session_t *session = zhashx_lookup(self->sessions, vdb_pending_rid_key(batch, i));
+        self->stats.rejected++;
+        if (session)
+            s_receipt(self, session, records[i].id, VDP_RECEIPT_REJECTED, 0, 0, VD_ESTORE, reason);
+    }
+    vdb_pending_reset(batch);
+}
+
+static void
+s_commit_start(vdb_server_t *self)
+{
+    size_t count = vdb_pending_count(self->staged);
+    if (count == 0 || vdb_committer_busy(self->committer) ||
+        vdb_pending_count(self->committing) > 0)
         return;
-    const vdb_store_msg_t *records = vdb_pending_records(self->pending);
+    vdb_pending_number(self->staged, self->seq + 1);
+    const vdb_store_msg_t *records = vdb_pending_records(self->staged);
     char err[VDP_MAX_REASON + 1] = "";
-    int rc = vdb_store_append(self->store, records, count, err, sizeof err);
-    if (rc != VD_OK) {
-        vdb_log_error("vdb_server: store append failed, %zu message(s) rejected: %s", count, err);
-        char reason[VDP_MAX_REASON + 1];
-        snprintf(reason, sizeof reason, "not stored: %.200s", err);
-        for (size_t i = 0; i < count; i++) {
-            vdb_session_t *session =
-                zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
-            self->stats.rejected++;
-            if (session)
-                s_receipt(self, session, records[i].id, VDP_RECEIPT_REJECTED, 0, 0, VD_ESTORE,
-                          reason);
-        }
-        vdb_pending_reset(self->pending);
+    if (vdb_store_append_begin(self->store, records, count, err, sizeof err) != VD_OK) {
+        s_commit_refused(self, self->staged, err);
         return;
     }
+    vdb_pending_t *batch = self->staged;
+    self->staged = self->committing;
+    self->committing = batch;
+    vdb_committer_start(self->committer, records, count);
+}
+
+static void
+s_commit_wait(vdb_server_t *self)
+{
+    if (!vdb_committer_busy(self->committer))
+        return;
+    self->commit_rc =
+        vdb_committer_wait(self->committer, self->commit_err, sizeof self->commit_err);
+    vdb_store_append_end(self->store, vdb_pending_records(self->committing),
+                         vdb_pending_count(self->committing), self->commit_rc == VD_OK);
+}
+
+static void
+s_no_op(void *subscriber, const char *pattern, void *arg)
+{
+    (void)subscriber, (void)pattern, (void)arg;
+}
+
+//  Whether routing could hand `msg` to anyone: a directed one may reach its recipients'
+//  sessions; any other needs a pattern that matches its topic. Spares decoding the rest.
+static bool
+s_wanted(const vdb_server_t *self, const vdb_store_msg_t *msg)
+{
+    return strcmp(msg->topic, "inbox") == 0 || vdb_subs_match(self->subs, msg->topic, s_no_op, 0);
+}
+
+static void
+s_commit_answer(vdb_server_t *self)
+{
+    size_t count = vdb_pending_count(self->committing);
+    if (count == 0 || vdb_committer_busy(self->committer))
+        return;
+    if (self->commit_rc != VD_OK) {
+        s_commit_refused(self, self->committing, self->commit_err);
+        return;
+    }
+    const vdb_store_msg_t *records = vdb_pending_records(self->committing);
     self->seq = records[count - 1].seq;
     for (size_t i = 0; i < count; i++) {
         const vdb_store_msg_t *msg = &records[i];
@@ -314,7 +376,14 @@ s_commit(vdb_server_t *self)
         //  (Routing ids are never reused while the broker runs, PROTOCOL.md §2, so a session
         //  found here is the one that published.)
         vdb_session_t *session =
-            zhashx_lookup(self->sessions, vdb_pending_rid_key(self->pending, i));
+            zhashx_lookup(self->sessions, vdb_pending_rid_key(self->committing, i));
+        if (!s_wanted(self, msg)) {
+            s_answer_accepted(self, session, msg->sender, msg->id, msg->seq, msg->accepted_at,
+                              msg->tlp);
+            vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s (no route)",
+                          msg->seq, msg->sender, msg->topic, vdp_tlp_name(msg->tlp));
+            continue;
+        }
         //  Route from the stored bytes: decoding them again costs less than keeping every
         //  decoded envelope of the round, and routes exactly what is on disk.
         if (vdp_envelope_decode(&self->committed, msg->raw, msg->raw_len, NULL, 0) != VD_OK) {
@@ -329,7 +398,37 @@ s_commit(vdb_server_t *self)
         self->committed.accepted_at = msg->accepted_at;
         s_accepted(self, session, &self->committed);
     }
-    vdb_pending_reset(self->pending);
+    vdb_pending_reset(self->committing);
+}
+
+//  Answers the batch in flight once written; waits for it only if `block`.
+static void
+s_commit_finish(vdb_server_t *self, bool block)
+{
+    if (vdb_committer_busy(self->committer)) {
+        if (!block && !vdb_committer_done(self->committer))
+            return;
+        s_commit_wait(self);
+    }
+    s_commit_answer(self);
+}
+
+//  Everything accepted so far is on disk (or refused) and answered.
+static void
+s_commit_all(vdb_server_t *self)
+{
+    if (!self->store)
+        return;
+    s_commit_finish(self, true);
+    s_commit_start(self);
+    s_commit_finish(self, true);
+}
+
+vdb_store_t *
+vdb_server_store(vdb_server_t *self)
+{
+    s_commit_wait(self);
+    return self->store;
 }
 
 static void
@@ -354,10 +453,10 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
         s_reject(self, session, env->id, VD_ESENDER, reason);
         return;
     }
-    //  A retry of a message still waiting for this round's commit: commit first, so that the
-    //  retry is answered from what is really stored.
-    if (vdb_pending_find(self->pending, env->sender, env->id))
-        s_commit(self);
+    //  A retry of a message still waiting for its commit: commit first, so that the retry is
+    //  answered from what is really stored.
+    if (self->store && s_staged(self, env->sender, env->id))
+        s_commit_all(self);
     vdb_index_entry_t first;
     int found = s_lookup(self, env->sender, env->id, &first);
     if (found == VD_OK) { // a retry: harmless, answered with the first seq
@@ -390,7 +489,7 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
         }
         //  A reference this broker never stored (it may come from another broker, or have been
         //  pruned) cannot be checked for downgrade; it is accepted.
-        const vdb_store_msg_t *staged = vdb_pending_find(self->pending, ref->sender, ref->id);
+        const vdb_store_msg_t *staged = self->store ? s_staged(self, ref->sender, ref->id) : 0;
         vdb_index_entry_t target = { .tlp = staged ? staged->tlp : VDP_TLP_NONE };
         bool known = staged || s_lookup(self, ref->sender, ref->id, &target) == VD_OK;
         if (known &&
@@ -399,21 +498,23 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
             return;
         }
     }
-    env->seq = self->seq + 1 + vdb_pending_count(self->pending);
     env->accepted_at = now;
     if (!self->store) { // live only: nothing to wait for
-        self->seq = env->seq;
+        env->seq = ++self->seq;
         s_accepted(self, session, env);
         return;
     }
-    //  Accepted: staged for this round's commit; answered and routed once it is on disk.
-    if (vdb_pending_add(self->pending, env, session->key, session->rid_key) != VD_OK) {
+    //  Accepted: staged for the next batch (numbered when it goes to the store); answered and
+    //  routed once it is on disk.
+    if (vdb_pending_add(self->staged, env, session->key, session->rid_key) != VD_OK) {
         s_reject(self, session, env->id, VD_ENOMEM, "broker out of memory");
         return;
     }
-    if (vdb_pending_count(self->pending) >= PENDING_MAX_COUNT ||
-        vdb_pending_bytes(self->pending) >= PENDING_MAX_BYTES)
-        s_commit(self);
+    if (vdb_pending_count(self->staged) >= PENDING_MAX_COUNT ||
+        vdb_pending_bytes(self->staged) >= PENDING_MAX_BYTES) {
+        s_commit_finish(self, true); // what is staged is bounded: wait for the disk
+        s_commit_start(self);
+    }
 }
 
 static void
@@ -561,7 +662,7 @@ s_frame(vdb_server_t *self,
             break;
         case VDP_OP_BYE: // anything after it in the frame is answered as sessionless
             s_orphan_send(self, rid, rid_len, agency, key, &orphan); // those before the hello
-            s_commit(self); // its pubs' receipts go out before the session does
+            s_commit_all(self); // its pubs' receipts go out before the session does
             s_session_bye(self, session);
             session = NULL;
             break;
@@ -702,19 +803,20 @@ s_retention(vdb_server_t *self)
     zlistx_set_duplicator(categories, (zlistx_duplicator_fn *)strdup);
     zlistx_set_destructor(categories, (zlistx_destructor_fn *)zstr_free);
     int deleted = 0;
-    bool failed = vdb_store_categories(self->store, s_collect_category, categories) != VD_OK;
+    vdb_store_t *store = vdb_server_store(self);
+    bool failed = vdb_store_categories(store, s_collect_category, categories) != VD_OK;
     for (const char *category = zlistx_first(categories); category && !failed;
          category = zlistx_next(categories)) {
         vdb_config_retention_t rule = s_retention_rule(&self->config, category);
         int64_t before = rule.age_ms ? now - rule.age_ms : 0;
-        int rc = vdb_store_prune(self->store, category, before, rule.size, now);
+        int rc = vdb_store_prune(store, category, before, rule.size, now);
         failed = rc < 0;
         deleted += rc > 0 ? rc : 0;
     }
     zlistx_destroy(&categories);
     if (deleted > 0)
         vdb_log_notice("vdb_server: retention deleted %d message(s), %" PRIu64 " kept", deleted,
-                       vdb_store_count(self->store));
+                       vdb_store_count(store));
     if (failed)
         vdb_log_warning("vdb_server: retention failed, will try again");
 }
@@ -726,12 +828,16 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
     int64_t next_retention = zclock_mono() + self->config.retention_interval_ms;
     bool more = false; // streams behind could take more at once
     while (!*stop) {
+        int commit_fd = vdb_committer_fd(self->committer);
         zmq_pollitem_t items[] = {
             { self->router_handle, 0, ZMQ_POLLIN, 0 },
             { vdb_zap_socket(self->zap), 0, ZMQ_POLLIN, 0 },
+            { NULL, commit_fd, ZMQ_POLLIN, 0 },
         };
-        long timeout = more ? 0 : zlistx_size(self->dirty) ? RETRY_MS : HOUSEKEEPING_MS;
-        if (zmq_poll(items, 2, timeout) < 0) {
+        //  A batch written while the loop waited for the store is answered without delay.
+        bool written = vdb_pending_count(self->committing) > 0 && commit_fd < 0;
+        long timeout = more || written ? 0 : zlistx_size(self->dirty) ? RETRY_MS : HOUSEKEEPING_MS;
+        if (zmq_poll(items, commit_fd >= 0 ? 3 : 2, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             vdb_log_error("vdb_server: poll failed: %s", zmq_strerror(errno));
@@ -739,10 +845,14 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
         }
         if (items[1].revents & ZMQ_POLLIN)
             vdb_zap_handle(self->zap);
+        s_commit_finish(self, false); // a batch written: answered and routed, before any send
+        s_commit_start(self);         // what was staged meanwhile goes to the disk at once
         if (items[0].revents & ZMQ_POLLIN)
             s_read_round(self);
-        s_commit(self);                  // before anything is sent: receipts follow the commit
+        s_commit_start(self);            // if the disk was idle, this round's messages go now
         more = vdb_route_catch_up(self); // streams behind, from the store; after the commit
+        s_commit_finish(self, false);    // the batch it may have waited for
+        s_commit_start(self);
         s_flush_round(self);
         if (zclock_mono() >= next_housekeeping) {
             s_housekeeping(self);
@@ -754,6 +864,8 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
             next_retention = zclock_mono() + self->config.retention_interval_ms;
         }
     }
+    s_commit_all(self); // what was accepted is answered before the broker stops
+    s_flush_round(self);
     return VD_OK;
 }
 
@@ -856,10 +968,12 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     self->dirty = zlistx_new();
     self->subs = vdb_subs_new();
     self->durables = zhashx_new();
-    self->index = vdb_index_new(config->dedup_window);
-    self->pending = vdb_pending_new();
-    if (!self->sessions || !self->dirty || !self->subs || !self->durables || !self->index ||
-        !self->pending) {
+    //  With a store, the store's own map of every (sender, id) answers retries.
+    self->index = config->store[0] ? NULL : vdb_index_new(config->dedup_window);
+    self->staged = vdb_pending_new();
+    self->committing = vdb_pending_new();
+    if (!self->sessions || !self->dirty || !self->subs || !self->durables ||
+        (!self->index && !config->store[0]) || !self->staged || !self->committing) {
         vdp_errorf(err, err_size, -1, "out of memory");
         goto err_wipe;
     }
@@ -872,6 +986,11 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
             goto err_wipe;
         }
         self->seq = vdb_store_last_seq(self->store); // seq never goes back, across restarts too
+        self->committer = vdb_committer_new(self->store);
+        if (!self->committer) {
+            vdp_errorf(err, err_size, -1, "cannot start the store's commit thread");
+            goto err_wipe;
+        }
     }
     zhashx_set_destructor(self->sessions, s_session_free);
     //  The ZAP handler must exist before the ROUTER binds: without one libzmq admits any key.
@@ -904,8 +1023,11 @@ vdb_server_destroy(vdb_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     vdb_server_t *self = *self_p;
+    if (self->committer) // the store is consistent again (the batch's answers go nowhere)
+        s_commit_wait(self);
     if (self->sessions) // durable cursors acknowledged since the last save
         vdb_route_save_cursors(self);
+    vdb_committer_destroy(&self->committer);
     zsock_destroy(&self->router);
     vdb_zap_destroy(&self->zap);
     zlistx_destroy(&self->dirty);
@@ -913,7 +1035,8 @@ vdb_server_destroy(vdb_server_t **self_p)
     zhashx_destroy(&self->durables);
     vdb_subs_destroy(&self->subs);
     vdb_index_destroy(&self->index);
-    vdb_pending_destroy(&self->pending);
+    vdb_pending_destroy(&self->staged);
+    vdb_pending_destroy(&self->committing);
     vdb_store_close(&self->store);
     vdp_envelope_reset(&self->committed);
     vdp_envelope_reset(&self->replay);

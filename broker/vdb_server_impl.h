@@ -8,6 +8,7 @@
 #include <czmq.h>
 
 #include "vdb_acl.h"
+#include "vdb_committer.h"
 #include "vdb_index.h"
 #include "vdb_pending.h"
 #include "vdb_registry.h"
@@ -35,12 +36,17 @@ struct vdb_server_t {
     vdb_subs_t *subs;           // pattern -> vdb_stream_t (borrowed)
     zhashx_t *durables;         // "key/name" -> vdb_stream_t open now (borrowed)
     size_t behind;              // streams behind, over all sessions
-    vdb_index_t *index;         // recent (sender, id) -> seq, tlp: spares most store lookups
-    vdb_store_t *store;         // owned: every accepted message, before its receipt
-    vdb_pending_t *pending;     // accepted this round, not yet committed
-    uint64_t seq;               // last seq given
-    char name[VDP_MAX_ORG + 1]; // the broker's org id
-    char endpoint[256];         // bound endpoint
+    vdb_index_t *index;         // without a store: recent (sender, id) -> seq, tlp
+    vdb_store_t *store;         // owned: every accepted message, before its receipt; only
+                                // through vdb_server_store() while a batch may be in flight
+    vdb_committer_t *committer; // owned, with a store: writes one batch at a time
+    vdb_pending_t *staged;      // accepted, waiting for the batch in flight to be written
+    vdb_pending_t *committing;  // the batch in flight, its records borrowed by the committer
+    uint64_t seq;               // last seq given: routed, and committed if there is a store
+    int commit_rc;              // the batch in flight, once written: VD_OK or VD_ESTORE...
+    char commit_err[VDP_MAX_REASON + 1]; // ...and why
+    char name[VDP_MAX_ORG + 1];          // the broker's org id
+    char endpoint[256];                  // bound endpoint
     char public_key[VDP_KEY_Z85_LEN + 1];
     vdb_server_stats_t stats;
     vdp_envelope_t env;       // scratch for the command being handled
@@ -55,6 +61,10 @@ void vdb_server_mark_dirty(vdb_server_t *self, vdb_session_t *session);
 //  Appends an error reply to a session's batch.
 void vdb_server_error(
     vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, const char *reason);
+
+//  The store once no batch is in flight (waiting for one, then answering and routing it): what
+//  every read or write of the store outside the commit goes through. NULL without a store.
+vdb_store_t *vdb_server_store(vdb_server_t *self);
 
 //  UTC now, in ms.
 int64_t vdb_server_now_ms(void);

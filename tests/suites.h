@@ -15,5 +15,6 @@ Suite *vdb_acl_suite(void);
 Suite *vdb_config_suite(void);
 Suite *vdb_store_suite(void);
 Suite *vdb_pending_suite(void);
+Suite *vdb_committer_suite(void);
 
 #endif
