@@ -30,7 +30,11 @@ typedef enum {
     BENCH_CTL_LATENCY,   // coordinator -> both: latency phase; v[0] = samples, v[1] = warm-up
     BENCH_CTL_DONE,      // child -> coordinator: phase over; v[] = results (see bench_roles.h)
     BENCH_CTL_ABORT,     // coordinator -> child: stop the current phase now
-    BENCH_CTL_QUIT       // coordinator -> child: close everything and exit 0
+    BENCH_CTL_QUIT,      // coordinator -> child: close everything and exit 0
+    BENCH_CTL_LEAVE,     // coordinator -> durable subscriber: ack what it has, close its
+                         // client (answered by DONE); the broker keeps its cursor
+    BENCH_CTL_READBACK   // coordinator -> durable subscriber: reconnect on the same name and
+                         // read v[0] messages back from the store (answered by DONE)
 } bench_ctl_type_t;
 
 typedef struct {

@@ -64,6 +64,8 @@ typedef struct {
     vd_envelope_t *unacked; // durable subscriber: owned, the last delivery not acknowledged yet
     size_t since_ack;       // durable subscriber: deliveries taken since the last ack
     int64_t acks;           // durable subscriber: vd_client_ack() calls queued
+    uint64_t last_seq;      // vedettad subscriber: the broker seq of the last delivery
+    int64_t seq_not_rising; // vedettad subscriber: deliveries whose seq was not above it
 } s_role_t;
 
 static const char s_hex[] = "0123456789abcdef";
@@ -84,6 +86,8 @@ bench_path_name(bench_path_t path)
         return "vedettad-fanout";
     case BENCH_PATH_DURABLE:
         return "vedettad-durable";
+    case BENCH_PATH_OFFLINE:
+        return "vedettad-offline";
     default:
         return "?";
     }
@@ -92,13 +96,14 @@ bench_path_name(bench_path_t path)
 bool
 bench_path_is_vedettad(bench_path_t path)
 {
-    return path == BENCH_PATH_VEDETTAD || path == BENCH_PATH_STORE || bench_path_is_fanout(path);
+    return path == BENCH_PATH_VEDETTAD || path == BENCH_PATH_STORE || path == BENCH_PATH_OFFLINE ||
+           bench_path_is_fanout(path);
 }
 
 bool
 bench_path_has_store(bench_path_t path)
 {
-    return path == BENCH_PATH_STORE || path == BENCH_PATH_DURABLE;
+    return path == BENCH_PATH_STORE || path == BENCH_PATH_DURABLE || path == BENCH_PATH_OFFLINE;
 }
 
 bool
@@ -779,27 +784,38 @@ bench_publisher_main(int ctl, void *arg)
 /*  -------------------------------------------------------------------------------------------
     Subscriber  */
 
+/*  Connects to vedettad and subscribes, plainly or on the durable name. A new name starts its
+    stream now, before the publisher's first probe; a known one (the read back) resumes after
+    what was acknowledged under it.  */
+static int
+s_sub_vd_subscribe(s_role_t *self)
+{
+    const bench_role_cfg_t *cfg = self->cfg;
+    if (s_vd_connect(self))
+        return -1;
+    char reason[256] = "";
+    int timeout_ms = (int)(cfg->setup_ns / 1000000);
+    int rc;
+    if (cfg->durable[0]) {
+        vd_sub_options_t options = { .durable = cfg->durable };
+        rc = vd_client_subscribe_from(self->client, cfg->topic, &options, reason, sizeof reason,
+                                      timeout_ms);
+    } else
+        rc = vd_client_subscribe(self->client, cfg->topic, reason, sizeof reason, timeout_ms);
+    if (rc != VD_OK)
+        return bench_ctl_fail(self->ctl, "subscribe %s%s%s: %s %s", cfg->topic,
+                              cfg->durable[0] ? " durable " : "", cfg->durable, vd_strerror(rc),
+                              reason);
+    return 0;
+}
+
 static int
 s_sub_open(s_role_t *self)
 {
     const bench_role_cfg_t *cfg = self->cfg;
     if (bench_path_is_vedettad(cfg->path)) {
-        if (s_vd_connect(self))
+        if (s_sub_vd_subscribe(self))
             return -1;
-        char reason[256] = "";
-        int timeout_ms = (int)(cfg->setup_ns / 1000000);
-        int rc;
-        if (cfg->durable[0]) {
-            //  A new name: the stream starts now, before the publisher's first probe.
-            vd_sub_options_t options = { .durable = cfg->durable };
-            rc = vd_client_subscribe_from(self->client, cfg->topic, &options, reason, sizeof reason,
-                                          timeout_ms);
-        } else
-            rc = vd_client_subscribe(self->client, cfg->topic, reason, sizeof reason, timeout_ms);
-        if (rc != VD_OK)
-            return bench_ctl_fail(self->ctl, "subscribe %s%s%s: %s %s", cfg->topic,
-                                  cfg->durable[0] ? " durable " : "", cfg->durable, vd_strerror(rc),
-                                  reason);
     } else {
         if (s_zmq_open(self, ZMQ_SUB) || s_zmq_curve_client(self))
             return -1;
@@ -873,6 +889,11 @@ s_sub_recv(s_role_t *self, int timeout_ms)
             return 0;
         if (rc != VD_OK)
             return bench_ctl_fail(self->ctl, "vd_client_recv: %s", vd_strerror(rc));
+        //  The read back checks the store's order: each delivery's seq above the one before.
+        uint64_t seq = vd_envelope_seq(env);
+        if (seq <= self->last_seq)
+            self->seq_not_rising++;
+        self->last_seq = seq;
         size_t len = 0;
         const void *body = vd_envelope_body(env, &len);
         self->len = len < self->cfg->size ? len : self->cfg->size;
@@ -962,53 +983,116 @@ s_sub_throughput_ctl(s_role_t *self, s_tally_t *tally)
 }
 
 static int
-s_sub_throughput(s_role_t *self, uint64_t count)
+s_tally_init(s_role_t *self, s_tally_t *tally, uint64_t count)
 {
-    s_tally_t tally;
-    memset(&tally, 0, sizeof tally);
-    tally.highest = -1;
-    tally.seen = calloc((size_t)(count / 8 + 1), 1);
-    if (!tally.seen)
-        return bench_ctl_fail(self->ctl, "out of memory");
+    memset(tally, 0, sizeof *tally);
+    tally->highest = -1;
+    tally->seen = calloc((size_t)(count / 8 + 1), 1);
+    return tally->seen ? 0 : bench_ctl_fail(self->ctl, "out of memory");
+}
+
+/*  Receives data messages into `tally` until `count` distinct ones are in. Returns 0 when they
+    are, or when silence after draining says the rest is lost; 1 at the phase deadline; -1 on
+    failure (FAIL sent) or when the coordinator ends the phase.  */
+static int
+s_sub_collect(s_role_t *self, uint64_t count, s_tally_t *tally)
+{
     int64_t deadline = bench_proc_now_ns() + self->cfg->phase_ns;
     uint64_t handled = 0;
-    self->acks = 0;
-    int result = 0;
-    bool timed_out = false;
-    while ((uint64_t)tally.received < count) {
+    while ((uint64_t)tally->received < count) {
         int rc = s_sub_recv(self, S_SLICE_MS);
-        if (rc < 0) {
-            result = -1;
-            break;
-        }
+        if (rc < 0)
+            return -1;
         int64_t now = bench_proc_now_ns();
         char kind;
         uint64_t seq;
         int64_t sent;
         if (rc == 1 && s_parse(self, &kind, &seq, &sent) && kind == 'D' && seq < count)
-            s_tally_add(&tally, seq, now);
+            s_tally_add(tally, seq, now);
         if (rc == 1 && ++handled % S_CTL_EVERY != 0)
             continue;
-        if (s_sub_throughput_ctl(self, &tally)) {
-            result = -1;
-            break;
-        }
+        if (s_sub_throughput_ctl(self, tally))
+            return -1;
         //  Once the publisher is done, silence means loss: stop instead of waiting it out.
-        int64_t quiet_since = tally.last > tally.drain_at ? tally.last : tally.drain_at;
-        if (tally.draining && now - quiet_since >= self->cfg->idle_ns)
-            break;
-        if (now >= deadline) {
-            timed_out = true;
-            break;
-        }
+        int64_t quiet_since = tally->last > tally->drain_at ? tally->last : tally->drain_at;
+        if (tally->draining && now - quiet_since >= self->cfg->idle_ns)
+            return 0;
+        if (now >= deadline)
+            return 1;
     }
+    return 0;
+}
+
+static int
+s_sub_throughput(s_role_t *self, uint64_t count)
+{
+    s_tally_t tally;
+    if (s_tally_init(self, &tally, count))
+        return -1;
+    self->acks = 0;
+    int rc = s_sub_collect(self, count, &tally);
     free(tally.seen);
-    if (result || s_sub_ack_rest(self))
+    if (rc < 0 || s_sub_ack_rest(self))
         return -1;
     int64_t redelivered = self->client ? (int64_t)vd_client_redelivered(self->client) : 0;
     int64_t v[] = { tally.received,  tally.first,     tally.last, tally.duplicates,
                     tally.reordered, s_dropped(self), self->acks, redelivered };
-    return s_done(self, timed_out ? VD_ETIMEOUT : VD_OK, v, sizeof v / sizeof v[0], NULL);
+    return s_done(self, rc ? VD_ETIMEOUT : VD_OK, v, sizeof v / sizeof v[0], NULL);
+}
+
+/*  The durable subscriber goes away as a stopping application would: it takes what has
+    arrived (the probes after the one that proved the path), acknowledges it, and closes its
+    client, which sends the last acknowledgements before its bye. The broker keeps the cursor,
+    so what is published from now on waits in the store.  */
+static int
+s_sub_leave(s_role_t *self)
+{
+    if (!self->client || !self->cfg->durable[0])
+        return bench_ctl_fail(self->ctl, "leave: not on a durable subscription");
+    int64_t deadline = bench_proc_now_ns() + self->cfg->setup_ns;
+    int rc;
+    while ((rc = s_sub_recv(self, S_SLICE_MS)) == 1)
+        if (bench_proc_now_ns() >= deadline)
+            return bench_ctl_fail(self->ctl, "leave: deliveries still arriving at the deadline");
+    if (rc < 0 || s_sub_ack_rest(self))
+        return -1;
+    //  A delivery of the closed client cannot be acknowledged on the next one.
+    vd_envelope_destroy(&self->unacked);
+    vd_client_destroy(&self->client);
+    return s_done(self, VD_OK, NULL, 0, NULL);
+}
+
+/*  The durable subscriber comes back on the same name with a fresh client, as an application
+    that restarts would, and receives the `count` messages published while it was away, from the
+    store, acknowledging as it goes. Nothing else is published meanwhile, so silence from the
+    start counts as loss. Reports as GO, with [FIRST] the reconnect's start and [REORDERED] the
+    deliveries whose broker seq did not rise.  */
+static int
+s_sub_readback(s_role_t *self, uint64_t count)
+{
+    if (self->client)
+        return bench_ctl_fail(self->ctl, "read back: the subscriber did not leave first");
+    int64_t reconnect_at = bench_proc_now_ns();
+    self->acks = 0;
+    self->since_ack = 0;
+    self->last_seq = 0;
+    self->seq_not_rising = 0;
+    if (s_sub_vd_subscribe(self))
+        return -1;
+    s_tally_t tally;
+    if (s_tally_init(self, &tally, count))
+        return -1;
+    tally.draining = true;
+    tally.drain_at = reconnect_at;
+    int rc = s_sub_collect(self, count, &tally);
+    free(tally.seen);
+    if (rc < 0 || s_sub_ack_rest(self))
+        return -1;
+    int64_t v[] = { tally.received,       reconnect_at,
+                    tally.last,           tally.duplicates,
+                    self->seq_not_rising, s_dropped(self),
+                    self->acks,           (int64_t)vd_client_redelivered(self->client) };
+    return s_done(self, rc ? VD_ETIMEOUT : VD_OK, v, sizeof v / sizeof v[0], NULL);
 }
 
 static int
@@ -1098,6 +1182,10 @@ bench_subscriber_main(int ctl, void *arg)
             rc = s_sub_throughput(&self, (uint64_t)msg.v[0]);
         else if (msg.type == BENCH_CTL_LATENCY)
             rc = s_sub_latency(&self, (uint64_t)msg.v[0], (uint64_t)msg.v[1]);
+        else if (msg.type == BENCH_CTL_LEAVE)
+            rc = s_sub_leave(&self);
+        else if (msg.type == BENCH_CTL_READBACK)
+            rc = s_sub_readback(&self, (uint64_t)msg.v[0]);
         else
             rc = bench_ctl_fail(ctl, "subscriber: unexpected control message %d", msg.type);
         if (rc) {

@@ -12,6 +12,10 @@
       vedettad-fanout   vedettad without a store, plain subscriptions: live 1->N
       vedettad-durable  vedettad with its store (sync full), each subscriber on a durable
                         subscription of its own name, acknowledging every `ack_every` deliveries
+    One more publishes with nobody listening, then reads back:
+      vedettad-offline  vedettad with its store (sync full): a durable subscriber makes its
+                        cursor and leaves (LEAVE), the publisher publishes, then the subscriber
+                        comes back on the same name and reads it all from the store (READBACK)
     The roles do the same on every vedettad path; only vedettad's configuration, the number of
     subscribers and their subscriptions differ.
     Each role is a bench_child_fn: it sets up, sends READY, then obeys control messages until
@@ -32,7 +36,10 @@
                           [DUPLICATES], [REORDERED] arrivals below the highest seen, [DROPPED]
                           deliveries libvedetta dropped (vd_client_dropped()), [ACKS] acks sent
                           (durable), [REDELIVERED] (vd_client_redelivered())
-      subscriber LATENCY  [SAMPLES], [P50], [P99], [MAX], [MIN] one-way delays in ns  */
+      subscriber LATENCY  [SAMPLES], [P50], [P99], [MAX], [MIN] one-way delays in ns
+      subscriber LEAVE    nothing: the client is closed, its acknowledgements sent
+      subscriber READBACK as GO, but [FIRST] is when it began to reconnect, and [REORDERED]
+                          counts deliveries whose broker seq was not above the one before  */
 
 #ifndef BENCH_ROLES_H_INCLUDED
 #define BENCH_ROLES_H_INCLUDED
@@ -52,7 +59,8 @@ typedef enum {
     BENCH_PATH_FWD = 3,
     BENCH_PATH_FANOUT = 4,  // vedettad, live, one publisher to N plain subscriptions
     BENCH_PATH_DURABLE = 5, // vedettad with its store, one publisher to N durable subscriptions
-    BENCH_PATH_COUNT = 6
+    BENCH_PATH_OFFLINE = 6, // vedettad with its store, the durable subscriber away, then back
+    BENCH_PATH_COUNT = 7
 } bench_path_t;
 
 //  Indexes of bench_ctl_t.v[] in DONE messages (see above).
@@ -110,8 +118,8 @@ typedef struct {
     char durable[VDP_MAX_DURABLE + 1];       // subscriber: its durable subscription's name, or ""
 } bench_role_cfg_t;
 
-//  "vedettad", "vedettad-store", "zmq-curve", "fwd-curve", "vedettad-fanout" or
-//  "vedettad-durable".
+//  "vedettad", "vedettad-store", "zmq-curve", "fwd-curve", "vedettad-fanout",
+//  "vedettad-durable" or "vedettad-offline".
 const char *bench_path_name(bench_path_t path);
 
 //  True for the paths through vedettad (the clients are libvedetta's).

@@ -6,7 +6,9 @@
     every process (publisher, broker or forwarder, subscriber), then the ratios
     vedettad/reference and vedettad-store/vedettad. Then one publisher -> N subscribers, live
     (plain subscriptions, no store) and durable (a durable subscription each, acknowledged,
-    store on), with the ratio durable/live of the same run.
+    store on), with the ratio durable/live of the same run. Last, durable publishing with the
+    subscriber offline, then its read back from the store (vedettad-offline), over the live
+    receipts and the live durable deliveries of the same run.
     bench/README.md says what is measured and how.
 
     This file is the coordinator: options, the key files and configuration of vedettad, the
@@ -65,6 +67,8 @@
 #define S_SUB_PATTERN "alert.toscana.>"
 //  vedettad-store's store, in the scratch directory; a fresh one for each run.
 #define S_STORE_FILE "vedetta.db"
+//  vedettad-offline's durable subscription: made, left, then read back.
+#define S_OFFLINE_DURABLE "bench-offline"
 
 typedef struct {
     size_t count;
@@ -76,7 +80,7 @@ typedef struct {
     size_t batch;
     int phase_s;
     size_t subscribers; // fan-out paths: subscriber processes
-    size_t ack_every;   // vedettad-durable: deliveries per acknowledgement
+    size_t ack_every;   // vedettad-durable, vedettad-offline: deliveries per acknowledgement
     bool quick;
     bool enabled[BENCH_PATH_COUNT];
     char broker[PATH_MAX];
@@ -117,6 +121,9 @@ typedef struct {
     size_t nsubs;
     s_sub_result_t subs[BENCH_MAX_SUBS];
     double cpu_us[3]; // per message: publisher, broker/forwarder, subscriber; NAN if unknown
+    //  vedettad-offline: `rate` is the read back's (from the subscriber's reconnect), `rcpt_rate`
+    //  and `cpu_us` the publish phase's, and this the read back's CPU per delivery.
+    double readback_cpu_us[3];
     int64_t lost;
     int64_t duplicates;
     int64_t samples;
@@ -143,9 +150,10 @@ s_usage(FILE *out)
             "  --broker PATH        the vedettad binary (default: next to this program, then "
             "PATH)\n"
             "  --only P[,P...]      run only these paths: vedettad, vedettad-store, zmq, fwd,\n"
-            "                       fanout, durable\n"
+            "                       fanout, durable, offline\n"
             "  --subscribers N      fan-out paths: subscriber processes (default %d, at most %d)\n"
-            "  --ack-every K        vedettad-durable: deliveries per acknowledgement (default %d)\n"
+            "  --ack-every K        vedettad-durable, vedettad-offline: deliveries per\n"
+            "                       acknowledgement (default %d)\n"
             "  --window N           vedettad: most publishes without a receipt (default %d)\n"
             "  --batch N            vedettad: publishes queued per flush (default %d)\n"
             "  --deadline S         seconds allowed for one phase (default %d)\n",
@@ -202,6 +210,8 @@ s_parse_only(const char *text, bool enabled[BENCH_PATH_COUNT])
             enabled[BENCH_PATH_FANOUT] = true;
         else if (strcmp(tok, "durable") == 0 || strcmp(tok, "vedettad-durable") == 0)
             enabled[BENCH_PATH_DURABLE] = true;
+        else if (strcmp(tok, "offline") == 0 || strcmp(tok, "vedettad-offline") == 0)
+            enabled[BENCH_PATH_OFFLINE] = true;
         else
             return false;
     }
@@ -556,9 +566,10 @@ s_vedettad_prepare(s_env_t *env)
         fprintf(stderr, "vedetta-bench: cannot write vedettad's configuration\n");
         return -1;
     }
-    //  The fan-out paths run the same two brokers: only the subscribers differ.
+    //  The fan-out and offline paths run the same two brokers: only the subscribers differ.
     memcpy(env->config[BENCH_PATH_FANOUT], env->config[BENCH_PATH_VEDETTAD], PATH_MAX);
     memcpy(env->config[BENCH_PATH_DURABLE], env->config[BENCH_PATH_STORE], PATH_MAX);
+    memcpy(env->config[BENCH_PATH_OFFLINE], env->config[BENCH_PATH_STORE], PATH_MAX);
     return 0;
 }
 
@@ -808,6 +819,27 @@ s_expect_subs(s_procs_t *procs, int type, int64_t deadline, bench_ctl_t *out, s_
     return 0;
 }
 
+//  The publisher's own figure: receipts of accepted (on the store paths: stored) messages per
+//  second, from its first send to its last receipt.
+static double
+s_receipt_rate(const bench_ctl_t *pub_done)
+{
+    int64_t receipted = pub_done->v[BENCH_PUB_END] - pub_done->v[BENCH_PUB_START];
+    return pub_done->v[BENCH_PUB_ACCEPTED] > 0 && receipted > 0
+               ? (double)pub_done->v[BENCH_PUB_ACCEPTED] * 1e9 / (double)receipted
+               : 0;
+}
+
+//  CPU µs per message of each process between two samples; NAN where a clock could not be read.
+static void
+s_cpu_per_message(const int64_t cpu0[3], const int64_t cpu1[3], double messages, double out[3])
+{
+    for (int i = 0; i < 3; i++)
+        out[i] = cpu0[i] >= 0 && cpu1[i] >= cpu0[i]
+                     ? (double)(cpu1[i] - cpu0[i]) / 1000.0 / messages
+                     : NAN;
+}
+
 /*  Each subscriber's rate from the publisher's first send to its own last arrival; the row's
     rate is the slowest one's, the total all deliveries over the time until the last of them.  */
 static void
@@ -831,12 +863,7 @@ s_throughput_rates(const bench_ctl_t *pub_done, const bench_ctl_t *sub_done, s_r
     }
     res->total_rate =
         delivered > 0 && last > start ? (double)delivered * 1e9 / (double)(last - start) : 0;
-    //  The publisher's own figure: receipts of accepted (on the store paths: stored) messages
-    //  per second, from its first send to its last receipt.
-    int64_t receipted = pub_done->v[BENCH_PUB_END] - start;
-    res->rcpt_rate = pub_done->v[BENCH_PUB_ACCEPTED] > 0 && receipted > 0
-                         ? (double)pub_done->v[BENCH_PUB_ACCEPTED] * 1e9 / (double)receipted
-                         : 0;
+    res->rcpt_rate = s_receipt_rate(pub_done);
 }
 
 //  Names every subscriber that missed messages; true if any did.
@@ -904,10 +931,7 @@ s_phase_throughput(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
     int64_t sent = pub_done.v[BENCH_PUB_SENT];
     res->resent += pub_done.v[BENCH_PUB_RESENT];
     //  Per message that arrived (at each subscriber): the work all the processes did for it.
-    double per = (double)(received > 0 ? received : count);
-    for (int i = 0; i < 3; i++)
-        res->cpu_us[i] =
-            cpu0[i] >= 0 && cpu1[i] >= cpu0[i] ? (double)(cpu1[i] - cpu0[i]) / 1000.0 / per : NAN;
+    s_cpu_per_message(cpu0, cpu1, (double)(received > 0 ? received : count), res->cpu_us);
     if (timed_out) {
         s_error(res,
                 "deadline of %d s: %" PRId64 " of %" PRId64 " published, %" PRId64
@@ -956,7 +980,8 @@ s_phase_latency(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
 }
 
 //  Forks the subscribers of a run, each with the write end of the latency pipe; on the
-//  durable path each gets a durable subscription of its own name.
+//  durable path each gets a durable subscription of its own name, on the offline path the one
+//  it leaves and reads back.
 static int
 s_start_subs(
     const s_env_t *env, s_procs_t *procs, const bench_role_cfg_t *cfg, int ack_fd, s_result_t *res)
@@ -973,6 +998,8 @@ s_start_subs(
         snprintf(name, sizeof name, wanted > 1 ? "subscriber %zu" : "subscriber", i + 1);
         if (cfg->path == BENCH_PATH_DURABLE)
             snprintf(sub_cfg.durable, sizeof sub_cfg.durable, "bench-%zu", i + 1);
+        else if (cfg->path == BENCH_PATH_OFFLINE)
+            snprintf(sub_cfg.durable, sizeof sub_cfg.durable, "%s", S_OFFLINE_DURABLE);
         //  The child has its own copy of sub_cfg from here on.
         if (bench_proc_fork(&procs->subs[i], name, bench_subscriber_main, &sub_cfg, &ack_fd, 1)) {
             s_error(res, "fork: %s", strerror(errno));
@@ -1037,9 +1064,9 @@ err_close_ack:
     return rc;
 }
 
-/*  vedettad-store, after the throughput phase: the store's files must hold at least the bodies
-    of the messages that were receipted, or the row is not measuring a store. Returns 0 or 1
-    (like a loss: the processes are fine, latency can still run).  */
+/*  The store paths, after the throughput (or offline publish) phase: the store's files must
+    hold at least the bodies of the messages that were receipted, or the row is not measuring a
+    store. Returns 0 or 1 (like a loss: the processes are fine, latency can still run).  */
 static int
 s_check_stored(const s_env_t *env, size_t size, s_result_t *res)
 {
@@ -1070,6 +1097,132 @@ s_join(s_procs_t *procs, s_result_t *res)
     return 0;
 }
 
+/*  The phases of every path but vedettad-offline, the subscribers connected throughout:
+    throughput, the store check, latency. Returns 0, 1 (messages lost or rejected) or -1.  */
+static int
+s_phases_online(const s_env_t *env, s_procs_t *procs, s_result_t *res)
+{
+    int rc = s_phase_throughput(env->opts, procs, res);
+    if (rc == 0 && bench_path_has_store(res->path))
+        rc = s_check_stored(env, res->size, res);
+    //  After a loss the processes still work: measure latency too, then report the failure.
+    if (rc >= 0 && s_phase_latency(env->opts, procs, res) != 0)
+        rc = -1;
+    return rc;
+}
+
+/*  vedettad-offline's publish phase: the durable subscriber is gone, so the broker only stores
+    and receipts. CPU per message of publisher and broker (the subscriber's process idles).
+    Returns 0; 1 if a publish was not accepted; -1 if a process failed or the deadline passed.  */
+static int
+s_phase_offline_publish(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
+{
+    bench_ctl_t pub_done;
+    int64_t cpu0[3], cpu1[3];
+    int64_t count = (int64_t)opts->count;
+    s_cpu_sample(procs, cpu0);
+    if (s_send(&procs->pub, BENCH_CTL_GO, count, 0, res) ||
+        s_expect(procs, &procs->pub, BENCH_CTL_DONE, s_deadline(opts->phase_s + S_MARGIN_S),
+                 &pub_done, res))
+        return -1;
+    s_cpu_sample(procs, cpu1);
+    res->rcpt_rate = s_receipt_rate(&pub_done);
+    res->resent += pub_done.v[BENCH_PUB_RESENT];
+    s_cpu_per_message(cpu0, cpu1, (double)count, res->cpu_us);
+    int64_t accepted = pub_done.v[BENCH_PUB_ACCEPTED];
+    if (pub_done.rc == VD_ETIMEOUT) {
+        s_error(res, "deadline of %d s: %" PRId64 " of %" PRId64 " published, %" PRId64 " accepted",
+                opts->phase_s, pub_done.v[BENCH_PUB_SENT], count, accepted);
+        return -1;
+    }
+    if (pub_done.v[BENCH_PUB_REJECTED] > 0) {
+        s_error(res, "%" PRId64 " publishes rejected, first: %s", pub_done.v[BENCH_PUB_REJECTED],
+                pub_done.text);
+        return 1;
+    }
+    //  Every publish is new: a duplicate receipt would mean the broker had a copy already.
+    if (accepted != count) {
+        s_error(res, "%" PRId64 " of %" PRId64 " publishes accepted, %" PRId64 " duplicates",
+                accepted, count, pub_done.v[BENCH_PUB_DUPLICATE]);
+        return 1;
+    }
+    return 0;
+}
+
+//  Whether the read back missed, repeated or reordered anything; says so in res->error.
+static bool
+s_readback_failed(const bench_ctl_t *done, int64_t count, s_result_t *res)
+{
+    int64_t reordered = done->v[BENCH_SUB_REORDERED];
+    res->lost = count - done->v[BENCH_SUB_RECEIVED];
+    res->duplicates = done->v[BENCH_SUB_DUPLICATES];
+    if (res->lost > 0)
+        s_error(res,
+                "LOST %" PRId64 " of %" PRId64 " messages on read back from the store (libvedetta "
+                "dropped %" PRId64 "); %" PRId64 " duplicates, %" PRId64 " out of seq order",
+                res->lost, count, done->v[BENCH_SUB_DROPPED], res->duplicates, reordered);
+    else if (res->duplicates > 0 || reordered > 0)
+        s_error(res,
+                "read back from the store: %" PRId64 " duplicates, %" PRId64
+                " deliveries out of seq order",
+                res->duplicates, reordered);
+    return res->lost > 0 || res->duplicates > 0 || reordered > 0;
+}
+
+/*  vedettad-offline's read back: the subscriber reconnects on its durable name and receives
+    every message from the store. Deliveries per second from its reconnect to its last message;
+    CPU per delivery of broker and subscriber (the publisher's process idles). Returns 0; 1 if
+    a message was missing, repeated or out of order; -1 if a process failed or the deadline
+    passed.  */
+static int
+s_phase_readback(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
+{
+    bench_ctl_t done;
+    int64_t cpu0[3], cpu1[3];
+    int64_t count = (int64_t)opts->count;
+    s_cpu_sample(procs, cpu0);
+    if (s_send(&procs->subs[0], BENCH_CTL_READBACK, count, 0, res) ||
+        s_expect(procs, &procs->subs[0], BENCH_CTL_DONE,
+                 s_deadline(opts->phase_s + S_IDLE_S + S_MARGIN_S), &done, res))
+        return -1;
+    s_cpu_sample(procs, cpu1);
+    s_sub_result_t *sub = &res->subs[0];
+    sub->received = done.v[BENCH_SUB_RECEIVED];
+    sub->acks = done.v[BENCH_SUB_ACKS];
+    sub->redelivered = done.v[BENCH_SUB_REDELIVERED];
+    int64_t elapsed = done.v[BENCH_SUB_LAST] - done.v[BENCH_SUB_FIRST];
+    sub->rate =
+        sub->received > 0 && elapsed > 0 ? (double)sub->received * 1e9 / (double)elapsed : 0;
+    res->rate = res->total_rate = sub->rate;
+    s_cpu_per_message(cpu0, cpu1, (double)(sub->received > 0 ? sub->received : count),
+                      res->readback_cpu_us);
+    if (done.rc == VD_ETIMEOUT) {
+        s_error(res, "deadline of %d s: %" PRId64 " of %" PRId64 " messages read back",
+                opts->phase_s, sub->received, count);
+        return -1;
+    }
+    return s_readback_failed(&done, count, res) ? 1 : 0;
+}
+
+/*  vedettad-offline: the join has proved the path and made the durable cursor; the subscriber
+    leaves, the publisher publishes to a broker with nobody listening, the store is checked,
+    then the subscriber comes back and reads it all. No latency phase: a sample in flight to
+    nobody measures nothing, and the read back's is vedettad-store's.  */
+static int
+s_phases_offline(const s_env_t *env, s_procs_t *procs, s_result_t *res)
+{
+    bench_ctl_t left;
+    if (s_send(&procs->subs[0], BENCH_CTL_LEAVE, 0, 0, res) ||
+        s_expect(procs, &procs->subs[0], BENCH_CTL_DONE, s_deadline(S_SETUP_S), &left, res))
+        return -1;
+    int rc = s_phase_offline_publish(env->opts, procs, res);
+    if (rc == 0)
+        rc = s_check_stored(env, res->size, res);
+    if (rc == 0)
+        rc = s_phase_readback(env->opts, procs, res);
+    return rc;
+}
+
 static int
 s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
 {
@@ -1077,7 +1230,7 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
     res->path = path;
     res->size = size;
     for (int i = 0; i < 3; i++)
-        res->cpu_us[i] = NAN;
+        res->cpu_us[i] = res->readback_cpu_us[i] = NAN;
     res->nsubs = bench_path_is_fanout(path) ? env->opts->subscribers : 1;
     s_procs_t procs;
     memset(&procs, 0, sizeof procs);
@@ -1090,12 +1243,8 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
     if (rc == 0)
         rc = s_join(&procs, res);
     if (rc == 0)
-        rc = s_phase_throughput(env->opts, &procs, res);
-    if (rc == 0 && bench_path_has_store(path))
-        rc = s_check_stored(env, size, res);
-    //  After a loss the processes still work: measure latency too, then report the failure.
-    if (rc >= 0 && s_phase_latency(env->opts, &procs, res) != 0)
-        rc = -1;
+        rc = path == BENCH_PATH_OFFLINE ? s_phases_offline(env, &procs, res)
+                                        : s_phases_online(env, &procs, res);
     if (s_procs_stop(&procs, res) != 0)
         rc = -1;
     //  The live path must leave no store behind: a row labelled live that wrote one would
@@ -1150,7 +1299,10 @@ s_print_header(const s_env_t *env)
            opts->count, opts->window, opts->batch);
     printf("latency: %zu samples (+%zu warm-up), one in flight, one-way CLOCK_MONOTONIC\n",
            opts->samples, opts->warmup);
-    if (opts->enabled[BENCH_PATH_STORE] || opts->enabled[BENCH_PATH_DURABLE]) {
+    bool store = false;
+    for (int p = 0; p < BENCH_PATH_COUNT; p++)
+        store = store || (opts->enabled[p] && bench_path_has_store((bench_path_t)p));
+    if (store) {
         const char *fs = s_fs_name(env->dir);
         printf("store: SQLite WAL, sync full, a fresh store per run, on %s%s\n", fs,
                strcmp(fs, "tmpfs") == 0 ? " (fsync costs nothing here: not durable)" : "");
@@ -1182,6 +1334,24 @@ s_print_fanout_columns(const s_opts_t *opts)
     printf("%-5s %-16s %4s %10s %10s %10s %10s %8s %8s  %-10s %7s %7s %7s %7s\n", "size", "path",
            "subs", "sub-min/s", "sub-avg/s", "total/s", "rcpt/s", "p50us", "p99us", "cpu-us/dlv",
            "pub", "broker", "sub", "total");
+    fflush(stdout);
+}
+
+/*  The offline table: two rows per size, one per phase, with the 1 -> 1 table's columns; the
+    publish row has only receipts, the read back row only deliveries.  */
+static void
+s_print_offline_columns(const s_opts_t *opts)
+{
+    printf("\noffline: durable publish with no subscriber online, then a read back from the store\n"
+           "  vedettad-offline: store (sync full); the subscriber makes its durable subscription "
+           "(%s) and leaves\n"
+           "  publish: rcpt/s, the publisher's accepted receipts per second; cpu-us per message\n"
+           "  read back: the subscriber back on the same name, an ack every %zu deliveries; "
+           "msgs/s from its\n"
+           "    reconnect to its last message; cpu-us per delivery\n",
+           S_OFFLINE_DURABLE, opts->ack_every);
+    printf("%-5s %-16s %-9s %10s %10s  %-10s %7s %7s %7s %7s\n", "size", "path", "phase", "msgs/s",
+           "rcpt/s", "cpu-us/msg", "pub", "broker", "sub", "total");
     fflush(stdout);
 }
 
@@ -1279,6 +1449,39 @@ s_print_fanout_row(const s_result_t *res)
     s_print_notes(res, 16);
 }
 
+//  CPU columns of one phase: each process, then the sum when all are known.
+static void
+s_print_cpu_phase(const double cpu_us[3])
+{
+    double total = 0;
+    for (int i = 0; i < 3; i++) {
+        s_print_cpu(cpu_us[i]);
+        total += cpu_us[i];
+    }
+    s_print_cpu(total);
+    printf("\n");
+}
+
+//  A failed phase still shows what it measured, as the 1 -> 1 rows do.
+static void
+s_print_offline_row(const s_result_t *res)
+{
+    printf("%-5zu %-16s %-9s", res->size, bench_path_name(res->path), "publish");
+    s_print_rate(0);
+    s_print_rate(res->rcpt_rate);
+    printf("  %-10s", "");
+    s_print_cpu_phase(res->cpu_us);
+    printf("%-5zu %-16s %-9s", res->size, bench_path_name(res->path), "read back");
+    s_print_rate(res->rate);
+    s_print_rate(0);
+    printf("  %-10s", "");
+    s_print_cpu_phase(res->readback_cpu_us);
+    const s_sub_result_t *sub = &res->subs[0];
+    printf("      subscriber read back %" PRId64 ", acks %" PRId64 ", redelivered %" PRId64 "\n",
+           sub->received, sub->acks, sub->redelivered);
+    s_print_notes(res, 16);
+}
+
 static const s_result_t *
 s_find_result(const s_result_t *results, size_t nresults, bench_path_t path, size_t size)
 {
@@ -1370,6 +1573,35 @@ s_print_ratios_fanout(const s_opts_t *opts, const s_result_t *results, size_t nr
     }
 }
 
+/*  vedettad-offline against the same run: its receipts with nobody listening over the live
+    broker's receipts, and its read back from the store over vedettad-store's live durable
+    deliveries.  */
+static void
+s_print_ratios_offline(const s_opts_t *opts, const s_result_t *results, size_t nresults)
+{
+    for (size_t s = 0; s < opts->nsizes; s++) {
+        size_t size = opts->sizes[s];
+        const s_result_t *offline = s_find_result(results, nresults, BENCH_PATH_OFFLINE, size);
+        const s_result_t *live = s_find_result(results, nresults, BENCH_PATH_VEDETTAD, size);
+        const s_result_t *store = s_find_result(results, nresults, BENCH_PATH_STORE, size);
+        const s_result_t *fwd = s_find_result(results, nresults, BENCH_PATH_FWD, size);
+        if (!offline)
+            continue;
+        //  The peers' durable anchors were measured with the same forwarder on the same machine:
+        //  over it, the comparison holds however fast the machine is today (README).
+        if (fwd && fwd->rate > 0 && offline->rcpt_rate > 0)
+            printf("ratio durable publish offline vedettad-offline rcpt/s / fwd-curve msgs/s %zu: "
+                   "%.2f\n",
+                   size, offline->rcpt_rate / fwd->rate);
+        if (live && live->rcpt_rate > 0 && offline->rcpt_rate > 0)
+            printf("ratio durable publish offline vedettad-offline/vedettad rcpt/s %zu: %.2f\n",
+                   size, offline->rcpt_rate / live->rcpt_rate);
+        if (store)
+            printf("ratio read back vedettad-offline/vedettad-store msgs/s %zu: %.2f\n", size,
+                   offline->rate / store->rate);
+    }
+}
+
 static int
 s_curve_keys(s_env_t *env)
 {
@@ -1385,39 +1617,67 @@ s_curve_keys(s_env_t *env)
     return 0;
 }
 
+//  The tables, in the order they are printed.
+typedef enum { S_TABLE_1TO1, S_TABLE_FANOUT, S_TABLE_OFFLINE } s_table_t;
+
+static s_table_t
+s_table_of(bench_path_t path)
+{
+    if (bench_path_is_fanout(path))
+        return S_TABLE_FANOUT;
+    return path == BENCH_PATH_OFFLINE ? S_TABLE_OFFLINE : S_TABLE_1TO1;
+}
+
 static bool
-s_any_enabled(const s_opts_t *opts, bool fanout)
+s_any_enabled(const s_opts_t *opts, s_table_t table)
 {
     for (int p = 0; p < BENCH_PATH_COUNT; p++)
-        if (opts->enabled[p] && bench_path_is_fanout((bench_path_t)p) == fanout)
+        if (opts->enabled[p] && s_table_of((bench_path_t)p) == table)
             return true;
     return false;
 }
 
-/*  Runs the enabled paths of one table (1 -> 1, or 1 -> N), size by size, printing each row as
-    it completes. Returns the number of failed runs.  */
-static int
-s_run_table(const s_env_t *env, bool fanout, s_result_t *results, size_t *nresults)
+static void
+s_print_table_columns(const s_opts_t *opts, s_table_t table)
 {
-    const s_opts_t *opts = env->opts;
-    if (!s_any_enabled(opts, fanout))
-        return 0;
-    if (fanout)
+    if (table == S_TABLE_FANOUT)
         s_print_fanout_columns(opts);
+    else if (table == S_TABLE_OFFLINE)
+        s_print_offline_columns(opts);
     else
         s_print_columns();
+}
+
+static void
+s_print_table_row(const s_result_t *res)
+{
+    s_table_t table = s_table_of(res->path);
+    if (table == S_TABLE_FANOUT)
+        s_print_fanout_row(res);
+    else if (table == S_TABLE_OFFLINE)
+        s_print_offline_row(res);
+    else
+        s_print_row(res);
+}
+
+/*  Runs the enabled paths of one table, size by size, printing each row as it completes.
+    Returns the number of failed runs.  */
+static int
+s_run_table(const s_env_t *env, s_table_t table, s_result_t *results, size_t *nresults)
+{
+    const s_opts_t *opts = env->opts;
+    if (!s_any_enabled(opts, table))
+        return 0;
+    s_print_table_columns(opts, table);
     int failures = 0;
     for (size_t s = 0; s < opts->nsizes && !bench_proc_stopping(); s++) {
         for (int p = 0; p < BENCH_PATH_COUNT && !bench_proc_stopping(); p++) {
-            if (!opts->enabled[p] || bench_path_is_fanout((bench_path_t)p) != fanout)
+            if (!opts->enabled[p] || s_table_of((bench_path_t)p) != table)
                 continue;
             s_result_t *res = &results[(*nresults)++];
             if (s_run(env, (bench_path_t)p, opts->sizes[s], res) != 0)
                 failures++;
-            if (fanout)
-                s_print_fanout_row(res);
-            else
-                s_print_row(res);
+            s_print_table_row(res);
         }
     }
     return failures;
@@ -1446,12 +1706,14 @@ main(int argc, char **argv)
     s_print_header(&env);
     static s_result_t results[S_MAX_SIZES * BENCH_PATH_COUNT];
     size_t nresults = 0;
-    int failures = s_run_table(&env, false, results, &nresults);
-    failures += s_run_table(&env, true, results, &nresults);
+    int failures = s_run_table(&env, S_TABLE_1TO1, results, &nresults);
+    failures += s_run_table(&env, S_TABLE_FANOUT, results, &nresults);
+    failures += s_run_table(&env, S_TABLE_OFFLINE, results, &nresults);
     printf("\n");
     s_print_ratios_1to1(&opts, results, nresults);
     s_print_ratios_publish(&opts, results, nresults);
     s_print_ratios_fanout(&opts, results, nresults);
+    s_print_ratios_offline(&opts, results, nresults);
     bench_proc_tmpdir_remove(env.dir);
     if (bench_proc_stopping()) {
         fprintf(stderr, "vedetta-bench: interrupted\n");
