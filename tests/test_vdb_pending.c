@@ -256,6 +256,7 @@ START_TEST(pending_refuses_an_envelope_without_bytes)
     ck_assert_int_eq(vdb_pending_add(s_pending, &msg.env, S_KEY, "01"), VD_EINVAL);
     ck_assert_uint_eq(vdb_pending_count(s_pending), 0);
     ck_assert_ptr_null(vdb_pending_find(s_pending, S_SENDER_A, msg.env.id));
+    s_env_free(&msg);
 }
 END_TEST
 
