@@ -5,18 +5,15 @@
 #include <errno.h>
 #include <ftw.h>
 #include <poll.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <check.h>
 
+#include "small_disk.h"
 #include "suites.h"
 #include "vdb_committer.h"
 #include "vdb_store.h"
@@ -363,90 +360,34 @@ END_TEST
 //  --------------------------------------------------------------------------------------------
 //  faults: real writes that fail
 
-typedef enum { S_DISK_NONE, S_DISK_TMPFS, S_DISK_RLIMIT } s_disk_t;
+#define S_FAULT_BATCH 4
+#define S_FAULT_RAW   1000
 
-#define S_FILLER_BYTES (256 * 1024)
-#define S_FAULT_BATCH  4
-#define S_FAULT_RAW    1000
-
-static char s_mount[300]; // s_dir + "/disk"
-static struct rlimit s_saved_fsize;
-
-//  Mounts a 1 MiB tmpfs on s_mount, in a mount namespace of our own so a failed test cannot
-//  leave it mounted, and fills a quarter of it. Returns 0 if it could. Before any thread starts:
-//  a process with threads may not enter a new mount namespace.
-static int
-s_tmpfs_mount(void)
-{
-    if (unshare(CLONE_NEWNS) != 0)
-        return -1;
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        return -1;
-    if (mount("tmpfs", s_mount, "tmpfs", MS_NOSUID | MS_NODEV, "size=1M") != 0)
-        return -1;
-    char filler[512];
-    snprintf(filler, sizeof filler, "%s/filler", s_mount);
-    FILE *file = fopen(filler, "w");
-    ck_assert_ptr_nonnull(file);
-    static const char block[4096];
-    for (int i = 0; i < S_FILLER_BYTES / 4096; i++)
-        ck_assert_uint_eq(fwrite(block, 1, sizeof block, file), sizeof block);
-    ck_assert_int_eq(fclose(file), 0);
-    return 0;
-}
+static vdt_small_disk_t s_disk;
 
 //  Opens the store in a small space: a 1 MiB tmpfs if we may mount one (`mode` 0), else a file
 //  size limit of 1 MiB (mode 1 goes straight there).
-static s_disk_t
+static vdt_disk_kind_t
 s_disk_open(int mode)
 {
-    snprintf(s_mount, sizeof s_mount, "%s/disk", s_dir);
-    ck_assert_int_eq(mkdir(s_mount, 0700), 0);
-    snprintf(s_path, sizeof s_path, "%s/store.db", s_mount);
-    if (mode == 0 && s_tmpfs_mount() == 0) {
-        s_open();
-        return S_DISK_TMPFS;
-    }
+    vdt_small_disk_init(&s_disk, s_dir, s_path, sizeof s_path);
+    bool tmpfs = mode == 0 && vdt_small_disk_tmpfs(&s_disk);
     s_open();
-    if (getrlimit(RLIMIT_FSIZE, &s_saved_fsize) != 0)
-        return S_DISK_NONE;
-    struct rlimit small = s_saved_fsize;
-    small.rlim_cur = 1024 * 1024;
-    if (small.rlim_max != RLIM_INFINITY && small.rlim_max < small.rlim_cur)
-        return S_DISK_NONE;
-    //  Over the limit, write() fails with EFBIG instead of killing us with SIGXFSZ.
-    if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &small) != 0)
-        return S_DISK_NONE;
-    return S_DISK_RLIMIT;
-}
-
-//  Gives the space back: deletes the filler, or lifts the file size limit.
-static void
-s_disk_free(s_disk_t disk)
-{
-    if (disk == S_DISK_TMPFS) {
-        char filler[512];
-        snprintf(filler, sizeof filler, "%s/filler", s_mount);
-        ck_assert_int_eq(unlink(filler), 0);
-    } else if (disk == S_DISK_RLIMIT) {
-        ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &s_saved_fsize), 0);
-        signal(SIGXFSZ, SIG_DFL);
-    }
+    return tmpfs ? VDT_DISK_TMPFS : vdt_small_disk_limit(&s_disk);
 }
 
 static void
-s_disk_close(s_disk_t disk)
+s_disk_close(void)
 {
     vdb_committer_destroy(&s_committer);
     vdb_store_close(&s_store);
-    if (disk == S_DISK_TMPFS)
-        ck_assert_msg(umount2(s_mount, 0) == 0, "umount: %s", strerror(errno));
+    vdt_small_disk_unmount(&s_disk);
 }
 
 START_TEST(committer_reports_a_failed_write)
 {
-    s_disk_t disk = s_disk_open(_i);
-    if (disk == S_DISK_NONE) {
+    vdt_disk_kind_t disk = s_disk_open(_i);
+    if (disk == VDT_DISK_NONE) {
         printf("vdb_committer: skipped: neither a tmpfs mount nor a file size limit is "
                "available\n");
         vdb_store_close(&s_store);
@@ -469,13 +410,13 @@ START_TEST(committer_reports_a_failed_write)
     }
     ck_assert_int_eq(rc, VD_ESTORE);
     ck_assert_uint_gt(stored, 0);
-    if (disk == S_DISK_TMPFS)
+    if (disk == VDT_DISK_TMPFS)
         ck_assert_msg(strcmp(s_err, "disk full") == 0, "err: %s", s_err);
     else
         ck_assert_msg(strcmp(s_err, "disk full") == 0 || strncmp(s_err, "I/O error", 9) == 0,
                       "err: %s", s_err);
     printf("vdb_committer: %s refused the batch after %llu messages: %s\n",
-           disk == S_DISK_TMPFS ? "a full 1 MiB tmpfs" : "a 1 MiB file size limit",
+           disk == VDT_DISK_TMPFS ? "a full 1 MiB tmpfs" : "a 1 MiB file size limit",
            (unsigned long long)stored, s_err);
 
     //  end(false) left the batch out: not held, not found; the rest is intact.
@@ -488,7 +429,7 @@ START_TEST(committer_reports_a_failed_write)
     s_check_stored(stored, S_FAULT_RAW);
 
     //  Space comes back: the same batch, through the same committer and store, goes in.
-    s_disk_free(disk);
+    vdt_small_disk_free(&s_disk);
     s_commit(&batch);
     s_batch_free(&batch);
     stored += S_FAULT_BATCH;
@@ -498,7 +439,7 @@ START_TEST(committer_reports_a_failed_write)
     vdb_store_close(&s_store);
     s_open();
     s_check_stored(stored, S_FAULT_RAW);
-    s_disk_close(disk);
+    s_disk_close();
 }
 END_TEST
 

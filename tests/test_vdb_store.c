@@ -5,20 +5,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <check.h>
 #include <sqlite3.h>
 
+#include "small_disk.h"
 #include "suites.h"
 #include "vdb_store.h"
 #include "vedetta.h"
@@ -996,82 +993,27 @@ END_TEST
 //  --------------------------------------------------------------------------------------------
 //  faults: real writes that fail
 
-typedef enum { S_DISK_NONE, S_DISK_TMPFS, S_DISK_RLIMIT } s_disk_t;
+#define S_FAULT_BATCH 4
+#define S_FAULT_RAW   1000
 
-#define S_FILLER_BYTES (256 * 1024)
-#define S_FAULT_BATCH  4
-#define S_FAULT_RAW    1000
-
-static char s_mount[300]; // s_dir + "/disk"
-static struct rlimit s_saved_fsize;
-
-//  Mounts a 1 MiB tmpfs on s_mount, in a mount namespace of our own so a failed test cannot
-//  leave it mounted, and fills a quarter of it. Returns 0 if it could.
-static int
-s_tmpfs_mount(void)
-{
-    if (unshare(CLONE_NEWNS) != 0)
-        return -1;
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        return -1;
-    if (mount("tmpfs", s_mount, "tmpfs", MS_NOSUID | MS_NODEV, "size=1M") != 0)
-        return -1;
-    char filler[512];
-    snprintf(filler, sizeof filler, "%s/filler", s_mount);
-    FILE *file = fopen(filler, "w");
-    ck_assert_ptr_nonnull(file);
-    static const char block[4096];
-    for (int i = 0; i < S_FILLER_BYTES / 4096; i++)
-        ck_assert_uint_eq(fwrite(block, 1, sizeof block, file), sizeof block);
-    ck_assert_int_eq(fclose(file), 0);
-    return 0;
-}
+static vdt_small_disk_t s_disk;
 
 //  Opens the store in a small space: a 1 MiB tmpfs if we may mount one (`mode` 0), else a file
 //  size limit of 1 MiB (mode 1 goes straight there).
-static s_disk_t
+static vdt_disk_kind_t
 s_disk_open(int mode)
 {
-    snprintf(s_mount, sizeof s_mount, "%s/disk", s_dir);
-    ck_assert_int_eq(mkdir(s_mount, 0700), 0);
-    snprintf(s_path, sizeof s_path, "%s/store.db", s_mount);
-    if (mode == 0 && s_tmpfs_mount() == 0) {
-        s_open();
-        return S_DISK_TMPFS;
-    }
+    vdt_small_disk_init(&s_disk, s_dir, s_path, sizeof s_path);
+    bool tmpfs = mode == 0 && vdt_small_disk_tmpfs(&s_disk);
     s_open();
-    if (getrlimit(RLIMIT_FSIZE, &s_saved_fsize) != 0)
-        return S_DISK_NONE;
-    struct rlimit small = s_saved_fsize;
-    small.rlim_cur = 1024 * 1024;
-    if (small.rlim_max != RLIM_INFINITY && small.rlim_max < small.rlim_cur)
-        return S_DISK_NONE;
-    //  Over the limit, write() fails with EFBIG instead of killing us with SIGXFSZ.
-    if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &small) != 0)
-        return S_DISK_NONE;
-    return S_DISK_RLIMIT;
-}
-
-//  Gives the space back: deletes the filler, or lifts the file size limit.
-static void
-s_disk_free(s_disk_t disk)
-{
-    if (disk == S_DISK_TMPFS) {
-        char filler[512];
-        snprintf(filler, sizeof filler, "%s/filler", s_mount);
-        ck_assert_int_eq(unlink(filler), 0);
-    } else if (disk == S_DISK_RLIMIT) {
-        ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &s_saved_fsize), 0);
-        signal(SIGXFSZ, SIG_DFL);
-    }
+    return tmpfs ? VDT_DISK_TMPFS : vdt_small_disk_limit(&s_disk);
 }
 
 static void
-s_disk_close(s_disk_t disk)
+s_disk_close(void)
 {
     vdb_store_close(&s_store);
-    if (disk == S_DISK_TMPFS)
-        ck_assert_msg(umount2(s_mount, 0) == 0, "umount: %s", strerror(errno));
+    vdt_small_disk_unmount(&s_disk);
 }
 
 static int
@@ -1104,8 +1046,8 @@ s_check_stored(uint64_t count)
 
 START_TEST(append_survives_a_full_disk)
 {
-    s_disk_t disk = s_disk_open(_i);
-    if (disk == S_DISK_NONE) {
+    vdt_disk_kind_t disk = s_disk_open(_i);
+    if (disk == VDT_DISK_NONE) {
         printf("vdb_store: skipped: neither a tmpfs mount nor a file size limit is available\n");
         vdb_store_close(&s_store);
         return;
@@ -1120,14 +1062,14 @@ START_TEST(append_survives_a_full_disk)
     }
     ck_assert_int_eq(rc, VD_ESTORE);
     ck_assert_uint_gt(stored, 0);
-    if (disk == S_DISK_TMPFS)
+    if (disk == VDT_DISK_TMPFS)
         ck_assert_msg(strcmp(s_err, "disk full") == 0, "err: %s", s_err);
     else
         ck_assert_msg(strcmp(s_err, "disk full") == 0 || strncmp(s_err, "I/O error", 9) == 0,
                       "err: %s", s_err);
 
     printf("vdb_store: %s refused the append after %llu messages: %s\n",
-           disk == S_DISK_TMPFS ? "a full 1 MiB tmpfs" : "a 1 MiB file size limit",
+           disk == VDT_DISK_TMPFS ? "a full 1 MiB tmpfs" : "a 1 MiB file size limit",
            (unsigned long long)stored, s_err);
     //  Everything reported appended is there and readable; nothing of the failed batch is.
     s_check_stored(stored);
@@ -1136,7 +1078,7 @@ START_TEST(append_survives_a_full_disk)
     ck_assert_int_eq(vdb_store_lookup(s_store, "it-cert", id, NULL, NULL, NULL), VD_ENOTFOUND);
 
     //  Space comes back: the same store, without reopening, takes the batch.
-    s_disk_free(disk);
+    vdt_small_disk_free(&s_disk);
     rc = s_fault_batch(stored + 1);
     ck_assert_msg(rc == VD_OK, "append after freeing space: %s", s_err);
     stored += S_FAULT_BATCH;
@@ -1145,7 +1087,7 @@ START_TEST(append_survives_a_full_disk)
 
     s_reopen();
     s_check_stored(stored);
-    s_disk_close(disk);
+    s_disk_close();
 }
 END_TEST
 
