@@ -16,5 +16,6 @@ Suite *vdb_config_suite(void);
 Suite *vdb_store_suite(void);
 Suite *vdb_pending_suite(void);
 Suite *vdb_committer_suite(void);
+Suite *vdb_checkpoint_suite(void);
 
 #endif
