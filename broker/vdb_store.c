@@ -1,8 +1,11 @@
 /*  vdb_store: see vdb_store.h; the schema, why it has no index but one, and the settings:
     docs/store.md.
-    One SQLite connection in WAL mode. The statements of the hot paths (append, lookup, scan,
-    cursors, retention's row reads and deletes, and the transaction verbs) are prepared once at
-    open and reset after each use, so no SQL text is parsed per message.
+    One SQLite connection in WAL mode writes and reads; a second one, on a thread of its own,
+    copies the WAL back into the database (vdb_checkpoint) when a commit leaves it past
+    S_CHECKPOINT_BYTES. An flock on the file keeps a second broker out. The statements of the
+    hot paths (append, lookup, scan, cursors, retention's row reads and deletes, and the
+    transaction verbs) are prepared once at open and reset after each use, so no SQL text is
+    parsed per message.
     Appending writes one table row per message and nothing else (the only index is partial, on
     expiring messages): rows go to the end of the seq B-tree, so a batch dirties few pages.
     What an index would otherwise answer is kept in memory, rebuilt at open by one pass over
@@ -20,6 +23,7 @@
     - no transaction stays open between calls: each failure path rolls back before it returns;
     - while a scan runs (`scanning`), nothing writes through this connection.  */
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -27,12 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <czmq.h>
 #include <sodium.h>
 #include <sqlite3.h>
 
 #include "vdp_errors.h"
+#include "vdb_checkpoint.h"
 #include "vdb_log.h"
 #include "vdb_store.h"
 #include "vedetta.h"
@@ -44,9 +52,12 @@
 //  batch of 256 x 1 KiB from ~8.7 to ~4.9 us of CPU a message against 4 KiB (16 KiB: ~5.3,
 //  64 KiB: ~5.2, the table alone). Existing files keep the size they were made with.
 #define S_PAGE_SIZE 32768
-//  Checkpoint the WAL into the database once it holds this many bytes: fewer checkpoints,
-//  each an fsync of the main file, under steady appends.
+//  Ask the checkpoint thread to copy the WAL into the database once a commit leaves it holding
+//  this many bytes: fewer checkpoints, each an fsync of the main file, under steady appends.
 #define S_CHECKPOINT_BYTES (32 * 1024 * 1024)
+//  If the WAL still grows to this many bytes (the thread keeps failing or falls behind), the
+//  committing thread checkpoints itself, waiting for it: the WAL stays bounded.
+#define S_WAL_HARD_BYTES (128 * 1024 * 1024)
 //  After a checkpoint, truncate a WAL that a burst grew beyond this (bytes); below it the file
 //  is reused in place, which is cheaper than growing it again.
 #define S_WAL_LIMIT (64 * 1024 * 1024)
@@ -87,6 +98,10 @@ typedef struct {
 
 struct vdb_store_t {
     sqlite3 *db; // owned
+    int lock_fd; // holds the flock that keeps other brokers out; -1 if none
+    vdb_checkpoint_t *checkpoint;
+    int checkpoint_pages; // WAL frames past which the thread is asked to checkpoint
+    int wal_hard_pages;   // ...and past which the committing thread checkpoints itself
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
@@ -531,14 +546,11 @@ s_configure(vdb_store_t *self, const char *path, vdb_sync_t sync, char *err, siz
         [VDB_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
         [VDB_SYNC_OFF] = "PRAGMA synchronous = OFF",
     };
-    //  The broker is the store's only user: exclusive locking, set before WAL is entered, keeps
-    //  the lock for the whole run (no fcntl lock and unlock around every statement, which cost
-    //  several microseconds a message) and needs no shared-memory index; a second broker
-    //  opening the same file fails instead of interleaving with the first. The page size only
-    //  takes on a file that has no page yet, so it comes before WAL, which writes the header.
-    int rc = sqlite3_exec(self->db,
-                          "PRAGMA locking_mode = EXCLUSIVE; PRAGMA page_size = " S_STR(S_PAGE_SIZE),
-                          NULL, NULL, NULL);
+    //  Normal locking with WAL's shared-memory index: the checkpoint thread's connection works
+    //  beside this one. Locks are taken per transaction, and a transaction is a whole batch.
+    //  The page size only takes on a file that has no page yet, so it comes before WAL, which
+    //  writes the header.
+    int rc = sqlite3_exec(self->db, "PRAGMA page_size = " S_STR(S_PAGE_SIZE), NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         s_describe(self->db, rc, err, err_size);
         return rc;
@@ -567,16 +579,57 @@ s_configure(vdb_store_t *self, const char *path, vdb_sync_t sync, char *err, siz
     rc = s_query_int(self->db, "PRAGMA page_size", NULL, &page_size);
     if (rc == SQLITE_OK && page_size <= 0)
         rc = SQLITE_CORRUPT;
+    //  No checkpoint in line: the WAL hook asks the checkpoint thread instead (vdb_checkpoint.h).
     char pragmas[256];
     if (rc == SQLITE_OK) {
+        self->checkpoint_pages = (int)(S_CHECKPOINT_BYTES / page_size);
+        self->wal_hard_pages = (int)(S_WAL_HARD_BYTES / page_size);
         snprintf(pragmas, sizeof pragmas,
-                 "%s; PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d",
-                 sync_pragma[sync], (int)(S_CHECKPOINT_BYTES / page_size), S_WAL_LIMIT);
+                 "%s; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = %d",
+                 sync_pragma[sync], S_WAL_LIMIT);
         rc = sqlite3_exec(self->db, pragmas, NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK)
         s_describe(self->db, rc, err, err_size);
-    return rc;
+    else
+        self->checkpoint = vdb_checkpoint_new(path, sync_pragma[sync], err, err_size);
+    return rc != SQLITE_OK ? rc : self->checkpoint ? SQLITE_OK : SQLITE_CANTOPEN;
+}
+
+/*  SQLite's WAL hook: runs after every commit of this connection, on the committing thread,
+    with the frames now in the WAL. The commit has happened whatever it returns, so it returns
+    SQLITE_OK always (an error would make the commit look failed).  */
+static int
+s_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    vdb_store_t *self = arg;
+    if (frames >= self->wal_hard_pages) {
+        //  Waits for the thread's pass (busy timeout), then copies everything.
+        int wal_frames = -1, copied = -1;
+        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_FULL, &wal_frames, &copied);
+        vdb_log_warning("vdb_store: the WAL reached %d pages; checkpointed in line rc=%d "
+                        "copied=%d/%d",
+                        frames, rc, copied, wal_frames);
+    } else if (frames >= self->checkpoint_pages)
+        vdb_checkpoint_request(self->checkpoint);
+    return SQLITE_OK;
+}
+
+/*  Takes an exclusive flock on the store file, which SQLite's own locks (fcntl) do not see:
+    one broker per store. The descriptor stays open until after SQLite closes the file, as
+    closing any descriptor of a file drops the process's fcntl locks on it.  */
+static int
+s_lock_file(vdb_store_t *self, const char *path, char *err, size_t err_size)
+{
+    self->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (self->lock_fd < 0)
+        return vdp_errorf(err, err_size, VD_ESTORE, "%s: %s", path, strerror(errno));
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int code = errno;
+        return vdp_errorf(err, err_size, VD_ESTORE, "%s: %s", path,
+                          code == EWOULDBLOCK ? "in use by another broker" : strerror(code));
+    }
+    return VD_OK;
 }
 
 vdb_store_t *
@@ -595,6 +648,7 @@ vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
         vdp_errorf(err, err_size, VD_OK, "out of memory");
         return NULL;
     }
+    self->lock_fd = -1;
     randombytes_buf(self->id_key, sizeof self->id_key);
     self->categories = zhashx_new();
     if (!self->categories) {
@@ -614,8 +668,11 @@ vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size)
     }
     sqlite3_extended_result_codes(self->db, 1);
     sqlite3_busy_timeout(self->db, S_BUSY_TIMEOUT);
+    if (s_lock_file(self, path, err, err_size) != VD_OK)
+        goto err_close;
     if (s_configure(self, path, sync, err, err_size) != SQLITE_OK)
         goto err_close;
+    sqlite3_wal_hook(self->db, s_wal_hook, self);
     if (s_schema_check(self->db, err, err_size) != VD_OK)
         goto err_close;
     rc = s_load(self);
@@ -639,6 +696,8 @@ vdb_store_close(vdb_store_t **self_p)
         return;
     vdb_store_t *self = *self_p;
     assert(!self->scanning && !self->writing);
+    //  First, so that this connection is the last and its close checkpoints the WAL.
+    vdb_checkpoint_destroy(&self->checkpoint);
     sqlite3_finalize(self->delete_seq);
     sqlite3_finalize(self->cursor_set);
     sqlite3_finalize(self->cursor_get);
@@ -654,11 +713,20 @@ vdb_store_close(vdb_store_t **self_p)
     int rc = sqlite3_close(self->db);
     assert(rc == SQLITE_OK);
     (void)rc;
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
     zhashx_destroy(&self->categories);
     free(self->ids.slots);
     free(self->doomed);
     free(self);
     *self_p = NULL;
+}
+
+vdb_checkpoint_t *
+vdb_store_checkpointer(vdb_store_t *self)
+{
+    assert(self);
+    return self->checkpoint;
 }
 
 uint64_t

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vdb_checkpoint.h"
 #include "vdp_envelope.h"
 
 typedef struct vdb_store_t vdb_store_t;
@@ -43,12 +44,17 @@ typedef struct {
 } vdb_store_msg_t;
 
 /*  Opens (creating if needed) the store at `path`. Refuses a file whose schema version it does
-    not know. Returns NULL with `err` on failure. Caller owns the result. Reads the whole table
-    once, to build what the store keeps in memory (a map of every (sender, id), about 32 bytes
-    a message; docs/store.md).  */
+    not know, and a file another broker has open ("in use by another broker"). Returns NULL
+    with `err` on failure. Caller owns the result. Reads the whole table once, to build what
+    the store keeps in memory (a map of every (sender, id), about 32 bytes a message;
+    docs/store.md). Starts the store's checkpoint thread (vdb_checkpoint.h).  */
 vdb_store_t *vdb_store_open(const char *path, vdb_sync_t sync, char *err, size_t err_size);
 
+//  Stops the checkpoint thread, then closes the file, copying what the WAL holds into it.
 void vdb_store_close(vdb_store_t **self_p);
+
+//  The store's checkpoint thread, for its statistics (and vdb_checkpoint_settle in tests).
+vdb_checkpoint_t *vdb_store_checkpointer(vdb_store_t *self);
 
 //  The highest seq ever stored, 0 for a new store. Pruning never lowers it, across restarts
 //  too, so the caller can number the next message last_seq + 1.

@@ -262,6 +262,56 @@ START_TEST(open_refuses_other_files)
 }
 END_TEST
 
+START_TEST(open_refuses_a_store_in_use)
+{
+    s_open();
+    s_append_range(1, 3, "cyber", 100);
+    //  A second broker on the same file is refused before it touches anything.
+    vdb_store_t *second = vdb_store_open(s_path, VDB_SYNC_FULL, s_err, sizeof s_err);
+    ck_assert_ptr_null(second);
+    ck_assert_msg(strstr(s_err, "in use by another broker") != NULL, "err: %s", s_err);
+    s_append_range(4, 4, "cyber", 100);
+    ck_assert_uint_eq(vdb_store_count(s_store), 4);
+    //  Once the first is closed, the file opens again with everything in it.
+    s_reopen();
+    ck_assert_uint_eq(vdb_store_count(s_store), 4);
+    ck_assert_uint_eq(s_scan_all()->count, 4);
+}
+END_TEST
+
+//  Appends past the WAL's threshold (32 MiB) go on while the checkpoint thread copies the WAL
+//  into the database; once it settles, the WAL was copied whole and a store reopened from the
+//  file has every message.
+START_TEST(appends_past_the_threshold_are_checkpointed_aside)
+{
+    s_open();
+    vdb_checkpoint_t *checkpoint = vdb_store_checkpointer(s_store);
+    ck_assert_ptr_nonnull(checkpoint);
+    uint64_t seq = 0;
+    for (int batch = 0; batch < 40; batch++, seq += 1024)
+        s_append_range(seq + 1, seq + 1024, "cyber", 1000);
+    vdb_checkpoint_stats_t stats;
+    vdb_checkpoint_stats(checkpoint, &stats);
+    ck_assert_uint_ge(stats.requests, 1);
+    vdb_checkpoint_request(checkpoint);
+    vdb_checkpoint_settle(checkpoint);
+    vdb_checkpoint_stats(checkpoint, &stats);
+    ck_assert_uint_ge(stats.runs, 1);
+    ck_assert_uint_eq(stats.failures, 0);
+    ck_assert_int_gt(stats.wal_frames, 0);
+    ck_assert_int_eq(stats.copied_frames, stats.wal_frames);
+    struct stat st;
+    ck_assert_int_eq(stat(s_path, &st), 0);
+    ck_assert_int_ge(st.st_size, (off_t)seq * 1000);
+
+    s_append_range(seq + 1, seq + 10, "cyber", 1000);
+    s_reopen();
+    ck_assert_uint_eq(vdb_store_count(s_store), seq + 10);
+    ck_assert_uint_eq(vdb_store_last_seq(s_store), seq + 10);
+    ck_assert_uint_eq(vdb_store_bytes(s_store), (seq + 10) * 1000);
+}
+END_TEST
+
 //  --------------------------------------------------------------------------------------------
 //  append, lookup, scan
 
@@ -1097,11 +1147,14 @@ vdb_store_suite(void)
     Suite *suite = suite_create("vdb_store");
 
     TCase *open = tcase_create("open");
+    tcase_set_timeout(open, 60); // 40 MiB of appends, under a sanitizer too
     tcase_add_checked_fixture(open, s_setup, s_teardown);
     tcase_add_test(open, open_creates_then_reopens_with_data);
     tcase_add_test(open, open_in_every_sync_mode);
     tcase_add_test(open, open_refuses_unknown_schema_version);
     tcase_add_test(open, open_refuses_other_files);
+    tcase_add_test(open, open_refuses_a_store_in_use);
+    tcase_add_test(open, appends_past_the_threshold_are_checkpointed_aside);
     suite_add_tcase(suite, open);
 
     TCase *append = tcase_create("append");
