@@ -20,12 +20,15 @@
 #include "vedetta.h"
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void
 s_on_signal(int signum)
 {
-    (void)signum;
-    s_stop = 1;
+    if (signum == SIGHUP)
+        s_reload = 1; // the loop reloads the registry and the policy between two rounds
+    else
+        s_stop = 1;
 }
 
 static void
@@ -46,6 +49,7 @@ s_usage(FILE *out)
                  "  -r, --registry DIR        directory of agency files\n"
                  "  -k, --key FILE            the broker's secret key file\n"
                  "  -s, --store FILE          the message store (SQLite; default ./vedetta.db)\n"
+                 "      --control PATH        the admin socket (default ./vedettad.ctl; '' none)\n"
                  "  -l, --log-level LEVEL     error, warning, notice (default), info or debug\n"
                  "      --check               load everything, report, and exit (0 if valid)\n"
                  "      --print-policy        print the embedded default policy and exit\n"
@@ -75,7 +79,7 @@ s_write_endpoint_file(const char *path, const char *endpoint)
 int
 main(int argc, char *argv[])
 {
-    enum { OPT_CHECK = 256, OPT_PRINT_POLICY };
+    enum { OPT_CHECK = 256, OPT_PRINT_POLICY, OPT_CONTROL };
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
         { "endpoint", required_argument, NULL, 'e' },
@@ -85,6 +89,7 @@ main(int argc, char *argv[])
         { "key", required_argument, NULL, 'k' },
         { "store", required_argument, NULL, 's' },
         { "log-level", required_argument, NULL, 'l' },
+        { "control", required_argument, NULL, OPT_CONTROL },
         { "check", no_argument, NULL, OPT_CHECK },
         { "print-policy", no_argument, NULL, OPT_PRINT_POLICY },
         { "help", no_argument, NULL, 'h' },
@@ -92,7 +97,7 @@ main(int argc, char *argv[])
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL, *endpoint = NULL, *endpoint_file = NULL, *policy = NULL;
-    const char *registry = NULL, *key = NULL, *store = NULL, *log_level = NULL;
+    const char *registry = NULL, *key = NULL, *store = NULL, *log_level = NULL, *control = NULL;
     int check_only = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:e:f:p:r:k:s:l:hV", options, NULL)) != -1) {
         switch (opt) {
@@ -119,6 +124,9 @@ main(int argc, char *argv[])
             break;
         case 'l':
             log_level = optarg;
+            break;
+        case OPT_CONTROL:
+            control = optarg;
             break;
         case OPT_CHECK:
             check_only = 1;
@@ -162,6 +170,7 @@ main(int argc, char *argv[])
         { "--registry", registry, config.registry, sizeof config.registry },
         { "--key", key, config.secret, sizeof config.secret },
         { "--store", store, config.store, sizeof config.store },
+        { "--control", control, config.control, sizeof config.control },
     };
     for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
         if (!overrides[i].value)
@@ -187,6 +196,7 @@ main(int argc, char *argv[])
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0) {
         fprintf(stderr, "vedettad: libsodium failed to initialise\n");
@@ -211,7 +221,7 @@ main(int argc, char *argv[])
              s_write_endpoint_file(config.endpoint_file, vdb_server_endpoint(server)) != 0) {
         fprintf(stderr, "vedettad: cannot write %s: %s\n", config.endpoint_file, strerror(errno));
         rc = 1;
-    } else if (vdb_server_run(server, &s_stop) != VD_OK)
+    } else if (vdb_server_run(server, &s_stop, &s_reload) != VD_OK)
         rc = 1;
     vdb_server_stats_t stats = vdb_server_stats(server);
     if (!check_only)

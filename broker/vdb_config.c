@@ -38,6 +38,8 @@ vdb_config_defaults(vdb_config_t *self, const char *base_dir)
         self->registry[0] = '\0';
     if (s_resolve(self->store, sizeof self->store, base_dir, "vedetta.db") != 0)
         self->store[0] = '\0';
+    if (s_resolve(self->control, sizeof self->control, base_dir, "vedettad.ctl") != 0)
+        self->control[0] = '\0';
     self->store_sync = 0; // full: a receipt means the message survives a power loss
     self->retention_age_ms = 90LL * 24 * 3600 * 1000;
     self->retention_size = 0;
@@ -184,8 +186,11 @@ s_broker_key(vdb_config_t *self,
         char *target = strcmp(key, "secret") == 0 ? self->secret : self->registry;
         if (s_resolve(target, PATH_MAX, base_dir, value) != 0)
             return s_fail(err, err_size, origin, where, "path too long");
-    } else if (strcmp(key, "policy") == 0 || strcmp(key, "endpoint-file") == 0) {
-        char *target = strcmp(key, "policy") == 0 ? self->policy : self->endpoint_file;
+    } else if (strcmp(key, "policy") == 0 || strcmp(key, "endpoint-file") == 0 ||
+               strcmp(key, "control") == 0) {
+        char *target = strcmp(key, "policy") == 0          ? self->policy
+                       : strcmp(key, "endpoint-file") == 0 ? self->endpoint_file
+                                                           : self->control;
         if (s_resolve(target, PATH_MAX, base_dir, value) != 0)
             return s_fail(err, err_size, origin, where, "path too long");
     } else

@@ -6,6 +6,7 @@
             registry = "agencies"
             policy = ""                      # empty: the embedded default policy
             endpoint-file = ""
+            control = "vedettad.ctl"         # local admin socket (reload, stats); "": none
         store
             path = "vedetta.db"              # the message store (SQLite, WAL)
             sync = "full"                    # full | normal | off: see docs/store.md
@@ -52,6 +53,7 @@ typedef struct {
     char registry[PATH_MAX];       // directory of *.agency files
     char policy[PATH_MAX];         // policy file; empty: embedded default
     char endpoint_file[PATH_MAX];  // where to write the bound endpoint; empty: nowhere
+    char control[PATH_MAX];        // the admin socket (vdb_control.h); empty: none
     char store[PATH_MAX];          // the message store file
     int store_sync;                // vdb_sync_t
     int64_t retention_age_ms;      // 0: no age limit

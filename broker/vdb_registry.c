@@ -367,3 +367,12 @@ vdb_registry_org_count(const vdb_registry_t *self)
 {
     return self ? self->by_org.size : 0;
 }
+
+size_t
+vdb_registry_revoked_count(const vdb_registry_t *self)
+{
+    size_t revoked = 0;
+    for (size_t i = 0; self && i < self->count; i++)
+        revoked += self->entries[i]->agency.status == VDP_KEY_REVOKED;
+    return revoked;
+}

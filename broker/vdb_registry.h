@@ -38,8 +38,9 @@ const vdp_agency_t *vdb_registry_key(const vdb_registry_t *self, const char *cur
 //  Any key of org `org` (for org attributes: role, jurisdictions), or NULL. Borrowed likewise.
 const vdp_agency_t *vdb_registry_org(const vdb_registry_t *self, const char *org);
 
-//  Number of keys, and of distinct orgs.
+//  Number of keys, of distinct orgs, and of keys revoked.
 size_t vdb_registry_key_count(const vdb_registry_t *self);
 size_t vdb_registry_org_count(const vdb_registry_t *self);
+size_t vdb_registry_revoked_count(const vdb_registry_t *self);
 
 #endif

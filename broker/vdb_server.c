@@ -85,6 +85,12 @@ s_session_close(vdb_server_t *self, vdb_session_t *session, const char *why)
 }
 
 void
+vdb_server_close_session(vdb_server_t *self, vdb_session_t *session, const char *why)
+{
+    s_session_close(self, session, why);
+}
+
+void
 vdb_server_error(
     vdb_server_t *self, vdb_session_t *session, uint64_t ref, int code, const char *reason)
 {
@@ -118,6 +124,13 @@ s_error_direct(vdb_server_t *self,
     if (vdp_writer_error(&out, ref, code, reason) == VD_OK)
         s_send_direct(self, rid, rid_len, &out);
     vdp_writer_release(&out);
+}
+
+void
+vdb_server_error_direct(
+    vdb_server_t *self, const uint8_t *rid, size_t rid_len, int code, const char *reason)
+{
+    s_error_direct(self, rid, rid_len, 0, code, reason);
 }
 
 //  The answer to one command read without a session: its own decoding error, or ESESSION; a
@@ -822,22 +835,36 @@ s_retention(vdb_server_t *self)
 }
 
 int
-vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
+vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
     int64_t next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
     int64_t next_retention = zclock_mono() + self->config.retention_interval_ms;
     bool more = false; // streams behind could take more at once
     while (!*stop) {
+        if (reload && *reload) { // SIGHUP: between two rounds, so between two messages
+            *reload = 0;
+            char err[1024] = "";
+            vdb_log_notice("vdb_server: reload asked by SIGHUP");
+            if (vdb_server_reload(self, NULL, err, sizeof err) != VD_OK)
+                vdb_log_error("vdb_server: reload refused, nothing changed: %s", err);
+        }
         int commit_fd = vdb_committer_fd(self->committer);
-        zmq_pollitem_t items[] = {
+        zmq_pollitem_t items[4] = {
             { self->router_handle, 0, ZMQ_POLLIN, 0 },
             { vdb_zap_socket(self->zap), 0, ZMQ_POLLIN, 0 },
-            { NULL, commit_fd, ZMQ_POLLIN, 0 },
         };
+        int count = 2, control_at = -1;
+        if (self->control) {
+            control_at = count;
+            items[count++] =
+                (zmq_pollitem_t){ vdb_control_socket(self->control), 0, ZMQ_POLLIN, 0 };
+        }
+        if (commit_fd >= 0)
+            items[count++] = (zmq_pollitem_t){ NULL, commit_fd, ZMQ_POLLIN, 0 };
         //  A batch written while the loop waited for the store is answered without delay.
         bool written = vdb_pending_count(self->committing) > 0 && commit_fd < 0;
         long timeout = more || written ? 0 : zlistx_size(self->dirty) ? RETRY_MS : HOUSEKEEPING_MS;
-        if (zmq_poll(items, commit_fd >= 0 ? 3 : 2, timeout) < 0) {
+        if (zmq_poll(items, count, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             vdb_log_error("vdb_server: poll failed: %s", zmq_strerror(errno));
@@ -845,6 +872,8 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop)
         }
         if (items[1].revents & ZMQ_POLLIN)
             vdb_zap_handle(self->zap);
+        if (control_at >= 0 && (items[control_at].revents & ZMQ_POLLIN))
+            vdb_server_control(self);
         s_commit_finish(self, false); // a batch written: answered and routed, before any send
         s_commit_start(self);         // what was staged meanwhile goes to the disk at once
         if (items[0].revents & ZMQ_POLLIN)
@@ -1002,6 +1031,16 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     if (s_bind(self, secret, err, err_size) != 0)
         goto err_wipe;
     sodium_memzero(secret, sizeof secret);
+    //  Last: a second broker started by mistake has failed before it could take the admin
+    //  socket of the first (the store's lock or the endpoint stops it).
+    if (config->control[0]) {
+        char why_control[512] = "";
+        self->control = vdb_control_new(config->control, why_control, sizeof why_control);
+        if (!self->control) {
+            vdp_errorf(err, err_size, -1, "%s", why_control);
+            goto err_destroy;
+        }
+    }
     const char *store = self->store ? config->store : "none";
     vdb_log_notice(
         "vdb_server: %s listening on %s key=%s orgs=%zu keys=%zu grants=%zu store=%s seq=%" PRIu64,
@@ -1028,6 +1067,7 @@ vdb_server_destroy(vdb_server_t **self_p)
     if (self->sessions) // durable cursors acknowledged since the last save
         vdb_route_save_cursors(self);
     vdb_committer_destroy(&self->committer);
+    vdb_control_destroy(&self->control);
     zsock_destroy(&self->router);
     vdb_zap_destroy(&self->zap);
     zlistx_destroy(&self->dirty);

@@ -30,9 +30,25 @@ const char *vdb_server_endpoint(const vdb_server_t *self);
 //  The broker's public key (Z85). Borrowed while the server lives.
 const char *vdb_server_public_key(const vdb_server_t *self);
 
-//  Serves until *stop becomes non-zero (set it from a signal handler). Returns VD_OK, or
-//  VD_EINTERNAL if polling failed for a reason other than a signal.
-int vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop);
+/*  Serves until *stop becomes non-zero (set it from a signal handler). Whenever *reload (may be
+    NULL) becomes non-zero the loop clears it and reloads, as vdb_server_reload does. Returns
+    VD_OK, or VD_EINTERNAL if polling failed for a reason other than a signal.  */
+int vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload);
+
+typedef struct {
+    size_t orgs, keys;   // in the registry now
+    size_t revoked;      // keys not active (revoked) in it
+    size_t grants;       // in the policy now
+    size_t sessions_cut; // sessions closed because their key is no longer active
+} vdb_reload_report_t;
+
+/*  Reads the registry directory and the policy file again and, only if both load, swaps them in
+    whole between two messages: a session whose key is gone or revoked is cut at once (told
+    EAUTH "key revoked", its streams and durable subscriptions stopped, its queued deliveries
+    dropped); every other session goes on under the new grants, which the next delivery and the
+    next command are checked against. If either fails, nothing changes and `err` says why.
+    Returns VD_OK or VD_ECONFIG; fills `report` (may be NULL) on success.  */
+int vdb_server_reload(vdb_server_t *self, vdb_reload_report_t *report, char *err, size_t err_size);
 
 typedef struct {
     uint64_t accepted;   // publishes accepted

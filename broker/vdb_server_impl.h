@@ -1,6 +1,7 @@
-/*  vdb_server_impl: the broker's state, shared by the two halves of vdb_server: vdb_server.c (the
-    loop, sessions, publishing, the group commit) and vdb_route.c (subscriptions, streams,
-    delivery, catching up from the store). Not for any other module.  */
+/*  vdb_server_impl: the broker's state, shared by the parts of vdb_server: vdb_server.c (the
+    loop, sessions, publishing, the group commit), vdb_route.c (subscriptions, streams,
+    delivery, catching up from the store) and vdb_admin.c (reload, the admin socket). Not for
+    any other module.  */
 
 #ifndef VDB_SERVER_IMPL_H_INCLUDED
 #define VDB_SERVER_IMPL_H_INCLUDED
@@ -9,6 +10,7 @@
 
 #include "vdb_acl.h"
 #include "vdb_committer.h"
+#include "vdb_control.h"
 #include "vdb_index.h"
 #include "vdb_pending.h"
 #include "vdb_registry.h"
@@ -40,6 +42,7 @@ struct vdb_server_t {
     vdb_store_t *store;         // owned: every accepted message, before its receipt; only
                                 // through vdb_server_store() while a batch may be in flight
     vdb_committer_t *committer; // owned, with a store: writes one batch at a time
+    vdb_control_t *control;     // owned: the admin socket; NULL if none is configured
     vdb_pending_t *staged;      // accepted, waiting for the batch in flight to be written
     vdb_pending_t *committing;  // the batch in flight, its records borrowed by the committer
     uint64_t seq;               // last seq given: routed, and committed if there is a store
@@ -57,6 +60,16 @@ struct vdb_server_t {
 
 //  Lists a session for flushing at the end of the round.
 void vdb_server_mark_dirty(vdb_server_t *self, vdb_session_t *session);
+
+//  Closes a session: its streams stop, its pending output is dropped. `why` is logged.
+void vdb_server_close_session(vdb_server_t *self, vdb_session_t *session, const char *why);
+
+//  Sends an error to a peer at once (not through a session's batch), or not at all.
+void vdb_server_error_direct(
+    vdb_server_t *self, const uint8_t *rid, size_t rid_len, int code, const char *reason);
+
+//  Handles the request waiting on the control socket (vdb_admin.c).
+void vdb_server_control(vdb_server_t *self);
 
 //  Appends an error reply to a session's batch.
 void vdb_server_error(

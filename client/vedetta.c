@@ -4,6 +4,7 @@
         vedetta pub --topic T --tlp TLP [options] [--body TEXT]      (else the body is stdin)
         vedetta sub PATTERN... [--durable NAME] [--from-seq N | --since TIME] [--count N]
                     [--timeout MS]
+        vedetta admin reload|stats [--control PATH]                    (vd_admin_cmd.c)
 
     Exit codes: 0 done; 1 usage or I/O error; 2 rejected or denied by the broker; 3 timeout or
     connection failure. Results go to stdout (one JSON object per line for pub and sub),
@@ -28,6 +29,7 @@
 #include "vdp_agency.h"
 #include "vdp_ids.h"
 #include "vdp_limits.h"
+#include "vd_admin_cmd.h"
 #include "vd_client_internal.h"
 
 enum {
@@ -1021,6 +1023,7 @@ static const char *s_help =
     "  keygen    create an agency key (secret file and public .agency file)\n"
     "  pub       publish one message and print its receipt\n"
     "  sub       subscribe and print delivered messages as JSON lines\n"
+    "  admin     ask the broker on this machine: reload, stats\n"
     "  help      this text\n"
     "\n"
     "Run 'vedetta COMMAND --help' for a command's options. Exit codes: 0 ok, 1 usage or I/O\n"
@@ -1050,6 +1053,8 @@ main(int argc, char **argv)
         return s_cmd_pub(argc - 1, argv + 1);
     if (strcmp(command, "sub") == 0)
         return s_cmd_sub(argc - 1, argv + 1);
+    if (strcmp(command, "admin") == 0)
+        return vd_admin_command(argc - 1, argv + 1);
     fprintf(stderr, "vedetta: unknown command '%s'\n\n", command);
     fputs(s_help, stderr);
     return EXIT_USAGE;

@@ -23,6 +23,7 @@ main(void)
     srunner_add_suite(runner, vdb_pending_suite());
     srunner_add_suite(runner, vdb_committer_suite());
     srunner_add_suite(runner, vdb_checkpoint_suite());
+    srunner_add_suite(runner, vdb_control_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);

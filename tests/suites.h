@@ -17,5 +17,6 @@ Suite *vdb_store_suite(void);
 Suite *vdb_pending_suite(void);
 Suite *vdb_committer_suite(void);
 Suite *vdb_checkpoint_suite(void);
+Suite *vdb_control_suite(void);
 
 #endif

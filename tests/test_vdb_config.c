@@ -21,6 +21,7 @@ START_TEST(defaults_are_local_and_resolved)
     ck_assert_str_eq(config.policy, "");
     ck_assert_str_eq(config.name, "");
     ck_assert_str_eq(config.store, "/etc/vedetta/vedetta.db");
+    ck_assert_str_eq(config.control, "/etc/vedetta/vedettad.ctl");
     ck_assert_int_eq(config.store_sync, 0); // full: survives a power loss
     ck_assert_int_eq(config.retention_age_ms, 90LL * 86400 * 1000);
     ck_assert_uint_eq(config.retention_size, 0);
@@ -41,6 +42,7 @@ START_TEST(parse_reads_every_key)
                        "    registry = \"/var/lib/vedetta/agencies\"\n"
                        "    policy = \"policy.vdp\"\n"
                        "    endpoint-file = \"run/endpoint\"\n"
+                       "    control = \"run/vedettad.ctl\"\n"
                        "store\n"
                        "    path = \"data/vedetta.db\"\n"
                        "    sync = \"normal\"\n"
@@ -68,6 +70,7 @@ START_TEST(parse_reads_every_key)
     ck_assert_str_eq(config.registry, "/var/lib/vedetta/agencies");
     ck_assert_str_eq(config.policy, "/srv/policy.vdp");
     ck_assert_str_eq(config.endpoint_file, "/srv/run/endpoint");
+    ck_assert_str_eq(config.control, "/srv/run/vedettad.ctl");
     ck_assert_str_eq(config.store, "/srv/data/vedetta.db");
     ck_assert_int_eq(config.store_sync, 1);
     ck_assert_int_eq(config.retention_age_ms, 30LL * 86400 * 1000);

@@ -98,6 +98,7 @@ START_TEST(empty_directory_gives_an_empty_registry)
     ck_assert_ptr_nonnull(s_reg);
     ck_assert_uint_eq(vdb_registry_key_count(s_reg), 0);
     ck_assert_uint_eq(vdb_registry_org_count(s_reg), 0);
+    ck_assert_uint_eq(vdb_registry_revoked_count(s_reg), 0);
     ck_assert_ptr_null(vdb_registry_org(s_reg, "comune:i726"));
 }
 END_TEST
@@ -174,6 +175,8 @@ START_TEST(revoked_key_is_loaded_with_status_revoked)
     found = vdb_registry_key(s_reg, live.curve_public);
     ck_assert_ptr_nonnull(found);
     ck_assert_int_eq(found->status, VDP_KEY_ACTIVE);
+    ck_assert_uint_eq(vdb_registry_key_count(s_reg), 2);
+    ck_assert_uint_eq(vdb_registry_revoked_count(s_reg), 1);
 }
 END_TEST
 

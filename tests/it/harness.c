@@ -272,6 +272,38 @@ vdt_broker_kill(vdt_world_t *self)
     self->broker = 0;
 }
 
+void
+vdt_broker_hangup(vdt_world_t *self)
+{
+    ck_assert_msg(self->broker != 0, "no broker running");
+    ck_assert_int_eq(kill(self->broker, SIGHUP), 0);
+}
+
+void
+vdt_broker_use_policy(vdt_world_t *self, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/policy.vdp", self->dir);
+    FILE *file = fopen(path, "w");
+    ck_assert_ptr_nonnull(file);
+    ck_assert_int_ge(fputs(text, file), 0);
+    ck_assert_int_eq(fclose(file), 0);
+    snprintf(path, sizeof path, "%s/vedettad.cfg", self->dir);
+    file = fopen(path, "r+");
+    ck_assert_ptr_nonnull(file);
+    char config[4096];
+    size_t size = fread(config, 1, sizeof config - 1, file);
+    config[size] = '\0';
+    if (!strstr(config, "    policy = ")) {
+        //  Right after the section line: the broker section comes first in the file.
+        const char *rest = strchr(config, '\n');
+        ck_assert_ptr_nonnull(rest);
+        rewind(file);
+        fprintf(file, "%.*s\n    policy = \"policy.vdp\"%s", (int)(rest - config), config, rest);
+    }
+    ck_assert_int_eq(fclose(file), 0);
+}
+
 const char *
 vdt_endpoint(vdt_world_t *self)
 {

@@ -50,6 +50,13 @@ void vdt_broker_pin_endpoint(vdt_world_t *self);
 //  SIGKILL and wait.
 void vdt_broker_kill(vdt_world_t *self);
 
+//  SIGHUP: the broker reloads its registry and policy.
+void vdt_broker_hangup(vdt_world_t *self);
+
+//  Writes `text` as the world's policy file (policy.vdp) and names it in the configuration, so
+//  the broker loads it at its next start and at every reload.
+void vdt_broker_use_policy(vdt_world_t *self, const char *text);
+
 //  True while the broker process this world started is running.
 bool vdt_broker_alive(vdt_world_t *self);
 

@@ -9,5 +9,6 @@ Suite *it_client_suite(void);
 Suite *it_store_suite(void);
 Suite *it_durable_suite(void);
 Suite *it_cli_durable_suite(void);
+Suite *it_reload_suite(void);
 
 #endif
