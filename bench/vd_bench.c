@@ -63,6 +63,7 @@
 #define S_SUB_ORG     "cosc:toscana"
 #define S_JUR         "toscana"
 #define S_KEY_LABEL   "bench"
+#define S_POLICY_FILE "bench.vdp"
 #define S_PUB_TOPIC   "alert.toscana.i726"
 #define S_SUB_PATTERN "alert.toscana.>"
 //  vedettad-store's store, in the scratch directory; a fresh one for each run.
@@ -457,8 +458,21 @@ s_mkdir_in(const char *dir, const char *sub)
     return mkdir(path, 0700);
 }
 
+/*  The bench's policy: the two grants its parties use, and rate limits far above anything a
+    benchmark sends, so that it measures the broker and not its limits (the shipped policy's
+    limits suit agencies, not a load generator).  */
+static const char *s_policy =
+    "#   vedettad's policy for vedetta-bench: written and removed by the bench\n"
+    "comune   publish    alert.$j.$code   amber+strict\n"
+    "cosc     subscribe  alert.$j.>       amber+strict\n"
+    "comune   rate-key   1000000/s+1000000   1G/s+1G\n"
+    "comune   rate-org   1000000/s+1000000   1G/s+1G\n"
+    "cosc     rate-key   1000000/s+1000000   1G/s+1G\n"
+    "cosc     rate-org   1000000/s+1000000   1G/s+1G\n";
+
 /*  One configuration per vedettad path; they differ only in the store. The store is always
-    stated, never left to vedettad's default (which is on): `path = ""` is live delivery only.  */
+    stated, never left to vedettad's default (which is on): `path = ""` is live delivery only.
+    The policy file beside it is the same for all.  */
 static int
 s_write_config(const char *config, bool store)
 {
@@ -466,7 +480,22 @@ s_write_config(const char *config, bool store)
     //  Relative paths: vedettad resolves them against the configuration file's directory.
     if (s_key_path(secret, sizeof secret, ".", "keys", S_BROKER_ORG, "secret"))
         return -1;
-    FILE *file = fopen(config, "w");
+    char policy[PATH_MAX];
+    const char *slash = strrchr(config, '/');
+    int n = snprintf(policy, sizeof policy, "%.*s%s", slash ? (int)(slash - config + 1) : 0, config,
+                     S_POLICY_FILE);
+    if (n < 0 || (size_t)n >= sizeof policy)
+        return -1;
+    FILE *file = fopen(policy, "w");
+    if (!file)
+        return -1;
+    if (fputs(s_policy, file) < 0) {
+        fclose(file);
+        return -1;
+    }
+    if (fclose(file) != 0)
+        return -1;
+    file = fopen(config, "w");
     if (!file)
         return -1;
     fprintf(file,
@@ -476,7 +505,7 @@ s_write_config(const char *config, bool store)
             "    endpoint = \"tcp://127.0.0.1:*\"\n"
             "    secret = \"%s\"\n"
             "    registry = \"agencies\"\n"
-            "    policy = \"\"\n"
+            "    policy = \"" S_POLICY_FILE "\"\n"
             "store\n"
             "    path = \"%s\"\n"
             "%s"

@@ -2,7 +2,9 @@
     - the policy: grants read from a policy file (deploy/policy.vdp; syntax in docs/policy.md),
       each (role, action, topic pattern with $org $code $j, TLP ceiling);
     - the TLP 2.0 rules that no policy can relax (RED only to named recipients, AMBER+STRICT
-      never to ANCI, a Comune's AMBER never to other Comuni or ANCI, ...), docs/policy.md §TLP.
+      never to ANCI, a Comune's AMBER never to other Comuni or ANCI, ...), docs/policy.md §TLP;
+    - the per-role rate limits the policy's rate lines set (vdb_policy_rates); the broker's
+      token buckets enforce them, not this module.
     Invariants: no matching grant means deny; a policy is immutable once loaded (reload builds a
     new one and swaps it in whole); every denial comes with a reason fit for the peer and the log
     (written to `reason`, NUL-terminated and truncated to `reason_size`; `reason` may be NULL;
@@ -20,11 +22,13 @@
 
 #include "vdb_registry.h"
 #include "vdp_envelope.h"
+#include "vdp_rate.h"
 
 typedef struct vdb_policy_t vdb_policy_t;
 
-/*  Parses policy text / a policy file. Any syntax error, unknown role/action/variable or bad
-    TLP fails the whole policy, and so does a policy without any grant: NULL with `err`
+/*  Parses policy text / a policy file. Any syntax error, unknown role/action/variable, bad TLP,
+    bad or repeated rate line fails the whole policy, and so does a policy without any grant
+    (rate lines are not grants): NULL with `err`
     ("policy.vdp:12: unknown role 'comun'"). `origin` (NULL: "policy") names the text in errors.
     A file over 1 MiB or holding a NUL byte is refused.
     Caller owns the result; free with vdb_policy_destroy(). Immutable once built: it may be
@@ -38,8 +42,24 @@ const char *vdb_policy_default_text(void);
 //  Frees the policy and sets *self_p to NULL. Accepts NULL and *self_p == NULL.
 void vdb_policy_destroy(vdb_policy_t **self_p);
 
-//  Number of grant lines (before $j expansion); 0 for NULL.
+//  Number of grant lines (before $j expansion; rate lines are not grants); 0 for NULL.
 size_t vdb_policy_grant_count(const vdb_policy_t *self);
+
+typedef enum { VDB_RATE_KEY = 0, VDB_RATE_ORG = 1 } vdb_rate_scope_t;
+
+//  Built-in defaults, for a role the policy gives no rate line of that scope.
+#define VDB_RATE_KEY_MSGS  ((vdp_rate_t){ 2000, 10000 })
+#define VDB_RATE_KEY_BYTES ((vdp_rate_t){ 16u << 20, 64u << 20 })
+#define VDB_RATE_ORG_MSGS  ((vdp_rate_t){ 5000, 25000 })
+#define VDB_RATE_ORG_BYTES ((vdp_rate_t){ 32u << 20, 128u << 20 })
+
+/*  The limits of `scope` for agencies of `role`: the policy's rate-key / rate-org line for that
+    role, else the built-in defaults above. Never fails; `msgs` and `bytes` always set.  */
+void vdb_policy_rates(const vdb_policy_t *self,
+                      vdp_role_t role,
+                      vdb_rate_scope_t scope,
+                      vdp_rate_t *msgs,
+                      vdp_rate_t *bytes);
 
 /*  The inbox topics of an org: "inbox.<j>.<slug>" for each of its jurisdictions. Writes up to
     `max` topics into `out` and returns how many (0 if the agency is invalid).  */

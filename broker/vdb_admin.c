@@ -3,6 +3,7 @@
     Everything here runs on the loop's thread, between two messages, so a swap needs no lock:
     nothing holds a pointer into the old tables once the sessions are refreshed.  */
 #include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 
 #include <czmq.h>
@@ -13,8 +14,20 @@
 #include "vdp_errors.h"
 #include "vedetta.h"
 
+static int s_reload(vdb_server_t *self, vdb_reload_report_t *report, char *err, size_t err_size);
+
 int
 vdb_server_reload(vdb_server_t *self, vdb_reload_report_t *report, char *err, size_t err_size)
+{
+    int rc = s_reload(self, report, err, err_size);
+    //  A refused reload is on record too: someone tried to change the tables.
+    if (rc != VD_OK)
+        vdb_server_audit(self, VDP_AUDIT_REGISTRY_CHANGE, self->name, NULL, NULL, NULL, 0, rc, err);
+    return rc;
+}
+
+static int
+s_reload(vdb_server_t *self, vdb_reload_report_t *report, char *err, size_t err_size)
 {
     char why[1024] = "";
     //  Both new tables are built before anything changes: a bad file leaves the broker as it
@@ -59,6 +72,15 @@ vdb_server_reload(vdb_server_t *self, vdb_reload_report_t *report, char *err, si
         sessions_cut++;
     }
 
+    //  Every key active before and not now, in the audit log (its session, if any, was cut).
+    for (size_t i = 0; i < vdb_registry_key_count(self->registry); i++) {
+        const vdp_agency_t *before = vdb_registry_at(self->registry, i);
+        const vdp_agency_t *now = vdb_registry_key(registry, before->curve_public);
+        if (before->status == VDP_KEY_ACTIVE && (!now || now->status != VDP_KEY_ACTIVE))
+            vdb_server_audit(self, VDP_AUDIT_KEY_REVOKE, before->org, before->curve_public, NULL,
+                             NULL, 0, VD_OK,
+                             now ? "revoked in the registry" : "removed from the registry");
+    }
     vdb_zap_set_registry(self->zap, registry);
     vdb_registry_destroy(&self->registry);
     vdb_policy_destroy(&self->policy);
@@ -74,6 +96,13 @@ vdb_server_reload(vdb_server_t *self, vdb_reload_report_t *report, char *err, si
     vdb_log_notice("vdb_server: reloaded orgs=%zu keys=%zu revoked=%zu grants=%zu "
                    "sessions-cut=%zu",
                    done.orgs, done.keys, done.revoked, done.grants, done.sessions_cut);
+    char what[PATH_MAX + 160];
+    snprintf(what, sizeof what, "reloaded from %s: orgs=%zu keys=%zu revoked=%zu sessions-cut=%zu",
+             self->config.registry, done.orgs, done.keys, done.revoked, done.sessions_cut);
+    vdb_server_audit(self, VDP_AUDIT_REGISTRY_CHANGE, self->name, NULL, NULL, NULL, 0, VD_OK, what);
+    snprintf(what, sizeof what, "reloaded from %s: grants=%zu",
+             self->config.policy[0] ? self->config.policy : "(embedded policy)", done.grants);
+    vdb_server_audit(self, VDP_AUDIT_POLICY_CHANGE, self->name, NULL, NULL, NULL, 0, VD_OK, what);
     if (report)
         *report = done;
     return VD_OK;

@@ -40,6 +40,8 @@ vdb_config_defaults(vdb_config_t *self, const char *base_dir)
         self->store[0] = '\0';
     if (s_resolve(self->control, sizeof self->control, base_dir, "vedettad.ctl") != 0)
         self->control[0] = '\0';
+    if (s_resolve(self->audit, sizeof self->audit, base_dir, "vedetta.audit") != 0)
+        self->audit[0] = '\0';
     self->store_sync = 0; // full: a receipt means the message survives a power loss
     self->retention_age_ms = 90LL * 24 * 3600 * 1000;
     self->retention_size = 0;
@@ -250,6 +252,13 @@ s_section_key(vdb_config_t *self,
             return s_fail(err, err_size, origin, where, "unknown key");
         return bad ? s_fail(err, err_size, origin, where, S_RETENTION_VALUES) : VD_OK;
     }
+    if (strcmp(section, "audit") == 0) {
+        if (strcmp(key, "path") != 0) // empty: no audit log
+            return s_fail(err, err_size, origin, where, "unknown key");
+        if (s_resolve(self->audit, PATH_MAX, base_dir, value) != 0)
+            return s_fail(err, err_size, origin, where, "path too long");
+        return VD_OK;
+    }
     if (strcmp(section, "log") == 0) {
         if (strcmp(key, "level") != 0)
             return s_fail(err, err_size, origin, where, "unknown key");
@@ -284,7 +293,7 @@ vdb_config_parse(vdb_config_t *self,
         }
         if (strcmp(section_name, "broker") && strcmp(section_name, "store") &&
             strcmp(section_name, "retention") && strcmp(section_name, "limits") &&
-            strcmp(section_name, "log")) {
+            strcmp(section_name, "audit") && strcmp(section_name, "log")) {
             rc = s_fail(err, err_size, origin, section_name, "unknown section");
             break;
         }

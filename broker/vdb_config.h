@@ -20,6 +20,8 @@
                 training
                     age = "30d"
                     size = "100M"
+        audit
+            path = "vedetta.audit"           # the hash-chained audit log (docs/audit.md); "": none
         limits
             dedup-window = 100000            # (sender, id) pairs remembered for duplicates
             session-backlog = 67108864       # bytes queued for one slow session before dropping
@@ -54,6 +56,7 @@ typedef struct {
     char policy[PATH_MAX];         // policy file; empty: embedded default
     char endpoint_file[PATH_MAX];  // where to write the bound endpoint; empty: nowhere
     char control[PATH_MAX];        // the admin socket (vdb_control.h); empty: none
+    char audit[PATH_MAX];          // the audit log (vdb_audit.h); empty: none
     char store[PATH_MAX];          // the message store file
     int store_sync;                // vdb_sync_t
     int64_t retention_age_ms;      // 0: no age limit

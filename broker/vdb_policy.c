@@ -1,7 +1,8 @@
-/*  vdb_policy: parses the policy language into compiled grants and evaluates them for one agency.
+/*  vdb_policy: parses the policy language into compiled grants and evaluates them for one agency;
+    keeps the policy's rate lines (per-role default rate limits) beside the grants.
     Invariants: a grant's topic is syntactically checked once, here, with its variables standing
-    for one byte each; a policy without grants is refused (it would deny everything, silently);
-    any error refuses the whole policy, never a part of it.  */
+    for one byte each; a policy without grants is refused (it would deny everything, silently),
+    whatever rate lines it holds; any error refuses the whole policy, never a part of it.  */
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -13,10 +14,13 @@
 #include "vedetta.h"
 #include "vdb_policy.h"
 #include "vdp_ids.h"
+#include "vdp_rate.h"
 #include "vdp_topic.h"
 
 #define S_ROLES     ((size_t)VDP_ROLE_BROKER + 1)
 #define S_ACTIONS   2u
+#define S_SCOPES    2u   // vdb_rate_scope_t
+#define S_RATE_TEXT 64u  // a valid rate text has at most 29 bytes ("<10^12>/s+<10^12>")
 #define S_MAX_PARTS 32u  // literal runs and variables in one grant's topic
 #define S_MSG_SIZE  384u // one parse error, before "origin:line: " is prepended
 
@@ -76,10 +80,21 @@ typedef struct {
     size_t generic; // index of the first grant without a literal first segment
 } s_list_t;
 
+//  The rate line of one (role, scope): its limits, and its line number (0: the policy has none).
+typedef struct {
+    vdp_rate_t msgs;
+    vdp_rate_t bytes;
+    unsigned line;
+} s_rates_t;
+
 struct vdb_policy_t {
     s_list_t list[S_ROLES][S_ACTIONS]; // by role, then action
-    size_t grant_count;
+    size_t grant_count;                // rate lines are not grants and are not counted
+    s_rates_t rates[S_ROLES][S_SCOPES];
 };
+
+//  The rate lines' second field, by vdb_rate_scope_t.
+static const char *const s_scope_names[S_SCOPES] = { "rate-key", "rate-org" };
 
 //  The segments of a concrete topic, split once per check.
 typedef struct {
@@ -653,6 +668,56 @@ s_token(const char *token, size_t len, char *out, size_t size)
     return true;
 }
 
+//  The scope a rate line's second field names, or -1 if it is not "rate-key" or "rate-org".
+static int
+s_rate_scope(const char *field, size_t len)
+{
+    for (size_t k = 0; k < S_SCOPES; k++)
+        if (strlen(s_scope_names[k]) == len && memcmp(s_scope_names[k], field, len) == 0)
+            return (int)k;
+    return -1;
+}
+
+/*  A rate line, "<role> rate-key|rate-org <messages> <bytes>", its role already read. Each
+    (role, scope) may appear once: a second line would silently override the first, and a
+    reader of the file could take either for the one in force.  */
+static int
+s_parse_rates(vdb_policy_t *self,
+              vdp_role_t role,
+              vdb_rate_scope_t scope,
+              const char *const field[4],
+              const size_t field_len[4],
+              unsigned number,
+              char *msg)
+{
+    s_rates_t *rates = &self->rates[role][scope];
+    if (rates->line != 0) {
+        s_format(msg, S_MSG_SIZE, "a second '%s %s' line (the first is line %u)",
+                 vdp_role_name(role), s_scope_names[scope], rates->line);
+        return VD_ECONFIG;
+    }
+    static const char *const what[2] = { "messages", "bytes" };
+    vdp_rate_t *out[2] = { &rates->msgs, &rates->bytes };
+    for (size_t k = 0; k < 2; k++) {
+        const char *value = field[2 + k];
+        size_t len = field_len[2 + k];
+        int shown = len > 64 ? 64 : (int)len;
+        char text[S_RATE_TEXT];
+        char why[128];
+        if (!s_token(value, len, text, sizeof text)) {
+            s_format(msg, S_MSG_SIZE, "%s %s '%.*s': too long for a rate", s_scope_names[scope],
+                     what[k], shown, value);
+            return VD_ECONFIG;
+        }
+        if (vdp_rate_parse(text, out[k], why, sizeof why) != VD_OK) {
+            s_format(msg, S_MSG_SIZE, "%s %s '%s': %s", s_scope_names[scope], what[k], text, why);
+            return VD_ECONFIG;
+        }
+    }
+    rates->line = number;
+    return VD_OK;
+}
+
 static int
 s_parse_line(vdb_policy_t *self, const char *line, size_t len, unsigned number, char *msg)
 {
@@ -685,6 +750,13 @@ s_parse_line(vdb_policy_t *self, const char *line, size_t len, unsigned number, 
     }
     if (fields == 0)
         return VD_OK;
+    //  A rate line has four fields too; when it has not, name its own shape.
+    int scope = fields >= 2 ? s_rate_scope(field[1], field_len[1]) : -1;
+    if (fields != 4 && scope >= 0) {
+        s_format(msg, S_MSG_SIZE, "expected 4 fields 'role %s messages bytes', found %zu",
+                 s_scope_names[scope], fields);
+        return VD_ECONFIG;
+    }
     if (fields != 4) {
         s_format(msg, S_MSG_SIZE, "expected 4 fields 'role action topic ceiling', found %zu",
                  fields);
@@ -704,13 +776,16 @@ s_parse_line(vdb_policy_t *self, const char *line, size_t len, unsigned number, 
                  shown[0], field[0]);
         return VD_ECONFIG;
     }
+    if (scope >= 0)
+        return s_parse_rates(self, role, (vdb_rate_scope_t)scope, field, field_len, number, msg);
     vdb_action_t action;
     if (field_len[1] == 7 && memcmp(field[1], "publish", 7) == 0)
         action = VDB_ACTION_PUBLISH;
     else if (field_len[1] == 9 && memcmp(field[1], "subscribe", 9) == 0)
         action = VDB_ACTION_SUBSCRIBE;
     else {
-        s_format(msg, S_MSG_SIZE, "unknown action '%.*s' (publish, subscribe)", shown[1], field[1]);
+        s_format(msg, S_MSG_SIZE, "unknown action '%.*s' (publish, subscribe, rate-key, rate-org)",
+                 shown[1], field[1]);
         return VD_ECONFIG;
     }
     s_grant_t grant;
@@ -849,4 +924,25 @@ size_t
 vdb_policy_grant_count(const vdb_policy_t *self)
 {
     return self ? self->grant_count : 0;
+}
+
+void
+vdb_policy_rates(const vdb_policy_t *self,
+                 vdp_role_t role,
+                 vdb_rate_scope_t scope,
+                 vdp_rate_t *msgs,
+                 vdp_rate_t *bytes)
+{
+    assert(msgs && bytes);
+    assert(scope == VDB_RATE_KEY || scope == VDB_RATE_ORG);
+    *msgs = scope == VDB_RATE_ORG ? VDB_RATE_ORG_MSGS : VDB_RATE_KEY_MSGS;
+    *bytes = scope == VDB_RATE_ORG ? VDB_RATE_ORG_BYTES : VDB_RATE_KEY_BYTES;
+    //  No policy, or a role no agency can hold: the defaults, as the interface promises.
+    if (!self || role <= VDP_ROLE_NONE || (size_t)role >= S_ROLES)
+        return;
+    const s_rates_t *rates = &self->rates[role][scope];
+    if (rates->line != 0) {
+        *msgs = rates->msgs;
+        *bytes = rates->bytes;
+    }
 }

@@ -1,6 +1,6 @@
 /*  vdb_policy: the policy language (docs/policy.md): its parser and the compiled grants that
     vdb_acl evaluates. Private to the broker; the public entry points (vdb_policy_parse, _load,
-    _destroy, _grant_count) are declared in vdb_acl.h.
+    _destroy, _grant_count, _rates) are declared in vdb_acl.h.
 
     Compiled form: each grant's topic is split at parse time into segments, and each segment into
     literal runs and variables ($org, $code, $j). Grants are grouped per (role, action) and, in

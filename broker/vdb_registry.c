@@ -376,3 +376,9 @@ vdb_registry_revoked_count(const vdb_registry_t *self)
         revoked += self->entries[i]->agency.status == VDP_KEY_REVOKED;
     return revoked;
 }
+
+const vdp_agency_t *
+vdb_registry_at(const vdb_registry_t *self, size_t i)
+{
+    return self && i < self->count ? &self->entries[i]->agency : NULL;
+}

@@ -43,4 +43,7 @@ size_t vdb_registry_key_count(const vdb_registry_t *self);
 size_t vdb_registry_org_count(const vdb_registry_t *self);
 size_t vdb_registry_revoked_count(const vdb_registry_t *self);
 
+//  The i-th key, in the order loaded (i < vdb_registry_key_count), or NULL. Borrowed likewise.
+const vdp_agency_t *vdb_registry_at(const vdb_registry_t *self, size_t i);
+
 #endif

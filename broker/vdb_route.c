@@ -141,6 +141,8 @@ s_deliver(void *subscriber, const char *pattern, void *arg)
         self->stats.withheld++;
         vdb_log_info("vdb_server: withheld seq=%" PRIu64 " to=%s rc=%s reason=%s", env->seq,
                      session->agency->org, vd_strerror_name(rc), reason);
+        vdb_server_audit(self, VDP_AUDIT_DELIVER_WITHHELD, session->agency->org, session->key,
+                         ctx->topic, env->id, env->seq, rc, reason);
         return;
     }
     if (!s_has_room(self, session)) {
@@ -218,6 +220,8 @@ s_catch_up_one(const vdb_store_msg_t *msg, void *arg)
         self->stats.withheld++;
         vdb_log_info("vdb_server: withheld seq=%" PRIu64 " to=%s rc=%s reason=%s (replay)",
                      msg->seq, session->agency->org, vd_strerror_name(rc), reason);
+        vdb_server_audit(self, VDP_AUDIT_DELIVER_WITHHELD, session->agency->org, session->key,
+                         topic, msg->id, msg->seq, rc, reason);
         return 0;
     }
     s_write_deliver(self, stream, pattern, msg->seq, msg->accepted_at, msg->raw, msg->raw_len);
@@ -524,6 +528,8 @@ vdb_route_subscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t 
         vdp_sanitize(cmd->pattern, strlen(cmd->pattern), shown, sizeof shown);
         vdb_log_notice("vdb_server: subscribe denied org=%s pattern=%s rc=%s reason=%s",
                        session->agency->org, shown, vd_strerror_name(rc), reason);
+        vdb_server_audit(self, VDP_AUDIT_SUB_DENY, session->agency->org, session->key, shown, NULL,
+                         0, rc, reason);
         vdb_server_error(self, session, cmd->ref, rc, reason);
         return;
     }
@@ -552,6 +558,11 @@ vdb_route_subscribe(vdb_server_t *self, vdb_session_t *session, const vdp_cmd_t 
     uint64_t after = stream->live ? stream->last_seq : stream->pos;
     vdb_log_info("vdb_server: subscribed org=%s pattern=%s durable=%s after=%" PRIu64,
                  session->agency->org, cmd->pattern, stream->durable, after);
+    char how[VDP_MAX_DURABLE + 64];
+    snprintf(how, sizeof how, "%s%s, from after seq %" PRIu64,
+             stream->durable[0] ? "durable " : "live", stream->durable, after);
+    vdb_server_audit(self, VDP_AUDIT_SUB_GRANT, session->agency->org, session->key, cmd->pattern,
+                     NULL, 0, VD_OK, how);
     s_ok(self, session, cmd->ref, after, true);
 }
 

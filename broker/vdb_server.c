@@ -35,12 +35,16 @@
 #include "vdp_topic.h"
 #include "vedetta.h"
 
-#define READ_BATCH        512        // messages read per poll round before flushing
-#define HOUSEKEEPING_MS   250        // how often idle sessions and acked cursors are seen to
-#define RETRY_MS          5          // poll timeout while some session's output is blocked
-#define DEFAULT_HB_MS     2000       // heartbeat granted when hello asks for none
-#define PENDING_MAX_COUNT 4096       // commit before staging more than this...
-#define PENDING_MAX_BYTES (8u << 20) // ...or this many envelope bytes
+#define READ_BATCH      512 // messages read per poll round before flushing
+#define HOUSEKEEPING_MS 250 // how often idle sessions and acked cursors are seen to
+#define RETRY_MS        5   // poll timeout while some session's output is blocked
+//  How often the audit log is fsynced and its signed head replaced: what a power loss may take
+//  of the log (a crash of the broker takes nothing: every round's records are written before
+//  its receipts and deliveries are sent).
+#define AUDIT_CHECKPOINT_MS 1000
+#define DEFAULT_HB_MS       2000       // heartbeat granted when hello asks for none
+#define PENDING_MAX_COUNT   4096       // commit before staging more than this...
+#define PENDING_MAX_BYTES   (8u << 20) // ...or this many envelope bytes
 
 int64_t
 vdb_server_now_ms(void)
@@ -88,6 +92,59 @@ void
 vdb_server_close_session(vdb_server_t *self, vdb_session_t *session, const char *why)
 {
     s_session_close(self, session, why);
+}
+
+//  Logs an audit failure once per episode, and its end.
+static void
+s_audit_failing(vdb_server_t *self, int rc, const char *what)
+{
+    if (rc == VD_OK) {
+        if (self->audit_failing)
+            vdb_log_notice("vdb_server: the audit log works again");
+        self->audit_failing = false;
+    } else if (!self->audit_failing) {
+        vdb_log_error("vdb_server: audit log: %s (%s); logged once until it works again", what,
+                      vd_strerror_name(rc));
+        self->audit_failing = true;
+    }
+}
+
+void
+vdb_server_audit(vdb_server_t *self,
+                 vdp_audit_kind_t kind,
+                 const char *org,
+                 const char *key,
+                 const char *topic,
+                 const char *id,
+                 uint64_t seq,
+                 int code,
+                 const char *reason)
+{
+    vdp_audit_record_t record = {
+        .kind = kind,
+        .org = org,
+        .key = key,
+        .topic = topic,
+        .id = id,
+        .seq = seq,
+        .code = code == VD_OK ? "OK" : vd_strerror_name(code),
+        .reason = reason && *reason ? reason : NULL,
+    };
+    vdb_server_audit_record(self, &record);
+}
+
+void
+vdb_server_audit_record(vdb_server_t *self, const vdp_audit_record_t *record)
+{
+    if (!self->audit)
+        return;
+    int rc = vdb_audit_record(self->audit, record);
+    if (rc == VD_ELIMIT) { // a full buffer: write it out now, then the record fits
+        char err[256];
+        if (vdb_audit_flush(self->audit, false, err, sizeof err) == VD_OK)
+            rc = vdb_audit_record(self->audit, record);
+    }
+    s_audit_failing(self, rc, "a record could not be kept");
 }
 
 void
@@ -144,7 +201,7 @@ s_orphan_reply(
     vdp_sanitize(reason, strlen(reason), safe, sizeof safe);
     const char *text = rc == VD_OK ? "no session: send hello first" : safe;
     if (cmd->op == VDP_OP_PUB && vdp_uuid_valid(env->id))
-        vdp_writer_receipt(out, env->id, VDP_RECEIPT_REJECTED, 0, 0, code, text);
+        vdp_writer_receipt(out, env->id, VDP_RECEIPT_REJECTED, 0, 0, code, text, 0);
     else
         vdp_writer_error(out, cmd->op == VDP_OP_PUB ? 0 : cmd->ref, code, text);
 }
@@ -157,10 +214,11 @@ s_receipt(vdb_server_t *self,
           uint64_t seq,
           int64_t at,
           int code,
-          const char *reason)
+          const char *reason,
+          uint32_t retry_after_ms)
 {
     vdp_writer_t *out = vdb_session_writer(session, VDB_CMD_OVERHEAD + strlen(reason));
-    if (out && vdp_writer_receipt(out, id, status, seq, at, code, reason) == VD_OK)
+    if (out && vdp_writer_receipt(out, id, status, seq, at, code, reason, retry_after_ms) == VD_OK)
         vdb_server_mark_dirty(self, session);
 }
 
@@ -170,7 +228,9 @@ s_reject(vdb_server_t *self, vdb_session_t *session, const char *id, int code, c
     self->stats.rejected++;
     vdb_log_notice("vdb_server: publish rejected org=%s id=%s rc=%s reason=%s",
                    session->agency->org, id, vd_strerror_name(code), reason);
-    s_receipt(self, session, id, VDP_RECEIPT_REJECTED, 0, 0, code, reason);
+    vdb_server_audit(self, VDP_AUDIT_PUB_REJECT, session->agency->org, session->key, NULL, id, 0,
+                     code, reason);
+    s_receipt(self, session, id, VDP_RECEIPT_REJECTED, 0, 0, code, reason, 0);
 }
 
 //  -------------------------------------------------------------------------------------------
@@ -275,25 +335,30 @@ s_lookup(vdb_server_t *self, const char *sender, const char *id, vdb_index_entry
 static void
 s_answer_accepted(vdb_server_t *self,
                   vdb_session_t *session,
+                  const char *key,
+                  const char *topic,
                   const char *sender,
                   const char *id,
                   uint64_t seq,
                   int64_t accepted_at,
                   vdp_tlp_t tlp)
 {
+    vdb_server_audit(self, VDP_AUDIT_PUB_ACCEPT, sender, key, topic, id, seq, VD_OK, NULL);
     if (!self->store)
         vdb_index_put(self->index, sender, id,
                       (vdb_index_entry_t){ .seq = seq, .accepted_at = accepted_at, .tlp = tlp });
     self->stats.accepted++;
     if (session)
-        s_receipt(self, session, id, VDP_RECEIPT_ACCEPTED, seq, accepted_at, VD_OK, "");
+        s_receipt(self, session, id, VDP_RECEIPT_ACCEPTED, seq, accepted_at, VD_OK, "", 0);
 }
 
-//  An accepted message (stamped with seq and accepted_at): remembered, answered, routed.
+//  An accepted message (stamped with seq and accepted_at), published with `key`: remembered,
+//  answered, routed.
 static void
-s_accepted(vdb_server_t *self, vdb_session_t *session, const vdp_envelope_t *env)
+s_accepted(vdb_server_t *self, vdb_session_t *session, const char *key, const vdp_envelope_t *env)
 {
-    s_answer_accepted(self, session, env->sender, env->id, env->seq, env->accepted_at, env->tlp);
+    s_answer_accepted(self, session, key, env->topic, env->sender, env->id, env->seq,
+                      env->accepted_at, env->tlp);
     vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s", env->seq,
                   env->sender, env->topic, vdp_tlp_name(env->tlp));
     vdb_route_message(self, env);
@@ -320,8 +385,11 @@ s_commit_refused(vdb_server_t *self, vdb_pending_t *batch, const char *err)
     for (size_t i = 0; i < count; i++) {
         vdb_session_t *session = zhashx_lookup(self->sessions, vdb_pending_rid_key(batch, i));
         self->stats.rejected++;
+        vdb_server_audit(self, VDP_AUDIT_PUB_REJECT, records[i].sender, records[i].key,
+                         records[i].topic, records[i].id, 0, VD_ESTORE, reason);
         if (session)
-            s_receipt(self, session, records[i].id, VDP_RECEIPT_REJECTED, 0, 0, VD_ESTORE, reason);
+            s_receipt(self, session, records[i].id, VDP_RECEIPT_REJECTED, 0, 0, VD_ESTORE, reason,
+                      0);
     }
     vdb_pending_reset(batch);
 }
@@ -391,8 +459,8 @@ s_commit_answer(vdb_server_t *self)
         vdb_session_t *session =
             zhashx_lookup(self->sessions, vdb_pending_rid_key(self->committing, i));
         if (!s_wanted(self, msg)) {
-            s_answer_accepted(self, session, msg->sender, msg->id, msg->seq, msg->accepted_at,
-                              msg->tlp);
+            s_answer_accepted(self, session, msg->key, msg->topic, msg->sender, msg->id, msg->seq,
+                              msg->accepted_at, msg->tlp);
             vdb_log_debug("vdb_server: accepted seq=%" PRIu64 " org=%s topic=%s tlp=%s (no route)",
                           msg->seq, msg->sender, msg->topic, vdp_tlp_name(msg->tlp));
             continue;
@@ -403,13 +471,13 @@ s_commit_answer(vdb_server_t *self)
             //  Cannot happen (the same decoder passed these bytes); stored all the same, so the
             //  publisher still gets its one receipt, and nothing undecodable is routed.
             vdb_log_error("vdb_server: stored envelope seq=%" PRIu64 " does not decode", msg->seq);
-            s_answer_accepted(self, session, msg->sender, msg->id, msg->seq, msg->accepted_at,
-                              msg->tlp);
+            s_answer_accepted(self, session, msg->key, msg->topic, msg->sender, msg->id, msg->seq,
+                              msg->accepted_at, msg->tlp);
             continue;
         }
         self->committed.seq = msg->seq;
         self->committed.accepted_at = msg->accepted_at;
-        s_accepted(self, session, &self->committed);
+        s_accepted(self, session, msg->key, &self->committed);
     }
     vdb_pending_reset(self->committing);
 }
@@ -444,6 +512,70 @@ vdb_server_store(vdb_server_t *self)
     return self->store;
 }
 
+/*  The rate limits of `who`: its role's from the policy (or the built-in defaults), its own
+    agency file's rate and bytes over those of its key.  */
+static void
+s_limits(const vdb_server_t *self, const vdp_agency_t *who, vdb_limits_t *key, vdb_limits_t *org)
+{
+    vdb_policy_rates(self->policy, who->role, VDB_RATE_KEY, &key->msgs, &key->bytes);
+    if (who->rate.per_second)
+        key->msgs = who->rate;
+    if (who->bytes.per_second)
+        key->bytes = who->bytes;
+    vdb_policy_rates(self->policy, who->role, VDB_RATE_ORG, &org->msgs, &org->bytes);
+}
+
+/*  Whether `env` fits its key's and its org's rate limits (and is counted against them); if not,
+    it is rejected with ERATE and a retry_after hint. A refusal episode is logged once, when it
+    starts and when it ends, not once per message: a flood must not flood the log too.  */
+static bool
+s_within_rate(vdb_server_t *self, vdb_session_t *session, const vdp_envelope_t *env)
+{
+    const vdp_agency_t *who = session->agency;
+    vdb_limits_t key, org;
+    s_limits(self, who, &key, &org);
+    vdb_limiter_refusal_t refusal;
+    if (vdb_limiter_take(self->limiter, session->key, &key, who->org, &org, env->raw_len,
+                         zclock_usecs(), &refusal)) {
+        if (session->throttled) {
+            vdb_log_notice("vdb_server: rate limit: admitting again org=%s key=%s refused=%" PRIu64,
+                           who->org, session->key, session->throttled);
+            char summary[96];
+            snprintf(summary, sizeof summary, "%" PRIu64 " publishes refused for the rate limit",
+                     session->throttled);
+            vdb_server_audit(self, VDP_AUDIT_PUB_REJECT, who->org, session->key, NULL, NULL, 0,
+                             VD_ERATE, summary);
+        }
+        session->throttled = 0;
+        return true;
+    }
+    const vdb_limits_t *limits = refusal.org ? &org : &key;
+    const vdp_rate_t *rate = refusal.bytes ? &limits->bytes : &limits->msgs;
+    char text[64] = "";
+    vdp_rate_format(rate, text, sizeof text);
+    char reason[VDP_MAX_REASON + 1];
+    if (refusal.retry_after_ms == 0)
+        snprintf(reason, sizeof reason, "envelope of %zu bytes is over the burst of %s %s (%s)",
+                 env->raw_len, refusal.org ? "org" : "key", who->org, text);
+    else
+        snprintf(reason, sizeof reason, "%s %s over its rate of %s %s: retry after %" PRIu32 " ms",
+                 refusal.org ? "org" : "key of", who->org, text,
+                 refusal.bytes ? "bytes" : "messages", refusal.retry_after_ms);
+    //  Logged and audited at the first refusal, then counted until a publish fits again: a
+    //  flood must not flood the log and the audit log too.
+    if (session->throttled++ == 0) {
+        vdb_log_notice("vdb_server: rate limit: refusing org=%s key=%s reason=%s (logged once "
+                       "until admitted again)",
+                       who->org, session->key, reason);
+        vdb_server_audit(self, VDP_AUDIT_PUB_REJECT, who->org, session->key, env->topic, env->id, 0,
+                         VD_ERATE, reason);
+    }
+    self->stats.rejected++;
+    s_receipt(self, session, env->id, VDP_RECEIPT_REJECTED, 0, 0, VD_ERATE, reason,
+              refusal.retry_after_ms);
+    return false;
+}
+
 static void
 s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
 {
@@ -475,7 +607,7 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     if (found == VD_OK) { // a retry: harmless, answered with the first seq
         self->stats.duplicates++;
         s_receipt(self, session, env->id, VDP_RECEIPT_DUPLICATE, first.seq, first.accepted_at,
-                  VD_OK, "");
+                  VD_OK, "", 0);
         return;
     }
     if (found != VD_ENOTFOUND) {
@@ -511,10 +643,12 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
             return;
         }
     }
+    if (!s_within_rate(self, session, env))
+        return;
     env->accepted_at = now;
     if (!self->store) { // live only: nothing to wait for
         env->seq = ++self->seq;
-        s_accepted(self, session, env);
+        s_accepted(self, session, session->key, env);
         return;
     }
     //  Accepted: staged for the next batch (numbered when it goes to the store); answered and
@@ -743,9 +877,23 @@ s_read_round(vdb_server_t *self)
 }
 
 //  Sends what every dirty session has queued. Sessions libzmq could not take stay listed.
+//  Writes the round's audit records (fsyncing them and signing the head if `checkpoint`).
+static void
+s_audit_flush(vdb_server_t *self, bool checkpoint)
+{
+    if (!self->audit)
+        return;
+    char err[256] = "";
+    int rc = checkpoint ? vdb_audit_checkpoint(self->audit, err, sizeof err)
+                        : vdb_audit_flush(self->audit, false, err, sizeof err);
+    s_audit_failing(self, rc, err);
+}
+
 static void
 s_flush_round(vdb_server_t *self)
 {
+    //  Records first: nothing leaves for a peer before its audit record is in the file.
+    s_audit_flush(self, false);
     size_t count = zlistx_size(self->dirty);
     for (size_t i = 0; i < count; i++) {
         vdb_session_t *session = zlistx_first(self->dirty);
@@ -839,6 +987,7 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop, volatile sig_ato
 {
     int64_t next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
     int64_t next_retention = zclock_mono() + self->config.retention_interval_ms;
+    int64_t next_audit = zclock_mono() + AUDIT_CHECKPOINT_MS;
     bool more = false; // streams behind could take more at once
     while (!*stop) {
         if (reload && *reload) { // SIGHUP: between two rounds, so between two messages
@@ -888,6 +1037,10 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop, volatile sig_ato
             vdb_route_save_cursors(self);
             next_housekeeping = zclock_mono() + HOUSEKEEPING_MS;
         }
+        if (self->audit && zclock_mono() >= next_audit) {
+            s_audit_flush(self, true);
+            next_audit = zclock_mono() + AUDIT_CHECKPOINT_MS;
+        }
         if (self->store && zclock_mono() >= next_retention) {
             s_retention(self);
             next_retention = zclock_mono() + self->config.retention_interval_ms;
@@ -901,8 +1054,34 @@ vdb_server_run(vdb_server_t *self, volatile sig_atomic_t *stop, volatile sig_ato
 //  -------------------------------------------------------------------------------------------
 //  Set-up
 
+//  ZAP's decisions go to the audit log.
+static void
+s_on_handshake(void *arg,
+               bool accepted,
+               const char *peer,
+               const char *key,
+               const char *org,
+               const char *reason)
+{
+    vdp_audit_record_t record = {
+        .kind = accepted ? VDP_AUDIT_AUTH_OK : VDP_AUDIT_AUTH_FAIL,
+        .org = org,
+        .key = *key ? key : NULL,
+        .peer = peer,
+        .code = accepted ? "OK" : "EAUTH",
+        .reason = reason,
+    };
+    vdb_server_audit_record(arg, &record);
+}
+
+//  The broker's CURVE secret key and Ed25519 signing key (for the audit log's head), which the
+//  caller wipes.
 static int
-s_load_key(vdb_server_t *self, uint8_t secret[32], char *err, size_t err_size)
+s_load_key(vdb_server_t *self,
+           uint8_t secret[32],
+           uint8_t sign[VDP_SIGN_SECRET_BYTES],
+           char *err,
+           size_t err_size)
 {
     vdp_secret_t key;
     char why[512] = "";
@@ -918,6 +1097,9 @@ s_load_key(vdb_server_t *self, uint8_t secret[32], char *err, size_t err_size)
     else if (zmq_z85_decode(secret, key.curve_secret) == NULL)
         rc = vdp_errorf(err, err_size, -1, "broker key %s: %s", self->config.secret,
                         "bad curve-secret");
+    else if (vdp_secret_sign_key(&key, sign) != VD_OK)
+        rc = vdp_errorf(err, err_size, -1, "broker key %s: %s", self->config.secret,
+                        "bad sign-secret");
     else {
         snprintf(self->name, sizeof self->name, "%s", key.agency.org);
         snprintf(self->public_key, sizeof self->public_key, "%s", key.agency.curve_public);
@@ -974,6 +1156,7 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     self->config = *config;
     char why[512] = "";
     uint8_t secret[32];
+    uint8_t sign[VDP_SIGN_SECRET_BYTES];
     self->registry = vdb_registry_load(config->registry, why, sizeof why);
     if (!self->registry) {
         vdp_errorf(err, err_size, -1, "registry: %s", why);
@@ -991,8 +1174,8 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
         vdp_errorf(err, err_size, -1, "policy: %s", why);
         goto err_destroy;
     }
-    if (s_load_key(self, secret, err, err_size) != 0)
-        goto err_destroy;
+    if (s_load_key(self, secret, sign, err, err_size) != 0)
+        goto err_wipe;
     self->sessions = zhashx_new();
     self->dirty = zlistx_new();
     self->subs = vdb_subs_new();
@@ -1001,8 +1184,10 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
     self->index = config->store[0] ? NULL : vdb_index_new(config->dedup_window);
     self->staged = vdb_pending_new();
     self->committing = vdb_pending_new();
+    self->limiter = vdb_limiter_new();
     if (!self->sessions || !self->dirty || !self->subs || !self->durables ||
-        (!self->index && !config->store[0]) || !self->staged || !self->committing) {
+        (!self->index && !config->store[0]) || !self->staged || !self->committing ||
+        !self->limiter) {
         vdp_errorf(err, err_size, -1, "out of memory");
         goto err_wipe;
     }
@@ -1022,12 +1207,24 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
         }
     }
     zhashx_set_destructor(self->sessions, s_session_free);
+    //  Before the ZAP handler, whose every decision it records; after the store, whose lock
+    //  keeps a second broker out first.
+    if (config->audit[0]) {
+        char why_audit[512] = "";
+        self->audit = vdb_audit_open(config->audit, sign, why_audit, sizeof why_audit);
+        if (!self->audit) {
+            vdp_errorf(err, err_size, -1, "audit log: %s", why_audit);
+            goto err_wipe;
+        }
+    }
+    sodium_memzero(sign, sizeof sign);
     //  The ZAP handler must exist before the ROUTER binds: without one libzmq admits any key.
     self->zap = vdb_zap_new(self->registry);
     if (!self->zap) {
         vdp_errorf(err, err_size, -1, "cannot start the ZAP handler (another in this process?)");
         goto err_wipe;
     }
+    vdb_zap_set_observer(self->zap, s_on_handshake, self);
     if (s_bind(self, secret, err, err_size) != 0)
         goto err_wipe;
     sodium_memzero(secret, sizeof secret);
@@ -1047,10 +1244,23 @@ vdb_server_new(const vdb_config_t *config, char *err, size_t err_size)
         self->name, self->endpoint, self->public_key, vdb_registry_org_count(self->registry),
         vdb_registry_key_count(self->registry), vdb_policy_grant_count(self->policy), store,
         self->seq);
+    if (self->audit) {
+        //  What opening found wrong with the log goes into the chain itself.
+        char started[VDP_AUDIT_MAX_FIELD];
+        const char *damage = vdb_audit_damage(self->audit);
+        snprintf(started, sizeof started, "listening on %s orgs=%zu keys=%zu grants=%zu%s%s",
+                 self->endpoint, vdb_registry_org_count(self->registry),
+                 vdb_registry_key_count(self->registry), vdb_policy_grant_count(self->policy),
+                 *damage ? "; audit log damage found at open: " : "", damage);
+        vdb_server_audit(self, VDP_AUDIT_BROKER_START, self->name, self->public_key, NULL, NULL,
+                         self->seq, VD_OK, started);
+        self->audit_started = true;
+    }
     return self;
 
 err_wipe:
     sodium_memzero(secret, sizeof secret);
+    sodium_memzero(sign, sizeof sign);
 err_destroy:
     vdb_server_destroy(&self);
     return NULL;
@@ -1077,7 +1287,21 @@ vdb_server_destroy(vdb_server_t **self_p)
     vdb_index_destroy(&self->index);
     vdb_pending_destroy(&self->staged);
     vdb_pending_destroy(&self->committing);
+    vdb_limiter_destroy(&self->limiter);
     vdb_store_close(&self->store);
+    if (self->audit_started) {
+        char stopped[256];
+        snprintf(stopped, sizeof stopped,
+                 "accepted=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64
+                 " delivered=%" PRIu64 " withheld=%" PRIu64,
+                 self->stats.accepted, self->stats.duplicates, self->stats.rejected,
+                 self->stats.delivered, self->stats.withheld);
+        vdb_server_audit(self, VDP_AUDIT_BROKER_STOP, self->name, self->public_key, NULL, NULL,
+                         self->seq, VD_OK, stopped);
+    }
+    char why[512] = "";
+    if (self->audit && vdb_audit_close(&self->audit, why, sizeof why) != VD_OK)
+        vdb_log_error("vdb_server: closing the audit log: %s", why);
     vdp_envelope_reset(&self->committed);
     vdp_envelope_reset(&self->replay);
     vdb_policy_destroy(&self->policy);

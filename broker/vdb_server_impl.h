@@ -9,9 +9,11 @@
 #include <czmq.h>
 
 #include "vdb_acl.h"
+#include "vdb_audit.h"
 #include "vdb_committer.h"
 #include "vdb_control.h"
 #include "vdb_index.h"
+#include "vdb_limiter.h"
 #include "vdb_pending.h"
 #include "vdb_registry.h"
 #include "vdb_server.h"
@@ -43,6 +45,10 @@ struct vdb_server_t {
                                 // through vdb_server_store() while a batch may be in flight
     vdb_committer_t *committer; // owned, with a store: writes one batch at a time
     vdb_control_t *control;     // owned: the admin socket; NULL if none is configured
+    vdb_limiter_t *limiter;     // owned: the rate limits' buckets, per key and per org
+    vdb_audit_t *audit;         // owned: the audit log; NULL if none is configured
+    bool audit_failing;         // a record or flush failed: logged once until one works
+    bool audit_started;         // broker.start recorded: broker.stop is recorded at the end
     vdb_pending_t *staged;      // accepted, waiting for the batch in flight to be written
     vdb_pending_t *committing;  // the batch in flight, its records borrowed by the committer
     uint64_t seq;               // last seq given: routed, and committed if there is a store
@@ -67,6 +73,22 @@ void vdb_server_close_session(vdb_server_t *self, vdb_session_t *session, const 
 //  Sends an error to a peer at once (not through a session's batch), or not at all.
 void vdb_server_error_direct(
     vdb_server_t *self, const uint8_t *rid, size_t rid_len, int code, const char *reason);
+
+/*  Records an event in the audit log (a no-op without one). `code` is VD_OK or an error code;
+    the strings may be NULL. A failure is logged once until recording works again, and never
+    stops the broker.  */
+void vdb_server_audit(vdb_server_t *self,
+                      vdp_audit_kind_t kind,
+                      const char *org,
+                      const char *key,
+                      const char *topic,
+                      const char *id,
+                      uint64_t seq,
+                      int code,
+                      const char *reason);
+
+//  The same, for a record made by the caller (a handshake's, which names the peer).
+void vdb_server_audit_record(vdb_server_t *self, const vdp_audit_record_t *record);
 
 //  Handles the request waiting on the control socket (vdb_admin.c).
 void vdb_server_control(vdb_server_t *self);

@@ -42,6 +42,7 @@ typedef struct {
     bool dirty;           // listed for flushing at the end of the round
     bool overflowing;     // dropping deliveries: logged once per episode
     bool misbehaved;      // sent a bad command: logged once per session
+    uint64_t throttled;   // publishes refused for its rate limits since its last accepted one
     int64_t gone_at;      // monotonic ms when a send found the peer gone; 0 while it is there
     uint64_t dropped;     // deliveries dropped for overflow
 } vdb_session_t;

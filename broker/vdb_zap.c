@@ -14,6 +14,8 @@
 struct vdb_zap_t {
     zsock_t *socket;           // REP, bound to the ZAP endpoint
     const vdb_registry_t *reg; // borrowed
+    vdb_zap_decision_fn *observer;
+    void *observer_arg;
     uint64_t accepted;
     uint64_t refused;
 };
@@ -54,6 +56,13 @@ vdb_zap_set_registry(vdb_zap_t *self, const vdb_registry_t *reg)
     self->reg = reg;
 }
 
+void
+vdb_zap_set_observer(vdb_zap_t *self, vdb_zap_decision_fn *fn, void *arg)
+{
+    self->observer = fn;
+    self->observer_arg = arg;
+}
+
 //  Decides one request. Fills user_id (Z85 key) on success; returns the status code.
 static const char *
 s_decide(vdb_zap_t *self, zmsg_t *request, char *user_id, const char **text)
@@ -67,6 +76,7 @@ s_decide(vdb_zap_t *self, zmsg_t *request, char *user_id, const char **text)
     char *mechanism = zmsg_popstr(request);
     zframe_t *key = zmsg_pop(request);
     const char *status = "400";
+    const char *org = NULL;
     char peer[64] = "?";
     if (address)
         vdp_sanitize(address, strlen(address), peer, sizeof peer);
@@ -97,7 +107,11 @@ s_decide(vdb_zap_t *self, zmsg_t *request, char *user_id, const char **text)
             vdb_log_info("vdb_zap: accepted peer=%s key=%s org=%s label=%s", peer, key_text,
                          agency->org, agency->label);
         }
+        org = agency ? agency->org : NULL;
     }
+    if (self->observer)
+        self->observer(self->observer_arg, *status == '2', peer, key_text, org,
+                       *status == '2' ? NULL : *text);
     zstr_free(&version);
     zstr_free(&domain);
     zstr_free(&address);

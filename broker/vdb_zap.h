@@ -9,6 +9,7 @@
 #ifndef VDB_ZAP_H_INCLUDED
 #define VDB_ZAP_H_INCLUDED
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vdb_registry.h"
@@ -28,6 +29,17 @@ void *vdb_zap_socket(vdb_zap_t *self);
 
 //  Swaps the registry used for later requests.
 void vdb_zap_set_registry(vdb_zap_t *self, const vdb_registry_t *reg);
+
+/*  Called with every decision (for the audit log): `accepted`, the peer's address, the key
+    (Z85, "" if none was offered), the org (NULL if the key is unknown) and, on a refusal, the
+    reason ("unknown key", "revoked key", ...).  */
+typedef void(vdb_zap_decision_fn)(void *arg,
+                                  bool accepted,
+                                  const char *peer,
+                                  const char *key,
+                                  const char *org,
+                                  const char *reason);
+void vdb_zap_set_observer(vdb_zap_t *self, vdb_zap_decision_fn *fn, void *arg);
 
 //  Answers every pending request without blocking. Returns how many were answered.
 int vdb_zap_handle(vdb_zap_t *self);

@@ -625,6 +625,7 @@ s_on_receipt(vd_client_t *self, const vdp_cmd_t *cmd)
     if (cmd->status == VDP_RECEIPT_REJECTED) {
         receipt.code = s_known_code(cmd->code);
         memcpy(receipt.reason, cmd->reason, strnlen(cmd->reason, VDP_MAX_REASON));
+        receipt.retry_after_ms = cmd->retry_after_ms;
     } else if (cmd->status != VDP_RECEIPT_ACCEPTED && cmd->status != VDP_RECEIPT_DUPLICATE) {
         return; // no status we know: nothing to report
     }

@@ -4,6 +4,7 @@
     outlives this call in memory.  */
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,4 +51,34 @@ vd_keygen(const char *org,
 done:
     vdp_secret_wipe(&secret);
     return rc == VD_OK ? VD_OK : (rc == VD_EINVAL ? VD_EINVAL : VD_EIO);
+}
+
+int
+vd_keygen_rotate(const char *old_secret_path,
+                 const char *label,
+                 const char *secret_path,
+                 const char *public_path)
+{
+    if (!old_secret_path || !label || !secret_path || !public_path)
+        return VD_EINVAL;
+    if (sodium_init() < 0)
+        return VD_EINTERNAL;
+    vdp_secret_t old = { 0 };
+    char err[256];
+    int rc = vdp_secret_load(old_secret_path, &old, err, sizeof err);
+    //  Only the public part is needed from here on: the old secrets go at once.
+    vdp_agency_t agency = old.agency;
+    vdp_secret_wipe(&old);
+    if (rc != VD_OK)
+        return rc == VD_EACCES ? VD_EACCES : VD_EINVAL;
+    if (strcmp(label, agency.label) == 0)
+        return VD_EINVAL; // the same label would name the same files
+    char jurisdictions[VDP_MAX_JUR * (VDP_MAX_SEGMENT + 1) + 1] = "";
+    for (size_t i = 0; i < agency.jur_count; i++) {
+        if (i)
+            strcat(jurisdictions, ",");
+        strcat(jurisdictions, agency.jur[i]);
+    }
+    return vd_keygen(agency.org, agency.name, vdp_role_name(agency.role), jurisdictions, label,
+                     secret_path, public_path);
 }

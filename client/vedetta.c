@@ -5,6 +5,8 @@
         vedetta sub PATTERN... [--durable NAME] [--from-seq N | --since TIME] [--count N]
                     [--timeout MS]
         vedetta admin reload|stats [--control PATH]                    (vd_admin_cmd.c)
+        vedetta audit verify LOG [--head FILE] [--key BROKER.agency]    (vd_audit_cmd.c)
+        vedetta audit query LOG [--org ORG] [--kind KIND] [--since TIME] [--until TIME]
 
     Exit codes: 0 done; 1 usage or I/O error; 2 rejected or denied by the broker; 3 timeout or
     connection failure. Results go to stdout (one JSON object per line for pub and sub),
@@ -30,6 +32,7 @@
 #include "vdp_ids.h"
 #include "vdp_limits.h"
 #include "vd_admin_cmd.h"
+#include "vd_audit_cmd.h"
 #include "vd_client_internal.h"
 
 enum {
@@ -125,7 +128,14 @@ static const char *s_keygen_help =
     "  --jurisdiction J     COSC jurisdiction(s), comma-separated (cnaipic: national)\n"
     "  --label LABEL        which system of the org holds this key (default: default)\n"
     "  --out DIR            where to write the files (default: .)\n"
-    "  --help               this text\n";
+    "  --help               this text\n"
+    "\n"
+    "       vedetta keygen --rotate OLD.secret [--label LABEL] [--out DIR]\n"
+    "\n"
+    "Rotation: the next key of the agency of OLD.secret (same org, name, role and\n"
+    "jurisdictions), under a new label (default: the old label and today's date, e.g.\n"
+    "siem-20261122). Install the new .agency file and reload the broker: both keys work; move\n"
+    "the system to the new secret file, then revoke the old key and reload again.\n";
 
 static bool
 s_jurisdictions_valid(const char *list)
@@ -143,17 +153,100 @@ s_jurisdictions_valid(const char *list)
     return count > 0 && list[strlen(list) - 1] != ',' && list[0] != ',';
 }
 
+static bool
+s_label_valid(const char *label)
+{
+    return *label && strlen(label) <= VDP_MAX_LABEL &&
+           strspn(label, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(label);
+}
+
+//  The two files of a key: `<dir>/<org-slug>.<label>.secret` and `.agency`. False if too long.
+static bool
+s_key_paths(const char *dir,
+            const char *org,
+            const char *label,
+            char secret_path[PATH_MAX],
+            char public_path[PATH_MAX])
+{
+    char slug[VDP_MAX_ORG + 1];
+    if (vdp_org_slug(org, slug, sizeof slug) != 0)
+        return false;
+    int n1 = snprintf(secret_path, PATH_MAX, "%s/%s.%s.secret", dir, slug, label);
+    int n2 = snprintf(public_path, PATH_MAX, "%s/%s.%s.agency", dir, slug, label);
+    return n1 > 0 && n2 > 0 && n1 < PATH_MAX && n2 < PATH_MAX;
+}
+
+//  `vedetta keygen --rotate OLD.secret`: see s_keygen_help.
+static int
+s_keygen_rotate(const char *old_path, const char *label, const char *dir, bool described)
+{
+    if (described)
+        return s_usage_error("keygen", "--rotate takes the org, name, role and jurisdictions "
+                                       "from the old key: give only --label and --out");
+    vdp_secret_t old;
+    char err[512] = "";
+    int rc = vdp_secret_load(old_path, &old, err, sizeof err);
+    vdp_agency_t agency = old.agency; // the public part; the secrets go at once
+    vdp_secret_wipe(&old);
+    if (rc != VD_OK) {
+        fprintf(stderr, "vedetta keygen: %s\n", err);
+        return EXIT_USAGE;
+    }
+    char fresh[VDP_MAX_LABEL + 1 + 16]; // checked against VDP_MAX_LABEL below
+    if (!label) {
+        char day[16];
+        time_t now = time(NULL);
+        struct tm utc;
+        gmtime_r(&now, &utc);
+        strftime(day, sizeof day, "%Y%m%d", &utc);
+        if (strlen(agency.label) + 1 + strlen(day) > VDP_MAX_LABEL)
+            return s_usage_error("keygen", "label '%s' too long to extend: give --label",
+                                 agency.label);
+        snprintf(fresh, sizeof fresh, "%s-%s", agency.label, day);
+        label = fresh;
+    }
+    if (!s_label_valid(label))
+        return s_usage_error("keygen", "invalid label '%s' (use [a-z0-9-])", label);
+    if (strcmp(label, agency.label) == 0)
+        return s_usage_error("keygen", "the new key needs a label other than '%s'", label);
+    char secret_path[PATH_MAX], public_path[PATH_MAX];
+    if (!s_key_paths(dir, agency.org, label, secret_path, public_path))
+        return s_usage_error("keygen", "output directory path too long: %s", dir);
+    rc = vd_keygen_rotate(old_path, label, secret_path, public_path);
+    if (rc != VD_OK) {
+        fprintf(stderr, "vedetta keygen: cannot write %s or %s: %s\n", secret_path, public_path,
+                rc == VD_EIO ? "a file exists or the directory is not writable" : vd_strerror(rc));
+        return EXIT_USAGE;
+    }
+    vdp_agency_t next;
+    if (vdp_agency_load(public_path, &next, err, sizeof err) != VD_OK) {
+        fprintf(stderr, "vedetta keygen: %s: cannot read back: %s\n", public_path, err);
+        return EXIT_USAGE;
+    }
+    printf("secret: %s\nagency: %s\ncurve-public: %s\nreplaces: %s\n", secret_path, public_path,
+           next.curve_public, agency.curve_public);
+    fprintf(stderr,
+            "vedetta keygen: next: install %s in the broker's registry and reload it; move the "
+            "system to %s; then set status = \"revoked\" in the old key's .agency file and "
+            "reload again\n",
+            public_path, secret_path);
+    return EXIT_OK;
+}
+
 static int
 s_cmd_keygen(int argc, char **argv)
 {
-    static const struct option options[] = {
-        { "org", required_argument, NULL, 'o' },   { "name", required_argument, NULL, 'n' },
-        { "role", required_argument, NULL, 'r' },  { "jurisdiction", required_argument, NULL, 'j' },
-        { "label", required_argument, NULL, 'l' }, { "out", required_argument, NULL, 'd' },
-        { "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 }
-    };
-    const char *org = NULL, *name = NULL, *role = NULL, *jur = NULL;
-    const char *label = "default", *dir = ".";
+    static const struct option options[] = { { "org", required_argument, NULL, 'o' },
+                                             { "name", required_argument, NULL, 'n' },
+                                             { "role", required_argument, NULL, 'r' },
+                                             { "jurisdiction", required_argument, NULL, 'j' },
+                                             { "label", required_argument, NULL, 'l' },
+                                             { "out", required_argument, NULL, 'd' },
+                                             { "rotate", required_argument, NULL, 'R' },
+                                             { "help", no_argument, NULL, 'h' },
+                                             { NULL, 0, NULL, 0 } };
+    const char *org = NULL, *name = NULL, *role = NULL, *jur = NULL, *rotate = NULL;
+    const char *label = NULL, *dir = ".";
     int opt;
     while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
         switch (opt) {
@@ -175,6 +268,9 @@ s_cmd_keygen(int argc, char **argv)
         case 'd':
             dir = optarg;
             break;
+        case 'R':
+            rotate = optarg;
+            break;
         case 'h':
             fputs(s_keygen_help, stdout);
             return EXIT_OK;
@@ -186,6 +282,10 @@ s_cmd_keygen(int argc, char **argv)
     }
     if (optind < argc)
         return s_usage_error("keygen", "unexpected argument '%s'", argv[optind]);
+    if (rotate)
+        return s_keygen_rotate(rotate, label, dir, org || name || role || jur);
+    if (!label)
+        label = "default";
     if (!org || !name || !role || !jur)
         return s_usage_error("keygen", "--org, --name, --role and --jurisdiction are required");
     vdp_role_t role_id = vdp_role_from_name(role);
@@ -444,6 +544,8 @@ s_print_receipt(const vd_receipt_t *receipt)
         json_object_set_new(obj, "code", json_string(vd_strerror_name(receipt->code)));
         json_object_set_new(obj, "error", json_string(vd_strerror(receipt->code)));
         json_object_set_new(obj, "reason", json_string(receipt->reason));
+        if (receipt->retry_after_ms > 0)
+            json_object_set_new(obj, "retry_after_ms", json_integer(receipt->retry_after_ms));
     } else {
         json_object_set_new(obj, "seq", json_integer((json_int_t)receipt->seq));
         char iso[VD_ISO8601_SIZE];
@@ -1024,6 +1126,7 @@ static const char *s_help =
     "  pub       publish one message and print its receipt\n"
     "  sub       subscribe and print delivered messages as JSON lines\n"
     "  admin     ask the broker on this machine: reload, stats\n"
+    "  audit     verify or query the broker's audit log\n"
     "  help      this text\n"
     "\n"
     "Run 'vedetta COMMAND --help' for a command's options. Exit codes: 0 ok, 1 usage or I/O\n"
@@ -1055,6 +1158,8 @@ main(int argc, char **argv)
         return s_cmd_sub(argc - 1, argv + 1);
     if (strcmp(command, "admin") == 0)
         return vd_admin_command(argc - 1, argv + 1);
+    if (strcmp(command, "audit") == 0)
+        return vd_audit_command(argc - 1, argv + 1);
     fprintf(stderr, "vedetta: unknown command '%s'\n\n", command);
     fputs(s_help, stderr);
     return EXIT_USAGE;

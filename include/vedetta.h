@@ -152,6 +152,7 @@ typedef struct {
     int64_t accepted_at;        // accepted/duplicate: UTC ms
     int code;                   // rejected: a vd_err_t
     char reason[256];           // rejected: human-readable reason from the broker
+    uint32_t retry_after_ms;    // rejected with VD_ERATE: try again after this long; else 0
 } vd_receipt_t;
 
 //  "accepted", "duplicate" or "rejected" (static storage).
@@ -328,6 +329,19 @@ VD_EXPORT VD_NODISCARD int vd_keygen(const char *org,
                                      const char *label,
                                      const char *secret_path,
                                      const char *public_path);
+
+/*  Key rotation: creates the next key of the agency whose secret file is `old_secret_path`
+    (read with the same permission check as connecting), with the same org, name, role and
+    jurisdictions and a new `label`, which must differ from the old key's. Writes the new
+    secret and public files as vd_keygen() does; the old files are left untouched. The broker
+    accepts both keys once the new public file is installed and the registry reloaded; the old
+    one is then revoked (docs/keys.md). Returns VD_OK, VD_EINVAL (old file unreadable or
+    invalid, bad or unchanged label), VD_EACCES (old secret file readable by group or others),
+    VD_EIO (a new file exists or cannot be written; nothing is left behind).  */
+VD_EXPORT VD_NODISCARD int vd_keygen_rotate(const char *old_secret_path,
+                                            const char *label,
+                                            const char *secret_path,
+                                            const char *public_path);
 
 #ifdef __cplusplus
 }

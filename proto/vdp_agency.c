@@ -3,7 +3,8 @@
     1. s_zpl_check: the bytes are ZPL that zconfig accepts as it stands (zconfig would log its
        own complaint and return NULL; we want the line number in our error, and no log line
        from a library). So this mirrors zconfig_chunk_load's rules exactly.
-    2. s_collect: the tree has exactly the known sections and fields, each once.
+    2. s_collect: the tree has exactly the known sections and fields, each once (the optional
+       key/rate and key/bytes at most once).
     3. s_fill + s_check: every value is valid, and the fields agree with each other.
     Secret hygiene: buffers that held secret text are wiped before they are freed, including
     zconfig's copies (values, the chunk, the parser's stack line). zconfig's own temporaries
@@ -11,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@ _Static_assert(VDP_SIGN_SECRET_Z85_LEN == VDP_SIGN_SECRET_BYTES * 5 / 4, "Z85 of
 #define S_MAX_LINE   1024u // zconfig_chunk_load silently truncates longer lines
 #define S_ECHO_BYTES 49u   // how much of a bad value an error message quotes
 #define S_NATIONAL   "national"
+#define S_RATE_TEXT  64u // "<rate>/s+<burst>" with both at most VDP_RATE_MAX: 30 bytes
 
 #define S_PUBLIC_HEADER                                                                            \
     "   vedetta agency key: public; the broker's operator installs it in the registry directory"
@@ -51,6 +54,8 @@ typedef enum {
     F_CURVE_PUBLIC,
     F_SIGN_PUBLIC,
     F_STATUS,
+    F_RATE, // optional, as the next one
+    F_BYTES,
     F_CURVE_SECRET, // secret file only, from here on
     F_SIGN_SECRET,
     F_COUNT
@@ -60,6 +65,7 @@ static const struct {
     const char *section;
     const char *name;
     bool secret;
+    bool optional; // may be absent: its value is then "not set"
 } s_fields[F_COUNT] = {
     [F_ORG] = { "agency", "org", false },
     [F_NAME] = { "agency", "name", false },
@@ -69,6 +75,8 @@ static const struct {
     [F_CURVE_PUBLIC] = { "key", "curve-public", false },
     [F_SIGN_PUBLIC] = { "key", "sign-public", false },
     [F_STATUS] = { "key", "status", false },
+    [F_RATE] = { "key", "rate", false, true },
+    [F_BYTES] = { "key", "bytes", false, true },
     [F_CURVE_SECRET] = { "key", "curve-secret", true },
     [F_SIGN_SECRET] = { "key", "sign-secret", true },
 };
@@ -270,7 +278,7 @@ s_collect(zconfig_t *root,
         }
     }
     for (int f = 0; f < F_COUNT; f++) {
-        if (!values[f] && (secret || !s_fields[f].secret)) {
+        if (!values[f] && !s_fields[f].optional && (secret || !s_fields[f].secret)) {
             vdp_errorf(err, err_size, VD_OK, "%s: %s/%s: missing", name, s_fields[f].section,
                        s_fields[f].name);
             return false;
@@ -405,6 +413,35 @@ s_check_jurisdictions(const vdp_agency_t *a, char *msg, size_t msg_size)
     return true;
 }
 
+//  A rate limit field: not set (both members 0), or a value vdp_rate_parse could have read.
+//  False with msg naming the field if not.
+static bool
+s_check_rate(const vdp_rate_t *rate, s_field_t f, char *msg, size_t msg_size)
+{
+    const char *section = s_fields[f].section;
+    const char *field = s_fields[f].name;
+    if (rate->per_second == 0 && rate->burst == 0)
+        return true;
+    if (rate->per_second == 0) {
+        vdp_errorf(msg, msg_size, VD_OK, "%s/%s: a burst without a rate", section, field);
+        return false;
+    }
+    if (rate->burst < rate->per_second) {
+        vdp_errorf(msg, msg_size, VD_OK,
+                   "%s/%s: burst %" PRIu64 " is below the rate %" PRIu64
+                   ": the bucket must hold at least one second's worth",
+                   section, field, rate->burst, rate->per_second);
+        return false;
+    }
+    //  per_second <= burst: bounding the burst bounds both.
+    if (rate->burst > VDP_RATE_MAX) {
+        vdp_errorf(msg, msg_size, VD_OK, "%s/%s: burst too large (at most %llu)", section, field,
+                   VDP_RATE_MAX);
+        return false;
+    }
+    return true;
+}
+
 //  Step 3 (see top): the semantic checks, on a filled struct. False with msg if one fails.
 static bool
 s_check(const vdp_agency_t *a, char *msg, size_t msg_size)
@@ -456,7 +493,8 @@ s_check(const vdp_agency_t *a, char *msg, size_t msg_size)
         vdp_errorf(msg, msg_size, VD_OK, "key/status: neither active nor revoked");
         return false;
     }
-    return true;
+    return s_check_rate(&a->rate, F_RATE, msg, msg_size) &&
+           s_check_rate(&a->bytes, F_BYTES, msg, msg_size);
 }
 
 //  Each secret key is valid and derives its public key. False with msg if not.
@@ -551,8 +589,24 @@ s_parse_jurisdictions(vdp_agency_t *a, const char *list, char *msg, size_t msg_s
     }
 }
 
-//  Builds `out` from field texts (values[f] may be NULL only for secret fields when !secret),
-//  then checks it. False with msg (naming the field) if anything is wrong.
+//  Reads an optional rate limit field; an absent one is "not set". False with msg if malformed.
+static bool
+s_fill_rate(vdp_rate_t *out, s_field_t f, const char *value, char *msg, size_t msg_size)
+{
+    *out = (vdp_rate_t){ 0, 0 };
+    if (!value)
+        return true;
+    char why[128];
+    if (vdp_rate_parse(value, out, why, sizeof why) == VD_OK)
+        return true;
+    char echo[S_ECHO_BYTES];
+    vdp_errorf(msg, msg_size, VD_OK, "%s/%s: \"%s\": %s", s_fields[f].section, s_fields[f].name,
+               s_echo(value, echo), why);
+    return false;
+}
+
+//  Builds `out` from field texts (values[f] may be NULL only for optional fields, and for secret
+//  fields when !secret), then checks it. False with msg (naming the field) if anything is wrong.
 static bool
 s_fill(vdp_secret_t *out, const char *values[F_COUNT], bool secret, char *msg, size_t msg_size)
 {
@@ -598,6 +652,9 @@ s_fill(vdp_secret_t *out, const char *values[F_COUNT], bool secret, char *msg, s
         return false;
     }
     if (!s_parse_jurisdictions(a, values[F_JUR], msg, msg_size))
+        return false;
+    if (!s_fill_rate(&a->rate, F_RATE, values[F_RATE], msg, msg_size) ||
+        !s_fill_rate(&a->bytes, F_BYTES, values[F_BYTES], msg, msg_size))
         return false;
     if (!s_check(a, msg, msg_size))
         return false;
@@ -806,6 +863,19 @@ s_render(const vdp_secret_t *s, bool secret)
     zconfig_put(root, "key/curve-public", a->curve_public);
     zconfig_put(root, "key/sign-public", a->sign_public);
     zconfig_put(root, "key/status", a->status == VDP_KEY_ACTIVE ? "active" : "revoked");
+    //  Only when set: a file without them leaves the key to its role's limits in the policy.
+    //  Callers checked the agency (s_check), so each set limit formats.
+    char rate[S_RATE_TEXT];
+    if (a->rate.per_second != 0) {
+        int rc = vdp_rate_format(&a->rate, rate, sizeof rate);
+        assert(rc == VD_OK);
+        zconfig_put(root, "key/rate", rate);
+    }
+    if (a->bytes.per_second != 0) {
+        int rc = vdp_rate_format(&a->bytes, rate, sizeof rate);
+        assert(rc == VD_OK);
+        zconfig_put(root, "key/bytes", rate);
+    }
     if (secret) {
         zconfig_put(root, "key/curve-secret", s->curve_secret);
         zconfig_put(root, "key/sign-secret", s->sign_secret);

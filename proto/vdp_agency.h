@@ -1,10 +1,12 @@
 /*  vdp_agency: the agency key files (PROTOCOL.md §8, docs/keys.md).
     - The public agency file describes one key of one agency: org id, display name, role,
-      jurisdictions, label, CURVE public key, Ed25519 signing public key, status. The broker's
+      jurisdictions, label, CURVE public key, Ed25519 signing public key, status, and optionally
+      the key's own rate limits (overriding its role's defaults from the policy). The broker's
       operator installs it in the registry directory.
     - The secret file holds the same plus both secret keys; mode 0600, refused when group or
       others may read it.
-    Both are ZPL (zconfig) text. Loading validates every field; nothing is defaulted silently.
+    Both are ZPL (zconfig) text. Loading validates every field; nothing is defaulted silently
+    (the rate limits are the only optional fields: absent, they read as not set).
     Unknown sections or fields, repeated fields, and secret fields in a public file are errors.
     Error texts name the file and the field ("x.agency: agency/org: ...") and never echo a
     secret key. The module keeps no state: any thread may call it. Secret keys leave it only
@@ -19,6 +21,7 @@
 
 #include "vdp_ids.h"
 #include "vdp_limits.h"
+#include "vdp_rate.h"
 
 #define VDP_SIGN_SECRET_BYTES 64u           // Ed25519 secret key: 32-byte seed + public key
 #define VDP_AGENCY_MAX_FILE   (64u * 1024u) // an agency or secret file is refused above this
@@ -35,6 +38,8 @@ typedef struct {
     char curve_public[VDP_KEY_Z85_LEN + 1];     // Z85
     char sign_public[VDP_KEY_Z85_LEN + 1];      // Z85
     vdp_key_status_t status;
+    vdp_rate_t rate;  // key/rate: messages; per_second 0 if the file sets none
+    vdp_rate_t bytes; // key/bytes: envelope bytes; per_second 0 if the file sets none
 } vdp_agency_t;
 
 typedef struct {
@@ -55,11 +60,14 @@ int vdp_agency_parse(
     const char *text, size_t size, const char *name, vdp_agency_t *out, char *err, size_t err_size);
 
 /*  Writes a public agency file (mode 0644), replacing `path` atomically (a temporary file in the
-    same directory, then rename). Returns VD_OK, VD_EIO, VD_EINVAL (agency not valid).  */
+    same directory, then rename); key/rate and key/bytes only when set. Returns VD_OK, VD_EIO,
+    VD_EINVAL (agency not valid).  */
 int vdp_agency_save(const vdp_agency_t *agency, const char *path);
 
 /*  Checks every field of `agency` as loading does (the registry checks programmatic adds with
-    it). Returns VD_OK, or VD_EINVAL with `err` naming the field ("agency/org: ...").  */
+    it). A rate limit is either not set (both members 0) or valid as vdp_rate_parse would have
+    read it (1 <= per_second <= burst <= VDP_RATE_MAX).
+    Returns VD_OK, or VD_EINVAL with `err` naming the field ("agency/org: ...").  */
 int vdp_agency_check(const vdp_agency_t *agency, char *err, size_t err_size);
 
 //  True if `agency` holds jurisdiction `jur` ("toscana"; "national" for CNAIPIC).

@@ -114,13 +114,15 @@ typedef enum {
     K_DURABLE,
     K_FROM_SEQ,
     K_SINCE,
+    K_RETRY_AFTER,
     K_COUNT
 } s_key_t;
 
 static const char *const s_key_names[K_COUNT] = {
-    "op",    "ref",      "v",         "agent",     "hb",  "broker", "org",     "role",     "jur",
-    "inbox", "max_body", "max_frame", "max_batch", "env", "id",     "status",  "seq",      "at",
-    "code",  "err",      "reason",    "pattern",   "sub", "credit", "durable", "from_seq", "since"
+    "op",      "ref",    "v",      "agent",    "hb",        "broker",    "org",
+    "role",    "jur",    "inbox",  "max_body", "max_frame", "max_batch", "env",
+    "id",      "status", "seq",    "at",       "code",      "err",       "reason",
+    "pattern", "sub",    "credit", "durable",  "from_seq",  "since",     "retry_after"
 };
 
 #define S_BIT(k) (1u << (k))
@@ -136,7 +138,7 @@ static const uint32_t s_known[] = {
                        S_BIT(K_CREDIT),
     [VDP_OP_PUB] = S_BIT(K_OP) | S_BIT(K_ENV),
     [VDP_OP_RECEIPT] = S_BIT(K_OP) | S_BIT(K_ID) | S_BIT(K_STATUS) | S_BIT(K_SEQ) | S_BIT(K_AT) |
-                       S_BIT(K_CODE) | S_BIT(K_ERR) | S_BIT(K_REASON),
+                       S_BIT(K_CODE) | S_BIT(K_ERR) | S_BIT(K_REASON) | S_BIT(K_RETRY_AFTER),
     [VDP_OP_SUB] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_PATTERN) | S_BIT(K_DURABLE) |
                    S_BIT(K_FROM_SEQ) | S_BIT(K_SINCE),
     [VDP_OP_UNSUB] = S_BIT(K_OP) | S_BIT(K_REF) | S_BIT(K_PATTERN) | S_BIT(K_DURABLE),
@@ -221,6 +223,8 @@ s_key_index(const char *key, uint32_t len)
         return S_IS("max_body") ? K_MAX_BODY : S_IS("from_seq") ? K_FROM_SEQ : -1;
     case 9:
         return S_IS("max_frame") ? K_MAX_FRAME : S_IS("max_batch") ? K_MAX_BATCH : -1;
+    case 11:
+        return S_IS("retry_after") ? K_RETRY_AFTER : -1;
     default:
         return -1;
     }
@@ -327,6 +331,8 @@ s_read_value(s_ctx_t *ctx, s_key_t key, vdp_cmd_t *cmd, vdp_envelope_t *env)
         return s_read_i64(ctx, &cmd->since, key);
     case K_CREDIT:
         return s_read_u32(ctx, &cmd->credit, key);
+    case K_RETRY_AFTER:
+        return s_read_u32(ctx, &cmd->retry_after_ms, key);
     case K_DURABLE:
         return s_read_string(ctx, cmd->durable, VDP_MAX_DURABLE, key);
     case K_V:
@@ -875,12 +881,14 @@ vdp_writer_receipt(vdp_writer_t *self,
                    uint64_t seq,
                    int64_t at,
                    int32_t code,
-                   const char *reason)
+                   const char *reason,
+                   uint32_t retry_after_ms)
 {
     assert(vdp_receipt_status_name(status));
     S_BEGIN(self, pk);
     bool rejected = status == VDP_RECEIPT_REJECTED;
-    int rc = s_pack_op(&pk, rejected ? 6 : 5, VDP_OP_RECEIPT);
+    bool hint = rejected && retry_after_ms > 0;
+    int rc = s_pack_op(&pk, rejected ? 6 + hint : 5, VDP_OP_RECEIPT);
     rc |= S_KEY(&pk, "id");
     rc |= s_pack_cstr(&pk, id);
     rc |= S_KEY(&pk, "status");
@@ -892,6 +900,10 @@ vdp_writer_receipt(vdp_writer_t *self,
         rc |= s_pack_cstr(&pk, vd_strerror_name(code));
         rc |= S_KEY(&pk, "reason");
         rc |= s_pack_text(&pk, reason, VDP_MAX_REASON);
+        if (hint) {
+            rc |= S_KEY(&pk, "retry_after");
+            rc |= msgpack_pack_uint32(&pk, retry_after_ms);
+        }
     } else {
         rc |= S_KEY(&pk, "seq");
         rc |= msgpack_pack_uint64(&pk, seq);

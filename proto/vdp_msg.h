@@ -90,6 +90,7 @@ typedef struct {
     //  receipt (rejected), error
     int32_t code; // a vd_err_t
     char reason[VDP_MAX_REASON + 1];
+    uint32_t retry_after_ms; // receipt (rejected, ERATE): when to try again; 0: absent
 } vdp_cmd_t;
 
 //  Zeroes a command.
@@ -167,14 +168,16 @@ int vdp_writer_hello(
 int vdp_writer_welcome(vdp_writer_t *self, const vdp_cmd_t *welcome); // all welcome fields
 //  Publishes an envelope: env->raw if set, else encodes env.
 int vdp_writer_pub(vdp_writer_t *self, const vdp_envelope_t *env);
-//  accepted/duplicate: id, status, seq, at; rejected: id, status, code, err, reason.
+//  accepted/duplicate: id, status, seq, at; rejected: id, status, code, err, reason, and
+//  retry_after if `retry_after_ms` is not 0.
 int vdp_writer_receipt(vdp_writer_t *self,
                        const char *id,
                        vdp_receipt_status_t status,
                        uint64_t seq,
                        int64_t at,
                        int32_t code,
-                       const char *reason);
+                       const char *reason,
+                       uint32_t retry_after_ms);
 //  A live subscription: messages accepted from now on.
 int vdp_writer_sub(vdp_writer_t *self, uint64_t ref, const char *pattern);
 /*  A subscription with history: `durable` (NULL: none) names a subscription whose cursor the

@@ -15,6 +15,7 @@ main(void)
     srunner_add_suite(runner, vdp_envelope_suite());
     srunner_add_suite(runner, vdp_msg_suite());
     srunner_add_suite(runner, vdp_agency_suite());
+    srunner_add_suite(runner, vdp_rate_suite());
     srunner_add_suite(runner, vdb_registry_suite());
     srunner_add_suite(runner, vdb_subs_suite());
     srunner_add_suite(runner, vdb_acl_suite());
@@ -24,6 +25,9 @@ main(void)
     srunner_add_suite(runner, vdb_committer_suite());
     srunner_add_suite(runner, vdb_checkpoint_suite());
     srunner_add_suite(runner, vdb_control_suite());
+    srunner_add_suite(runner, vdb_limiter_suite());
+    srunner_add_suite(runner, vdp_audit_suite());
+    srunner_add_suite(runner, vdb_audit_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);

@@ -9,6 +9,7 @@ Suite *vdp_topic_suite(void);
 Suite *vdp_envelope_suite(void);
 Suite *vdp_msg_suite(void);
 Suite *vdp_agency_suite(void);
+Suite *vdp_rate_suite(void);
 Suite *vdb_registry_suite(void);
 Suite *vdb_subs_suite(void);
 Suite *vdb_acl_suite(void);
@@ -18,5 +19,8 @@ Suite *vdb_pending_suite(void);
 Suite *vdb_committer_suite(void);
 Suite *vdb_checkpoint_suite(void);
 Suite *vdb_control_suite(void);
+Suite *vdb_limiter_suite(void);
+Suite *vdp_audit_suite(void);
+Suite *vdb_audit_suite(void);
 
 #endif

@@ -1,6 +1,8 @@
 /*  vdb_acl suite: the shipped policy (deploy/policy.vdp, compiled in as vdb_policy_default_text())
     checked cell by cell against DESIGN.md §2's matrix, the TLP rules no policy can relax, the
-    directed-message (inbox) model, subscription containment and the policy parser's errors.  */
+    directed-message (inbox) model, subscription containment, the policy parser's errors, and
+    the rate lines (per-role rate limits, their built-in defaults, the shipped values).  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1050,6 +1052,44 @@ static const s_bad_t s_bad[] = {
     //  the whole policy fails, not just the bad line
     { "comune publish alert.$j.$code green\ncnaipic subscribe alert.> bogus\n",
       "test.vdp:2: unknown TLP 'bogus'" },
+    //  rate lines: their shape, their values (named: messages or bytes), each (role, scope) once
+    { "comune publish a green\ncomune rate-key 10/s\n",
+      "test.vdp:2: expected 4 fields 'role rate-key messages bytes', found 3" },
+    { "comune rate-org 10/s 1M/s extra\ncomune publish a green\n",
+      "test.vdp:1: expected 4 fields 'role rate-org messages bytes', found 5" },
+    { "comune publish a green\ncomun rate-key 10/s 1M/s\n", "test.vdp:2: unknown role 'comun'" },
+    { "comune publish a green\ncomune rate 10/s 1M/s\n",
+      "test.vdp:2: unknown action 'rate' (publish, subscribe, rate-key, rate-org)" },
+    { "comune publish a green\ncomune rate-key 0/s 16M/s\n",
+      "test.vdp:2: rate-key messages '0/s': rate is 0" },
+    { "comune publish a green\n\n# x\ncosc rate-org 10/s 4X/s\n",
+      "test.vdp:4: rate-org bytes '4X/s': unknown suffix 'X' on the rate (k, M or G)" },
+    { "comune publish a green\ncomune rate-key 10/s 1m/s\n",
+      "test.vdp:2: rate-key bytes '1m/s': unknown suffix 'm'" },
+    { "comune publish a green\ncomune rate-key 2000/s+200 16M/s\n",
+      "test.vdp:2: rate-key messages '2000/s+200': burst 200 is below the rate 2000" },
+    { "comune publish a green\nanci rate-key 10/s 16M/s+1M\n",
+      "test.vdp:2: rate-key bytes '16M/s+1M': burst 1048576 is below the rate 16777216" },
+    { "comune publish a green\ncomune rate-key 1000000000001/s 1M/s\n",
+      "test.vdp:2: rate-key messages '1000000000001/s': rate too large" },
+    { "comune publish a green\ncomune rate-key 10/s 1/s+1024G\n",
+      "test.vdp:2: rate-key bytes '1/s+1024G': burst too large" },
+    { "comune publish a green\ncomune rate-key 10/S 1M/s\n",
+      "test.vdp:2: rate-key messages '10/S': expected <rate>/s+<burst>, e.g. 200/s+2000" },
+    { "comune publish a green\ncomune rate-key 10/s "
+      "1000000000000000000000000000000000000000000000000000000000000000000000/s\n",
+      "test.vdp:2: rate-key bytes '100000000000000000000000000000000000000000000000000000000000"
+      "0000': too long for a rate" },
+    { "comune rate-key 10/s 1M/s\ncomune publish a green\n# x\ncomune rate-key 20/s 2M/s\n",
+      "test.vdp:4: a second 'comune rate-key' line (the first is line 1)" },
+    { "cosc rate-org 1/s 1M/s\ncomune rate-org 1/s 1M/s\ncosc rate-key 1/s 1M/s\n"
+      "comune publish a green\ncosc rate-org 1/s 1M/s\n",
+      "test.vdp:5: a second 'cosc rate-org' line (the first is line 1)" },
+    //  a duplicate is refused even when both lines say the same
+    { "comune publish a green\nbroker rate-key 1/s 1M/s\nbroker rate-key 1/s 1M/s\n",
+      "test.vdp:3: a second 'broker rate-key' line (the first is line 2)" },
+    //  rate lines are not grants
+    { "comune rate-key 10/s 1M/s\ncomune rate-org 10/s 1M/s\n", "test.vdp: no grants" },
 };
 
 START_TEST(parse_errors)
@@ -1168,6 +1208,191 @@ START_TEST(parse_reasons_fit)
 }
 END_TEST
 
+//  -------------------------------------------------------------------------------------------
+//  Rate lines: per-role default rate limits
+
+static void
+s_assert_rates(const vdb_policy_t *policy,
+               vdp_role_t role,
+               vdb_rate_scope_t scope,
+               vdp_rate_t msgs,
+               vdp_rate_t bytes)
+{
+    vdp_rate_t got_msgs = { 7, 7 };
+    vdp_rate_t got_bytes = { 7, 7 };
+    vdb_policy_rates(policy, role, scope, &got_msgs, &got_bytes);
+    ck_assert_msg(got_msgs.per_second == msgs.per_second && got_msgs.burst == msgs.burst &&
+                      got_bytes.per_second == bytes.per_second && got_bytes.burst == bytes.burst,
+                  "%s %s: %" PRIu64 "/s+%" PRIu64 " %" PRIu64 "/s+%" PRIu64 ", expected %" PRIu64
+                  "/s+%" PRIu64 " %" PRIu64 "/s+%" PRIu64,
+                  vdp_role_name(role), scope == VDB_RATE_KEY ? "rate-key" : "rate-org",
+                  got_msgs.per_second, got_msgs.burst, got_bytes.per_second, got_bytes.burst,
+                  msgs.per_second, msgs.burst, bytes.per_second, bytes.burst);
+}
+
+START_TEST(rates_parse_lines)
+{
+    vdb_policy_t *policy = s_parse("# grants and rate lines, mixed\n"
+                                   "comune publish alert.$j.$code amber\n"
+                                   "comune\trate-key\t200/s+2000\t4M/s+16M   # a comment\r\n"
+                                   "  cosc rate-org 10k/s 1G/s+2G\n"
+                                   "comune rate-org 3000/s 20M/s+40M#no space\n"
+                                   "cosc subscribe alert.$j.> amber\n"
+                                   "broker rate-key 1/s 1/s");
+    s_assert_rates(policy, VDP_ROLE_COMUNE, VDB_RATE_KEY, (vdp_rate_t){ 200, 2000 },
+                   (vdp_rate_t){ 4u << 20, 16u << 20 });
+    s_assert_rates(policy, VDP_ROLE_COMUNE, VDB_RATE_ORG, (vdp_rate_t){ 3000, 3000 },
+                   (vdp_rate_t){ 20u << 20, 40u << 20 });
+    s_assert_rates(policy, VDP_ROLE_COSC, VDB_RATE_ORG, (vdp_rate_t){ 10240, 10240 },
+                   (vdp_rate_t){ 1ull << 30, 2ull << 30 });
+    s_assert_rates(policy, VDP_ROLE_BROKER, VDB_RATE_KEY, (vdp_rate_t){ 1, 1 },
+                   (vdp_rate_t){ 1, 1 });
+    //  what has no line of its own gets the built-in defaults, scope by scope
+    s_assert_rates(policy, VDP_ROLE_COSC, VDB_RATE_KEY, VDB_RATE_KEY_MSGS, VDB_RATE_KEY_BYTES);
+    s_assert_rates(policy, VDP_ROLE_BROKER, VDB_RATE_ORG, VDB_RATE_ORG_MSGS, VDB_RATE_ORG_BYTES);
+    s_assert_rates(policy, VDP_ROLE_ANCI, VDB_RATE_KEY, VDB_RATE_KEY_MSGS, VDB_RATE_KEY_BYTES);
+    s_assert_rates(policy, VDP_ROLE_CNAIPIC, VDB_RATE_ORG, VDB_RATE_ORG_MSGS, VDB_RATE_ORG_BYTES);
+    ck_assert_uint_eq(vdb_policy_grant_count(policy), 2);
+    vdb_policy_destroy(&policy);
+}
+END_TEST
+
+START_TEST(rates_default_when_absent)
+{
+    //  the defaults are those the product asked for
+    s_assert_rates(NULL, VDP_ROLE_COMUNE, VDB_RATE_KEY, (vdp_rate_t){ 2000, 10000 },
+                   (vdp_rate_t){ 16u << 20, 64u << 20 });
+    s_assert_rates(NULL, VDP_ROLE_COMUNE, VDB_RATE_ORG, (vdp_rate_t){ 5000, 25000 },
+                   (vdp_rate_t){ 32u << 20, 128u << 20 });
+    vdb_policy_t *policy = s_parse("comune publish alert.$j.$code amber\n");
+    for (vdp_role_t role = VDP_ROLE_COMUNE; role <= VDP_ROLE_BROKER; role++) {
+        s_assert_rates(policy, role, VDB_RATE_KEY, VDB_RATE_KEY_MSGS, VDB_RATE_KEY_BYTES);
+        s_assert_rates(policy, role, VDB_RATE_ORG, VDB_RATE_ORG_MSGS, VDB_RATE_ORG_BYTES);
+        //  no policy at all: the same
+        s_assert_rates(NULL, role, VDB_RATE_KEY, VDB_RATE_KEY_MSGS, VDB_RATE_KEY_BYTES);
+        s_assert_rates(NULL, role, VDB_RATE_ORG, VDB_RATE_ORG_MSGS, VDB_RATE_ORG_BYTES);
+    }
+    //  a role no agency holds never reads past the table
+    s_assert_rates(policy, VDP_ROLE_NONE, VDB_RATE_KEY, VDB_RATE_KEY_MSGS, VDB_RATE_KEY_BYTES);
+    s_assert_rates(policy, (vdp_role_t)(VDP_ROLE_BROKER + 1), VDB_RATE_ORG, VDB_RATE_ORG_MSGS,
+                   VDB_RATE_ORG_BYTES);
+    vdb_policy_destroy(&policy);
+}
+END_TEST
+
+//  Copies `text` without its rate lines. Caller frees.
+static char *
+s_without_rate_lines(const char *text)
+{
+    char *out = malloc(strlen(text) + 1);
+    ck_assert_ptr_nonnull(out);
+    size_t n = 0;
+    for (const char *line = text; *line;) {
+        size_t len = strcspn(line, "\n");
+        char first[16] = "", second[16] = "";
+        bool rate = sscanf(line, "%15s %15s", first, second) == 2 && first[0] != '#' &&
+                    (strcmp(second, "rate-key") == 0 || strcmp(second, "rate-org") == 0);
+        if (!rate) {
+            memcpy(out + n, line, len);
+            n += len;
+            out[n++] = '\n';
+        }
+        line += len + (line[len] == '\n');
+    }
+    out[n] = '\0';
+    return out;
+}
+
+START_TEST(rates_do_not_count_as_grants)
+{
+    static const char grants[] = "comune publish alert.$j.$code amber\n"
+                                 "cosc subscribe alert.$j.> amber\n";
+    static const char rates[] = "comune rate-key 1/s 1/s\ncomune rate-org 1/s 1/s\n"
+                                "cosc rate-key 1/s 1/s\ncosc rate-org 1/s 1/s\n"
+                                "anci rate-key 1/s 1/s\nanci rate-org 1/s 1/s\n"
+                                "cnaipic rate-key 1/s 1/s\ncnaipic rate-org 1/s 1/s\n"
+                                "broker rate-key 1/s 1/s\nbroker rate-org 1/s 1/s\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", rates, grants);
+    vdb_policy_t *policy = s_parse(text);
+    ck_assert_uint_eq(vdb_policy_grant_count(policy), 2);
+    vdb_policy_destroy(&policy);
+
+    //  the shipped policy counts as many grants with its rate lines as without them
+    char *bare = s_without_rate_lines(vdb_policy_default_text());
+    ck_assert_ptr_null(strstr(bare, "\ncomune    rate-key"));
+    vdb_policy_t *without = s_parse(bare);
+    ck_assert_uint_eq(vdb_policy_grant_count(s_policy), vdb_policy_grant_count(without));
+    s_assert_rates(without, VDP_ROLE_COSC, VDB_RATE_KEY, VDB_RATE_KEY_MSGS, VDB_RATE_KEY_BYTES);
+    vdb_policy_destroy(&without);
+    free(bare);
+
+    //  nor do they make a grant match: the shipped policy's checks are those of its grants
+    vdp_envelope_t env;
+    s_envelope(&env, "comune:i726", "alert.toscana.i726", VDP_TLP_AMBER, NULL);
+    ck_assert_int_eq(vdb_acl_check_publish(s_policy, s_registry, &s_agency[I726], &env, NULL, 0),
+                     VD_OK);
+    s_envelope(&env, "comune:i726", "rate-key", VDP_TLP_GREEN, NULL);
+    ck_assert_int_eq(vdb_acl_check_publish(s_policy, s_registry, &s_agency[I726], &env, NULL, 0),
+                     VD_EACCES);
+}
+END_TEST
+
+//  What deploy/policy.vdp sets, role by role.
+static const struct {
+    vdp_role_t role;
+    vdb_rate_scope_t scope;
+    vdp_rate_t msgs;
+    vdp_rate_t bytes;
+} s_shipped_rates[] = {
+    { VDP_ROLE_COMUNE, VDB_RATE_KEY, { 2000, 10000 }, { 16ull << 20, 64ull << 20 } },
+    { VDP_ROLE_COMUNE, VDB_RATE_ORG, { 5000, 25000 }, { 32ull << 20, 128ull << 20 } },
+    { VDP_ROLE_COSC, VDB_RATE_KEY, { 5000, 50000 }, { 32ull << 20, 256ull << 20 } },
+    { VDP_ROLE_COSC, VDB_RATE_ORG, { 10000, 100000 }, { 64ull << 20, 512ull << 20 } },
+    { VDP_ROLE_ANCI, VDB_RATE_KEY, { 2000, 10000 }, { 16ull << 20, 64ull << 20 } },
+    { VDP_ROLE_ANCI, VDB_RATE_ORG, { 5000, 25000 }, { 32ull << 20, 128ull << 20 } },
+    { VDP_ROLE_CNAIPIC, VDB_RATE_KEY, { 5000, 50000 }, { 32ull << 20, 256ull << 20 } },
+    { VDP_ROLE_CNAIPIC, VDB_RATE_ORG, { 20000, 200000 }, { 128ull << 20, 1ull << 30 } },
+    { VDP_ROLE_BROKER, VDB_RATE_KEY, { 50000, 500000 }, { 256ull << 20, 2ull << 30 } },
+    { VDP_ROLE_BROKER, VDB_RATE_ORG, { 100000, 1000000 }, { 512ull << 20, 4ull << 30 } },
+};
+
+START_TEST(rates_shipped_policy)
+{
+    vdp_role_t role = s_shipped_rates[_i].role;
+    vdb_rate_scope_t scope = s_shipped_rates[_i].scope;
+    s_assert_rates(s_policy, role, scope, s_shipped_rates[_i].msgs, s_shipped_rates[_i].bytes);
+
+    //  never below the built-in defaults: the integration tests publish thousands of messages
+    //  quickly from one Comune key and must not meet a limit
+    vdp_rate_t msgs, bytes, floor_msgs, floor_bytes;
+    vdb_policy_rates(s_policy, role, scope, &msgs, &bytes);
+    vdb_policy_rates(NULL, role, scope, &floor_msgs, &floor_bytes);
+    ck_assert_uint_ge(msgs.per_second, floor_msgs.per_second);
+    ck_assert_uint_ge(msgs.burst, floor_msgs.burst);
+    ck_assert_uint_ge(bytes.per_second, floor_bytes.per_second);
+    ck_assert_uint_ge(bytes.burst, floor_bytes.burst);
+    //  a bytes bucket takes the largest body the protocol allows, with room to spare
+    ck_assert_uint_ge(bytes.burst, 4ull * VDP_MAX_BODY);
+
+    //  the line is in the file even where it says what the defaults say: a second one is refused
+    const char *shipped = vdb_policy_default_text();
+    size_t size = strlen(shipped) + 64;
+    char *text = malloc(size);
+    ck_assert_ptr_nonnull(text);
+    snprintf(text, size, "%s%s %s 1/s 1/s\n", shipped, vdp_role_name(role),
+             scope == VDB_RATE_KEY ? "rate-key" : "rate-org");
+    char err[256];
+    vdb_policy_t *policy = vdb_policy_parse(text, "(embedded policy)", err, sizeof err);
+    ck_assert_ptr_null(policy);
+    char expected[64];
+    snprintf(expected, sizeof expected, "a second '%s %s' line", vdp_role_name(role),
+             scope == VDB_RATE_KEY ? "rate-key" : "rate-org");
+    ck_assert_msg(strstr(err, expected), "error \"%s\", expected \"%s\"", err, expected);
+    free(text);
+}
+END_TEST
+
 Suite *
 vdb_acl_suite(void)
 {
@@ -1218,6 +1443,14 @@ vdb_acl_suite(void)
     tcase_add_test(tc, parse_accepts);
     tcase_add_test(tc, parse_load_file);
     tcase_add_test(tc, parse_reasons_fit);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("rates");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, rates_parse_lines);
+    tcase_add_test(tc, rates_default_when_absent);
+    tcase_add_test(tc, rates_do_not_count_as_grants);
+    tcase_add_loop_test(tc, rates_shipped_policy, 0, S_ROWS(s_shipped_rates));
     suite_add_tcase(suite, tc);
 #undef S_ROWS
     return suite;

@@ -22,6 +22,7 @@ START_TEST(defaults_are_local_and_resolved)
     ck_assert_str_eq(config.name, "");
     ck_assert_str_eq(config.store, "/etc/vedetta/vedetta.db");
     ck_assert_str_eq(config.control, "/etc/vedetta/vedettad.ctl");
+    ck_assert_str_eq(config.audit, "/etc/vedetta/vedetta.audit");
     ck_assert_int_eq(config.store_sync, 0); // full: survives a power loss
     ck_assert_int_eq(config.retention_age_ms, 90LL * 86400 * 1000);
     ck_assert_uint_eq(config.retention_size, 0);
@@ -43,6 +44,8 @@ START_TEST(parse_reads_every_key)
                        "    policy = \"policy.vdp\"\n"
                        "    endpoint-file = \"run/endpoint\"\n"
                        "    control = \"run/vedettad.ctl\"\n"
+                       "audit\n"
+                       "    path = \"/var/log/vedetta/audit.log\"\n"
                        "store\n"
                        "    path = \"data/vedetta.db\"\n"
                        "    sync = \"normal\"\n"
@@ -71,6 +74,7 @@ START_TEST(parse_reads_every_key)
     ck_assert_str_eq(config.policy, "/srv/policy.vdp");
     ck_assert_str_eq(config.endpoint_file, "/srv/run/endpoint");
     ck_assert_str_eq(config.control, "/srv/run/vedettad.ctl");
+    ck_assert_str_eq(config.audit, "/var/log/vedetta/audit.log");
     ck_assert_str_eq(config.store, "/srv/data/vedetta.db");
     ck_assert_int_eq(config.store_sync, 1);
     ck_assert_int_eq(config.retention_age_ms, 30LL * 86400 * 1000);
@@ -108,6 +112,7 @@ static const struct {
     { "log\n    level = \"loud\"\n", "log/level" },
     { "store\n    sync = \"fast\"\n", "store/sync: must be full, normal or off" },
     { "store\n    file = \"x.db\"\n", "store/file: unknown key" },
+    { "audit\n    file = \"a.log\"\n", "audit/file: unknown key" },
     { "retention\n    age = \"30\"\n", "retention/age: not a valid value" },
     { "retention\n    age = \"3w\"\n", "retention/age" },
     { "retention\n    interval = \"0\"\n", "retention/interval" },

@@ -177,6 +177,10 @@ START_TEST(revoked_key_is_loaded_with_status_revoked)
     ck_assert_int_eq(found->status, VDP_KEY_ACTIVE);
     ck_assert_uint_eq(vdb_registry_key_count(s_reg), 2);
     ck_assert_uint_eq(vdb_registry_revoked_count(s_reg), 1);
+    //  Both keys, in the order of their files' names, then nothing.
+    ck_assert_str_eq(vdb_registry_at(s_reg, 0)->label, "old");
+    ck_assert_str_eq(vdb_registry_at(s_reg, 1)->label, "siem");
+    ck_assert_ptr_null(vdb_registry_at(s_reg, 2));
 }
 END_TEST
 

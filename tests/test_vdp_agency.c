@@ -1,5 +1,6 @@
-/*  vdp_agency suite: key generation, save/load round trips, the secret file's mode rules, and one
-    table test per way a file can be malformed (each with the error fragment it must produce).  */
+/*  vdp_agency suite: key generation, save/load round trips, the secret file's mode rules, one
+    table test per way a file can be malformed (each with the error fragment it must produce),
+    and the optional per-key rate limits (key/rate, key/bytes).  */
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -99,6 +100,10 @@ s_assert_same_agency(const vdp_agency_t *a, const vdp_agency_t *b)
     ck_assert_str_eq(a->curve_public, b->curve_public);
     ck_assert_str_eq(a->sign_public, b->sign_public);
     ck_assert_int_eq(a->status, b->status);
+    ck_assert_uint_eq(a->rate.per_second, b->rate.per_second);
+    ck_assert_uint_eq(a->rate.burst, b->rate.burst);
+    ck_assert_uint_eq(a->bytes.per_second, b->bytes.per_second);
+    ck_assert_uint_eq(a->bytes.burst, b->bytes.burst);
 }
 
 /*  ---------------------------------------------------------------------------------------------
@@ -114,6 +119,10 @@ START_TEST(generate_fills_every_field)
     ck_assert_str_eq(a->jur[0], "toscana");
     ck_assert_str_eq(a->label, "default");
     ck_assert_int_eq(a->status, VDP_KEY_ACTIVE);
+    ck_assert_uint_eq(a->rate.per_second, 0); // no limits of its own: its role's apply
+    ck_assert_uint_eq(a->rate.burst, 0);
+    ck_assert_uint_eq(a->bytes.per_second, 0);
+    ck_assert_uint_eq(a->bytes.burst, 0);
     ck_assert_uint_eq(strlen(a->curve_public), VDP_KEY_Z85_LEN);
     ck_assert_uint_eq(strlen(a->sign_public), VDP_KEY_Z85_LEN);
     ck_assert_uint_eq(strlen(s_key.curve_secret), VDP_KEY_Z85_LEN);
@@ -276,6 +285,9 @@ START_TEST(public_file_is_text_with_its_header)
     ck_assert_ptr_nonnull(strstr(text, s_key.agency.curve_public));
     ck_assert_ptr_null(strstr(text, "secret ="));
     ck_assert_ptr_null(strstr(text, s_key.curve_secret));
+    //  limits that are not set are not written
+    ck_assert_ptr_null(strstr(text, "rate ="));
+    ck_assert_ptr_null(strstr(text, "bytes ="));
     ck_assert_ptr_null(memchr(text, '\0', size));
 }
 END_TEST
@@ -549,6 +561,18 @@ static const struct {
     { { { "status", NULL } }, "key/status: missing" },
     { { { "colour", "blue" } }, "key/colour: unknown field" },
     { { { "curve-secret", "x" } }, "key/curve-secret: a secret key in a public agency file" },
+    { { { "rate", "0/s" } }, "key/rate: \"0/s\": rate is 0" },
+    { { { "rate", "" } }, "key/rate: \"\": expected <rate>/s+<burst>" },
+    { { { "rate", "200 / s" } }, "key/rate: \"200 / s\": expected <rate>/s+<burst>" },
+    { { { "rate", "2000/s+200" } }, "key/rate: \"2000/s+200\": burst 200 is below the rate 2000" },
+    { { { "rate", "200K/s" } }, "key/rate: \"200K/s\": unknown suffix 'K'" },
+    { { { "rate", "1000000000001/s" } }, "key/rate: \"1000000000001/s\": rate too large" },
+    { { { "bytes", "4M/s+0" } }, "key/bytes: \"4M/s+0\": burst is 0" },
+    { { { "bytes", "4M/s+1M" } }, "key/bytes: \"4M/s+1M\": burst 1048576 is below the rate" },
+    { { { "bytes", "1024G/s" } }, "key/bytes: \"1024G/s\": rate too large" },
+    { { { "bytes", "016M/s" } }, "key/bytes: \"016M/s\": rate has a leading zero" },
+    { { { "rate", "1/s" }, { "rate", "2/s" } }, "key/rate: appears twice" },
+    { { { "bytes", "1M/s" }, { "rate", "1/s" }, { "bytes", "1M/s" } }, "key/bytes: appears twice" },
     { { { "sign-secret", "x" } }, "key/sign-secret: a secret key in a public agency file" },
 };
 
@@ -585,6 +609,8 @@ static const struct {
     { { { "jurisdiction", "toscana,umbria,lazio,marche" } } },
     { { { "label", "siem-01" } } },
     { { { "status", "revoked" } } },
+    { { { "rate", "200/s+2000" } } },
+    { { { "bytes", "4M/s+16M" }, { "rate", "1/s" } } },
 };
 
 START_TEST(parse_accepts_each_good_variant)
@@ -641,6 +667,7 @@ static const struct {
     { "agency\n    org = \"comune:i726\"\n    org = \"comune:b429\"\n",
       "agency/org: appears twice" },
     { "agency\n    name = \"x\"\n", "agency/org: missing" },
+    { "agency\n    rate = \"200/s\"\n", "agency/rate: unknown field" },
     { "agency\n    org = \"comune:i726\"\n    name = \"Siena\"\n    role = comune\n"
       "    jurisdiction = toscana\n",
       "key/label: missing" },
@@ -752,6 +779,173 @@ START_TEST(check_refuses_unterminated_fields)
 }
 END_TEST
 
+/*  ---------------------------------------------------------------------------------------------
+    Rate limits: key/rate and key/bytes, optional in both files, override the role's defaults  */
+
+//  Reads a whole (small) file into out[size], NUL-terminated.
+static void
+s_read(const char *path, char *out, size_t size)
+{
+    FILE *file = fopen(path, "r");
+    ck_assert_ptr_nonnull(file);
+    size_t got = fread(out, 1, size - 1, file);
+    ck_assert_int_eq(fclose(file), 0);
+    ck_assert_uint_lt(got, size - 1);
+    out[got] = '\0';
+}
+
+static const struct {
+    const char *set[2][2];
+    vdp_rate_t rate;
+    vdp_rate_t bytes;
+} s_limit_files[] = {
+    { { { NULL } }, { 0, 0 }, { 0, 0 } }, // neither: not set
+    { { { "rate", "200/s+2000" }, { "bytes", "4M/s+16M" } },
+      { 200, 2000 },
+      { 4ull << 20, 16ull << 20 } },
+    { { { "bytes", "10k/s" }, { "rate", "1000000000000/s" } }, // either order
+      { VDP_RATE_MAX, VDP_RATE_MAX },
+      { 10240, 10240 } },
+    { { { "rate", "50/s" } }, { 50, 50 }, { 0, 0 } },
+    { { { "bytes", "1G/s+2G" } }, { 0, 0 }, { 1ull << 30, 2ull << 30 } },
+};
+
+START_TEST(rate_limits_load_with_both_one_or_none)
+{
+    size_t set_count = 0;
+    while (set_count < 2 && s_limit_files[_i].set[set_count][0])
+        set_count++;
+    char text[2048];
+    size_t size = s_text(text, sizeof text, s_limit_files[_i].set, set_count);
+    const char *path = strdup(s_path("x.agency"));
+    s_write(path, text, size, 0644);
+    vdp_agency_t agency;
+    ck_assert_msg(vdp_agency_load(path, &agency, s_err, sizeof s_err) == VD_OK, "refused: %s",
+                  s_err);
+    ck_assert_uint_eq(agency.rate.per_second, s_limit_files[_i].rate.per_second);
+    ck_assert_uint_eq(agency.rate.burst, s_limit_files[_i].rate.burst);
+    ck_assert_uint_eq(agency.bytes.per_second, s_limit_files[_i].bytes.per_second);
+    ck_assert_uint_eq(agency.bytes.burst, s_limit_files[_i].bytes.burst);
+    ck_assert_int_eq(vdp_agency_check(&agency, s_err, sizeof s_err), VD_OK);
+    free((void *)path);
+}
+END_TEST
+
+START_TEST(rate_limits_accept_unquoted_values_and_comments)
+{
+    char text[2048];
+    size_t size = s_text(text, sizeof text, NULL, 0);
+    int more = snprintf(text + size, sizeof text - size,
+                        "    rate = 2000/s+10000   # the SIEM bursts in an incident\n"
+                        "    bytes = '16M/s+64M'\n");
+    ck_assert_int_lt(more, (int)(sizeof text - size));
+    vdp_agency_t agency;
+    ck_assert_msg(vdp_agency_parse(text, size + (size_t)more, "t.agency", &agency, s_err,
+                                   sizeof s_err) == VD_OK,
+                  "refused: %s", s_err);
+    ck_assert_uint_eq(agency.rate.per_second, 2000);
+    ck_assert_uint_eq(agency.rate.burst, 10000);
+    ck_assert_uint_eq(agency.bytes.per_second, 16ull << 20);
+    ck_assert_uint_eq(agency.bytes.burst, 64ull << 20);
+}
+END_TEST
+
+START_TEST(rate_limits_round_trip_through_both_files)
+{
+    vdp_secret_t key = s_key;
+    key.agency.rate = (vdp_rate_t){ 200, 2000 };
+    key.agency.bytes = (vdp_rate_t){ 4ull << 20, 16ull << 20 };
+    const char *secret_path = strdup(s_path("x.secret"));
+    const char *public_path = strdup(s_path("x.agency"));
+    ck_assert_int_eq(vdp_secret_save(&key, secret_path), VD_OK);
+    ck_assert_int_eq(vdp_agency_save(&key.agency, public_path), VD_OK);
+
+    vdp_secret_t secret;
+    ck_assert_msg(vdp_secret_load(secret_path, &secret, s_err, sizeof s_err) == VD_OK, "%s", s_err);
+    s_assert_same_agency(&secret.agency, &key.agency);
+    vdp_secret_wipe(&secret);
+    vdp_agency_t agency;
+    ck_assert_msg(vdp_agency_load(public_path, &agency, s_err, sizeof s_err) == VD_OK, "%s", s_err);
+    s_assert_same_agency(&agency, &key.agency);
+
+    //  Written after status, in the parser's own syntax, before the secret keys.
+    char text[4096];
+    s_read(public_path, text, sizeof text);
+    ck_assert_ptr_nonnull(strstr(text, "    status = \"active\"\n"
+                                       "    rate = \"200/s+2000\"\n"
+                                       "    bytes = \"4194304/s+16777216\"\n"));
+    s_read(secret_path, text, sizeof text);
+    ck_assert_ptr_nonnull(strstr(text, "    status = \"active\"\n"
+                                       "    rate = \"200/s+2000\"\n"
+                                       "    bytes = \"4194304/s+16777216\"\n"
+                                       "    curve-secret = "));
+    sodium_memzero(text, sizeof text);
+
+    //  Only the one that is set is written; the other loads as not set.
+    key.agency.bytes = (vdp_rate_t){ 0, 0 };
+    ck_assert_int_eq(vdp_agency_save(&key.agency, public_path), VD_OK);
+    s_read(public_path, text, sizeof text);
+    ck_assert_ptr_nonnull(strstr(text, "    rate = \"200/s+2000\"\n"));
+    ck_assert_ptr_null(strstr(text, "bytes ="));
+    ck_assert_int_eq(vdp_agency_load(public_path, &agency, s_err, sizeof s_err), VD_OK);
+    s_assert_same_agency(&agency, &key.agency);
+    vdp_secret_wipe(&key);
+    free((void *)secret_path);
+    free((void *)public_path);
+}
+END_TEST
+
+static const struct {
+    vdp_rate_t rate;
+    vdp_rate_t bytes;
+    const char *fragment;
+} s_bad_limits[] = {
+    { { 10, 5 }, { 0, 0 }, "key/rate: burst 5 is below the rate 10" },
+    { { 10, 0 }, { 0, 0 }, "key/rate: burst 0 is below the rate 10" },
+    { { 0, 5 }, { 0, 0 }, "key/rate: a burst without a rate" },
+    { { 1, VDP_RATE_MAX + 1 }, { 0, 0 }, "key/rate: burst too large" },
+    { { VDP_RATE_MAX + 1, VDP_RATE_MAX + 1 }, { 0, 0 }, "key/rate: burst too large" },
+    { { 0, 0 }, { 16, 8 }, "key/bytes: burst 8 is below the rate 16" },
+    { { 0, 0 }, { 0, 1 }, "key/bytes: a burst without a rate" },
+    { { 1, 1 }, { UINT64_MAX, UINT64_MAX }, "key/bytes: burst too large" },
+};
+
+START_TEST(check_refuses_bad_rate_limits)
+{
+    vdp_agency_t agency = s_key.agency;
+    agency.rate = s_bad_limits[_i].rate;
+    agency.bytes = s_bad_limits[_i].bytes;
+    ck_assert_int_eq(vdp_agency_check(&agency, s_err, sizeof s_err), VD_EINVAL);
+    ck_assert_msg(strstr(s_err, s_bad_limits[_i].fragment), "error \"%s\" lacks \"%s\"", s_err,
+                  s_bad_limits[_i].fragment);
+    //  Nor is such an agency saved, in either file.
+    ck_assert_int_eq(vdp_agency_save(&agency, s_path("x.agency")), VD_EINVAL);
+    vdp_secret_t key = s_key;
+    key.agency = agency;
+    ck_assert_int_eq(vdp_secret_save(&key, s_path("x.secret")), VD_EINVAL);
+    vdp_secret_wipe(&key);
+    ck_assert_uint_eq(s_entries(s_dir), 0);
+}
+END_TEST
+
+START_TEST(check_accepts_rate_limits_at_the_bounds)
+{
+    vdp_agency_t agency = s_key.agency;
+    agency.rate = (vdp_rate_t){ 1, 1 };
+    agency.bytes = (vdp_rate_t){ VDP_RATE_MAX, VDP_RATE_MAX };
+    ck_assert_msg(vdp_agency_check(&agency, s_err, sizeof s_err) == VD_OK, "%s", s_err);
+    agency.rate = (vdp_rate_t){ 1, VDP_RATE_MAX };
+    agency.bytes = (vdp_rate_t){ 0, 0 };
+    ck_assert_msg(vdp_agency_check(&agency, s_err, sizeof s_err) == VD_OK, "%s", s_err);
+    const char *path = strdup(s_path("x.agency"));
+    ck_assert_int_eq(vdp_agency_save(&agency, path), VD_OK);
+    vdp_agency_t loaded;
+    ck_assert_int_eq(vdp_agency_load(path, &loaded, s_err, sizeof s_err), VD_OK);
+    s_assert_same_agency(&loaded, &agency);
+    free((void *)path);
+}
+END_TEST
+
 Suite *
 vdp_agency_suite(void)
 {
@@ -803,6 +997,17 @@ vdp_agency_suite(void)
     tcase_add_test(tc, parse_refuses_nul_bytes_and_long_lines_and_large_files);
     tcase_add_test(tc, parse_accepts_zpl_variants);
     tcase_add_test(tc, check_refuses_unterminated_fields);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("rate_limits");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_loop_test(tc, rate_limits_load_with_both_one_or_none, 0,
+                        sizeof s_limit_files / sizeof s_limit_files[0]);
+    tcase_add_test(tc, rate_limits_accept_unquoted_values_and_comments);
+    tcase_add_test(tc, rate_limits_round_trip_through_both_files);
+    tcase_add_loop_test(tc, check_refuses_bad_rate_limits, 0,
+                        sizeof s_bad_limits / sizeof s_bad_limits[0]);
+    tcase_add_test(tc, check_accepts_rate_limits_at_the_bounds);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -131,6 +131,7 @@ enum {
     C_OK_SEQ,
     C_ACK,
     C_CREDIT,
+    C_RECEIPT_RATE,
     C_COUNT
 };
 
@@ -138,7 +139,7 @@ static const vdp_op_t s_case_op[C_COUNT] = {
     VDP_OP_HELLO,   VDP_OP_WELCOME, VDP_OP_PUB,     VDP_OP_RECEIPT, VDP_OP_RECEIPT, VDP_OP_RECEIPT,
     VDP_OP_SUB,     VDP_OP_UNSUB,   VDP_OP_DELIVER, VDP_OP_PING,    VDP_OP_PONG,    VDP_OP_OK,
     VDP_OP_ERROR,   VDP_OP_BYE,     VDP_OP_HELLO,   VDP_OP_SUB,     VDP_OP_SUB,     VDP_OP_UNSUB,
-    VDP_OP_DELIVER, VDP_OP_OK,      VDP_OP_ACK,     VDP_OP_CREDIT
+    VDP_OP_DELIVER, VDP_OP_OK,      VDP_OP_ACK,     VDP_OP_CREDIT,  VDP_OP_RECEIPT
 };
 
 static void
@@ -160,14 +161,15 @@ write_case(vdp_writer_t *w, int c, const uint8_t *raw, size_t raw_len)
         rc = vdp_writer_pub(w, &env);
         break;
     case C_RECEIPT_ACCEPTED:
-        rc = vdp_writer_receipt(w, ID1, VDP_RECEIPT_ACCEPTED, 1ull << 40, 1718000000456, 0, NULL);
+        rc =
+            vdp_writer_receipt(w, ID1, VDP_RECEIPT_ACCEPTED, 1ull << 40, 1718000000456, 0, NULL, 0);
         break;
     case C_RECEIPT_DUPLICATE:
-        rc = vdp_writer_receipt(w, ID1, VDP_RECEIPT_DUPLICATE, 7, 1718000000000, 0, NULL);
+        rc = vdp_writer_receipt(w, ID1, VDP_RECEIPT_DUPLICATE, 7, 1718000000000, 0, NULL, 0);
         break;
     case C_RECEIPT_REJECTED:
         rc = vdp_writer_receipt(w, ID1, VDP_RECEIPT_REJECTED, 0, 0, VD_EACCES,
-                                "comune:i726 may not publish on alert.toscana.b429");
+                                "comune:i726 may not publish on alert.toscana.b429", 0);
         break;
     case C_SUB:
         rc = vdp_writer_sub(w, 12, "alert.toscana.>");
@@ -218,6 +220,10 @@ write_case(vdp_writer_t *w, int c, const uint8_t *raw, size_t raw_len)
         break;
     case C_CREDIT:
         rc = vdp_writer_credit(w, 2048);
+        break;
+    case C_RECEIPT_RATE:
+        rc = vdp_writer_receipt(w, ID1, VDP_RECEIPT_REJECTED, 0, 0, VD_ERATE,
+                                "comune:i726 over its rate of 200/s+2000", 1250);
         break;
     }
     ck_assert_int_eq(rc, VD_OK);
@@ -274,6 +280,7 @@ check_case(
         ck_assert_str_eq(cmd->id, ID1);
         ck_assert_int_eq(cmd->status, VDP_RECEIPT_REJECTED);
         ck_assert_int_eq(cmd->code, VD_EACCES);
+        ck_assert_uint_eq(cmd->retry_after_ms, 0); // absent
         ck_assert_str_eq(cmd->reason, "comune:i726 may not publish on alert.toscana.b429");
         break;
     case C_SUB:
@@ -345,6 +352,11 @@ check_case(
         break;
     case C_CREDIT:
         ck_assert_uint_eq(cmd->credit, 2048);
+        break;
+    case C_RECEIPT_RATE:
+        ck_assert_int_eq(cmd->status, VDP_RECEIPT_REJECTED);
+        ck_assert_int_eq(cmd->code, VD_ERATE);
+        ck_assert_uint_eq(cmd->retry_after_ms, 1250);
         break;
     }
 }
@@ -575,7 +587,7 @@ START_TEST(writer_cuts_long_text_at_a_character_boundary)
     vdp_writer_t w;
     vdp_writer_init(&w);
     ck_assert_int_eq(vdp_writer_error(&w, 3, VD_EACCES, reason), VD_OK);
-    ck_assert_int_eq(vdp_writer_receipt(&w, "", VDP_RECEIPT_REJECTED, 0, 0, VD_EFIELD, reason),
+    ck_assert_int_eq(vdp_writer_receipt(&w, "", VDP_RECEIPT_REJECTED, 0, 0, VD_EFIELD, reason, 0),
                      VD_OK);
     vdp_reader_t r;
     vdp_reader_init(&r, w.data, w.size);
@@ -766,8 +778,9 @@ optional_key(vdp_op_t op, const char *key, uint32_t len)
     case VDP_OP_WELCOME:
         return IS("credit");
     case VDP_OP_ERROR:
-    case VDP_OP_RECEIPT:
         return IS("err");
+    case VDP_OP_RECEIPT:
+        return IS("err") || IS("retry_after");
     case VDP_OP_SUB:
         return IS("durable") || IS("from_seq") || IS("since");
     case VDP_OP_UNSUB:

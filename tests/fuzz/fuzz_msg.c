@@ -36,7 +36,7 @@ s_rewrite(vdp_writer_t *w, const vdp_cmd_t *cmd, const vdp_envelope_t *env)
         return vdp_writer_pub(w, env) == VD_OK;
     case VDP_OP_RECEIPT:
         return vdp_writer_receipt(w, cmd->id, cmd->status, cmd->seq, cmd->at, cmd->code,
-                                  cmd->reason) == VD_OK;
+                                  cmd->reason, cmd->retry_after_ms) == VD_OK;
     case VDP_OP_SUB:
         return vdp_writer_sub_from(w, cmd->ref, cmd->pattern, s_durable(cmd), cmd->from_seq,
                                    cmd->since) == VD_OK;

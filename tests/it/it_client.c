@@ -397,7 +397,7 @@ s_fake_pub(fake_t *fake, vdp_writer_t *out, const vdp_envelope_t *env, bool *ses
         *session = false; // as if the broker restarted and forgot us
         if (fake->script == SCRIPT_FORGET_PUBS)
             vdp_writer_receipt(out, env->id, VDP_RECEIPT_REJECTED, 0, 0, VD_ESESSION,
-                               "no session: send hello first");
+                               "no session: send hello first", 0);
         else
             vdp_writer_error(out, 0, VD_ESESSION, "no session: send hello first");
         return;
@@ -408,7 +408,7 @@ s_fake_pub(fake_t *fake, vdp_writer_t *out, const vdp_envelope_t *env, bool *ses
     if (fake->script == SCRIPT_FORGET_PUBS) {
         ck_assert_int_lt(fake->accepted, 16);
         snprintf(fake->accepted_ids[fake->accepted++], VDP_ID_LEN + 1, "%s", env->id);
-        vdp_writer_receipt(out, env->id, VDP_RECEIPT_ACCEPTED, seq, 1700000000000, 0, NULL);
+        vdp_writer_receipt(out, env->id, VDP_RECEIPT_ACCEPTED, seq, 1700000000000, 0, NULL, 0);
         return;
     }
     //  Well-formed msgpack that is not a valid envelope: a map missing its required fields, and
@@ -419,7 +419,7 @@ s_fake_pub(fake_t *fake, vdp_writer_t *out, const vdp_envelope_t *env, bool *ses
     if (malformed)
         vdp_writer_deliver(out, "bulletin.>", NULL, seq, 1, no_fields, sizeof no_fields);
     vdp_writer_deliver(out, "bulletin.toscana", NULL, seq, 1700000000000, env->raw, env->raw_len);
-    vdp_writer_receipt(out, env->id, VDP_RECEIPT_ACCEPTED, seq, 1700000000000, 0, NULL);
+    vdp_writer_receipt(out, env->id, VDP_RECEIPT_ACCEPTED, seq, 1700000000000, 0, NULL, 0);
     if (malformed)
         vdp_writer_deliver(out, "bulletin.>", NULL, seq, 1, not_a_map, sizeof not_a_map);
     vdp_writer_deliver(out, "bulletin.>", NULL, seq, 1700000000000, env->raw, env->raw_len);

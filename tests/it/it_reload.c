@@ -236,6 +236,55 @@ START_TEST(a_narrower_policy_applies_to_the_next_delivery_and_command)
 }
 END_TEST
 
+START_TEST(a_rotated_key_works_beside_the_old_one_until_it_is_revoked)
+{
+    s_world = vdt_world_demo(false);
+    vd_client_t *old = vdt_connect(s_world, "comune:i726");
+    vd_client_t *cosc = vdt_connect(s_world, "cosc:toscana");
+    vdt_subscribe(cosc, "alert.toscana.>", VD_OK);
+
+    //  The next key: same agency, new label, its public file installed, the broker reloaded.
+    char secret[600], public[600];
+    snprintf(secret, sizeof secret, "%s", vdt_path(s_world, "keys/comune-i726.next.secret"));
+    snprintf(public, sizeof public, "%s", vdt_path(s_world, "agencies/comune-i726.next.agency"));
+    ck_assert_int_eq(vd_keygen_rotate(vdt_secret(s_world, "comune:i726"), "next", secret, public),
+                     VD_OK);
+    ck_assert_int_eq(
+        vd_keygen_rotate(vdt_secret(s_world, "comune:i726"), "default", secret, public),
+        VD_EINVAL); // the old key's own label
+    vdp_agency_t next;
+    char err[256] = "";
+    ck_assert_msg(vdp_agency_load(public, &next, err, sizeof err) == VD_OK, "%s", err);
+    ck_assert_str_eq(next.org, "comune:i726");
+    ck_assert_str_eq(next.label, "next");
+    char out[4096];
+    ck_assert_int_eq(s_admin_reload(out, sizeof out), 0);
+
+    //  Both keys work, as the same org.
+    vd_client_t *fresh = vd_client_new();
+    ck_assert_ptr_nonnull(fresh);
+    ck_assert_int_eq(
+        vd_client_connect(fresh, vdt_endpoint(s_world), vdt_broker_key(s_world), secret, S_WAIT_MS),
+        VD_OK);
+    ck_assert_str_eq(vd_client_org(fresh), "comune:i726");
+    s_pub_accepted(old, "alert.toscana.i726", "old-key");
+    s_expect(cosc, "old-key");
+    s_pub_accepted(fresh, "alert.toscana.i726", "new-key");
+    s_expect(cosc, "new-key");
+
+    //  The old key revoked: its session is cut, the new one goes on.
+    s_set_status("comune:i726", VDP_KEY_REVOKED);
+    ck_assert_int_eq(s_admin_reload(out, sizeof out), 0);
+    vd_envelope_t *env = NULL;
+    ck_assert_int_eq(vd_client_recv(old, &env, S_WAIT_MS), VD_EAUTH);
+    s_pub_accepted(fresh, "alert.toscana.i726", "after-rotation");
+    s_expect(cosc, "after-rotation");
+    vd_client_destroy(&fresh);
+    vd_client_destroy(&old);
+    vd_client_destroy(&cosc);
+}
+END_TEST
+
 Suite *
 it_reload_suite(void)
 {
@@ -246,6 +295,7 @@ it_reload_suite(void)
     tcase_add_test(tc, sighup_cuts_a_revoked_key_at_once);
     tcase_add_test(tc, admin_reload_with_a_bad_file_changes_nothing);
     tcase_add_test(tc, a_narrower_policy_applies_to_the_next_delivery_and_command);
+    tcase_add_test(tc, a_rotated_key_works_beside_the_old_one_until_it_is_revoked);
     suite_add_tcase(suite, tc);
     return suite;
 }

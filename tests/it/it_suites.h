@@ -10,5 +10,7 @@ Suite *it_store_suite(void);
 Suite *it_durable_suite(void);
 Suite *it_cli_durable_suite(void);
 Suite *it_reload_suite(void);
+Suite *it_rate_suite(void);
+Suite *it_audit_suite(void);
 
 #endif

@@ -1,0 +1,355 @@
+/*  vd_audit_cmd: see vd_audit_cmd.h. A thin layer over proto/vdp_audit: what verify prints is
+    what vdp_audit_verify found, what query prints are the log's own bytes.  */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "vd_audit_cmd.h"
+#include "vdp_agency.h"
+#include "vdp_audit.h"
+#include "vedetta.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_USAGE = 1, // bad arguments, unreadable files
+    EXIT_BROKEN = 2 // verify: the log or its head is not intact
+};
+
+#define S_MS_PER_SECOND 1000LL
+
+static const char *s_help =
+    "Usage: vedetta audit verify LOG [--head FILE] [--key BROKER.agency]\n"
+    "       vedetta audit query LOG [--org ORG] [--kind KIND] [--since TIME] [--until TIME]\n"
+    "\n"
+    "Checks or searches the broker's audit log (a JSON line per record, each chained to the\n"
+    "one before by its hash).\n"
+    "\n"
+    "verify: checks every record's hash and its link to the one before, and the head\n"
+    "checkpoint. Prints {\"intact\":true,\"records\":N,\"head\":N,\"head_signed\":BOOL} or\n"
+    "{\"intact\":false,\"records_ok\":K,\"broken_at\":K+1,\"reason\":\"...\"}.\n"
+    "  --head FILE          the head checkpoint (default: LOG.head, if it exists)\n"
+    "  --key BROKER.agency  the broker's public agency file: the head must be signed with its\n"
+    "                       key (without it, the head's signature is not checked)\n"
+    "\n"
+    "query: prints the records that match every option given, as they are in the log. It does\n"
+    "not verify the chain: run verify for that.\n"
+    "  --org ORG            records whose org is ORG\n"
+    "  --kind KIND          records of this kind: auth.ok, auth.fail, pub.accept, pub.reject,\n"
+    "                       sub.grant, sub.deny, deliver.withheld, registry.change,\n"
+    "                       policy.change, key.revoke, broker.start, broker.stop,\n"
+    "                       audit.checkpoint\n"
+    "  --since TIME         records at or after TIME\n"
+    "  --until TIME         records at or before TIME\n"
+    "TIME is UTC milliseconds since the epoch or ISO 8601 UTC, e.g. 2026-11-22T10:00:00Z.\n"
+    "\n"
+    "Exit codes: 0 intact (verify) or done (query); 1 usage error or unreadable file, or (query)\n"
+    "a line that is not a record; 2 (verify) not intact.\n";
+
+__attribute__((format(printf, 2, 3))) static int
+s_usage_error(const char *command, const char *fmt, ...)
+{
+    fprintf(stderr, "vedetta audit %s: ", command);
+    va_list args;
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+    fprintf(stderr, "\nTry 'vedetta audit --help'.\n");
+    return EXIT_USAGE;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    TIME: the logic of `vedetta sub --since` (client/vedetta.c), without ages: an audit query
+    names moments, and "2h" would mean something else by the time the output is read.  */
+
+//  True if `text` starts with `shape`, where each '9' of `shape` stands for one ASCII digit.
+static bool
+s_has_shape(const char *text, const char *shape)
+{
+    for (; *shape; shape++, text++) {
+        bool digit = *text >= '0' && *text <= '9';
+        if (*shape == '9' ? !digit : *text != *shape)
+            return false;
+    }
+    return true;
+}
+
+//  The milliseconds of an ISO-8601 fraction (".5" is 500) followed by "Z" and nothing else.
+static bool
+s_parse_fraction_z(const char *text, int *millis)
+{
+    *millis = 0;
+    if (*text == '.') {
+        int digits = 0;
+        for (text++; digits < 3 && *text >= '0' && *text <= '9'; text++, digits++)
+            *millis = *millis * 10 + (*text - '0');
+        if (digits == 0)
+            return false;
+        for (; digits < 3; digits++)
+            *millis *= 10;
+    }
+    return strcmp(text, "Z") == 0;
+}
+
+//  "2026-11-22T10:00:00Z" or "2026-11-22T10:00:00.250Z" as UTC ms. Only UTC, spelled with a Z.
+static bool
+s_parse_iso8601(const char *text, int64_t *ms)
+{
+    static const char shape[] = "9999-99-99T99:99:99";
+    struct tm tm = { 0 };
+    int millis;
+    if (!s_has_shape(text, shape) || !s_parse_fraction_z(text + sizeof shape - 1, &millis))
+        return false;
+    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    struct tm wanted = tm;
+    time_t secs = timegm(&tm);
+    //  timegm() normalises February 30th into March: a date that changed did not exist.
+    if (secs < 0 || tm.tm_year != wanted.tm_year || tm.tm_mon != wanted.tm_mon ||
+        tm.tm_mday != wanted.tm_mday || tm.tm_hour != wanted.tm_hour ||
+        tm.tm_min != wanted.tm_min || tm.tm_sec != wanted.tm_sec)
+        return false;
+    *ms = (int64_t)secs * S_MS_PER_SECOND + millis;
+    return true;
+}
+
+//  TIME: decimal UTC ms since the epoch, or ISO 8601 UTC.
+static bool
+s_parse_time(const char *text, int64_t *ms)
+{
+    if (*text >= '0' && *text <= '9' && strspn(text, "0123456789") == strlen(text)) {
+        char *end = NULL;
+        errno = 0;
+        long long value = strtoll(text, &end, 10);
+        if (errno != 0 || *end != '\0')
+            return false;
+        *ms = value;
+        return true;
+    }
+    return s_parse_iso8601(text, ms);
+}
+
+/*  -------------------------------------------------------------------------------------------
+    verify  */
+
+//  Prints `obj` as one line and frees it. False if stdout is gone or memory ran out.
+static bool
+s_print_json(json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(obj);
+    bool ok = text && puts(text) >= 0 && fflush(stdout) == 0;
+    free(text);
+    return ok;
+}
+
+//  The verdict as one JSON line; the exit code.
+static int
+s_print_verdict(const vdp_audit_verify_t *result)
+{
+    json_t *obj = json_object();
+    json_object_set_new(obj, "intact", json_boolean(result->intact));
+    if (result->intact) {
+        json_object_set_new(obj, "records", json_integer((json_int_t)result->records));
+        json_object_set_new(obj, "head",
+                            result->head_present ? json_integer((json_int_t)result->head_n)
+                                                 : json_null());
+        json_object_set_new(obj, "head_signed", json_boolean(result->head_signed));
+    } else {
+        json_object_set_new(obj, "records_ok", json_integer((json_int_t)result->broken_at - 1));
+        json_object_set_new(obj, "broken_at", json_integer((json_int_t)result->broken_at));
+        json_object_set_new(obj, "reason", json_string(result->reason));
+    }
+    if (result->incomplete_tail)
+        json_object_set_new(obj, "incomplete_tail", json_true());
+    if (!s_print_json(obj)) {
+        fprintf(stderr, "vedetta audit verify: cannot write to stdout\n");
+        return EXIT_USAGE;
+    }
+    return result->intact ? EXIT_OK : EXIT_BROKEN;
+}
+
+//  The broker's Ed25519 public key from its public agency file; an exit code.
+static int
+s_load_sign_key(const char *path, uint8_t key[VDP_KEY_BYTES])
+{
+    vdp_agency_t agency;
+    char err[512] = "";
+    if (vdp_agency_load(path, &agency, err, sizeof err) != VD_OK) {
+        fprintf(stderr, "vedetta audit verify: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (vdp_agency_sign_key(&agency, key) != VD_OK) {
+        fprintf(stderr, "vedetta audit verify: %s: no valid signing key\n", path);
+        return EXIT_USAGE;
+    }
+    if (agency.role != VDP_ROLE_BROKER)
+        fprintf(stderr, "vedetta audit verify: note: %s is the key of %s, not of a broker\n", path,
+                agency.org);
+    return EXIT_OK;
+}
+
+static int
+s_cmd_verify(int argc, char **argv)
+{
+    static const struct option options[] = { { "head", required_argument, NULL, 'H' },
+                                             { "key", required_argument, NULL, 'k' },
+                                             { "help", no_argument, NULL, 'h' },
+                                             { NULL, 0, NULL, 0 } };
+    const char *head = NULL, *key = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        switch (opt) {
+        case 'H':
+            head = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'h':
+            fputs(s_help, stdout);
+            return EXIT_OK;
+        case ':':
+            return s_usage_error("verify", "option %s needs a value", argv[optind - 1]);
+        default:
+            return s_usage_error("verify", "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return s_usage_error("verify", "LOG is required");
+    if (optind + 1 < argc)
+        return s_usage_error("verify", "unexpected argument '%s'", argv[optind + 1]);
+    const char *log = argv[optind];
+
+    uint8_t sign_public[VDP_KEY_BYTES];
+    if (key && s_load_sign_key(key, sign_public) != EXIT_OK)
+        return EXIT_USAGE;
+    char *default_head = NULL;
+    struct stat st;
+    if (!head && asprintf(&default_head, "%s.head", log) > 0 && stat(default_head, &st) == 0)
+        head = default_head;
+    vdp_audit_verify_t result;
+    char err[512] = "";
+    int rc = vdp_audit_verify(log, head, key ? sign_public : NULL, &result, err, sizeof err);
+    free(default_head);
+    if (rc != VD_OK) {
+        fprintf(stderr, "vedetta audit verify: %s\n", err[0] ? err : vd_strerror(rc));
+        return EXIT_USAGE;
+    }
+    if (result.intact && !result.head_present)
+        fprintf(stderr, "vedetta audit verify: no head checkpoint: records removed from the end "
+                        "of the log would go unnoticed\n");
+    else if (result.intact && !key)
+        fprintf(stderr, "vedetta audit verify: no --key: the head's signature was not checked\n");
+    if (result.incomplete_tail)
+        fprintf(stderr, "vedetta audit verify: the last line is incomplete (a write in progress "
+                        "or cut by a crash): not checked\n");
+    return s_print_verdict(&result);
+}
+
+/*  -------------------------------------------------------------------------------------------
+    query  */
+
+//  Prints a matching record's line as it is; stops the query if stdout is gone.
+static int
+s_print_line(const char *line, size_t len, const vdp_audit_record_t *record, void *arg)
+{
+    (void)record;
+    bool *failed = arg;
+    if (fwrite(line, 1, len, stdout) != len || putchar('\n') == EOF)
+        *failed = true;
+    return *failed;
+}
+
+static int
+s_cmd_query(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "org", required_argument, NULL, 'o' },   { "kind", required_argument, NULL, 'K' },
+        { "since", required_argument, NULL, 's' }, { "until", required_argument, NULL, 'u' },
+        { "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 }
+    };
+    vdp_audit_filter_t filter = { 0 };
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        switch (opt) {
+        case 'o':
+            filter.org = optarg;
+            break;
+        case 'K':
+            filter.kind = vdp_audit_kind_from_name(optarg);
+            if (filter.kind == VDP_AUDIT_NONE)
+                return s_usage_error("query", "unknown kind '%s'", optarg);
+            break;
+        case 's':
+        case 'u':
+            if (!s_parse_time(optarg, opt == 's' ? &filter.since : &filter.until))
+                return s_usage_error("query",
+                                     "invalid --%s '%s' (UTC ms, or ISO 8601 UTC like "
+                                     "2026-11-22T10:00:00Z)",
+                                     opt == 's' ? "since" : "until", optarg);
+            break;
+        case 'h':
+            fputs(s_help, stdout);
+            return EXIT_OK;
+        case ':':
+            return s_usage_error("query", "option %s needs a value", argv[optind - 1]);
+        default:
+            return s_usage_error("query", "unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return s_usage_error("query", "LOG is required");
+    if (optind + 1 < argc)
+        return s_usage_error("query", "unexpected argument '%s'", argv[optind + 1]);
+    if (filter.until > 0 && filter.since > filter.until)
+        return s_usage_error("query", "--since is after --until");
+
+    bool failed = false;
+    char err[512] = "";
+    int rc = vdp_audit_query(argv[optind], &filter, s_print_line, &failed, err, sizeof err);
+    if (failed || fflush(stdout) != 0) {
+        fprintf(stderr, "vedetta audit query: cannot write to stdout\n");
+        return EXIT_USAGE;
+    }
+    if (rc != VD_OK) {
+        fprintf(stderr, "vedetta audit query: %s: %s\n", argv[optind],
+                err[0] ? err : vd_strerror(rc));
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+int
+vd_audit_command(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(s_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(s_help, stdout);
+        return EXIT_OK;
+    }
+    //  The subcommand parses argv[1..]: getopt sees it as argv[0].
+    optind = 1;
+    if (strcmp(sub, "verify") == 0)
+        return s_cmd_verify(argc - 1, argv + 1);
+    if (strcmp(sub, "query") == 0)
+        return s_cmd_query(argc - 1, argv + 1);
+    fprintf(stderr, "vedetta audit: unknown subcommand '%s'\n\n", sub);
+    fputs(s_help, stderr);
+    return EXIT_USAGE;
+}
