@@ -176,7 +176,7 @@ s_write_log(const int *order, size_t count)
 static void
 s_write_first(size_t count)
 {
-    int order[S_RECORDS];
+    int order[S_RECORDS] = { 0 };
     for (size_t i = 0; i < count; i++)
         order[i] = (int)i + 1;
     s_write_log(order, count);
