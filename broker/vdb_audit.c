@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,20 @@ struct vdb_audit_t {
     uint8_t sign_public[VDP_KEY_BYTES];
     char damage[512]; // what open found wrong, "" if nothing
     vdb_audit_stats_t stats;
+    //  The checkpoint thread (vdb_audit_checkpoint_start), started on first use. It reads fd,
+    //  head_path, has_key and sign_secret, which do not change while it runs; the rest of what
+    //  it shares is under `lock`.
+    pthread_t syncer;
+    bool syncer_started;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool job; // a head to write is waiting for the thread, or being written
+    bool stopping;
+    vdp_audit_head_t next; // ...that head
+    uint64_t synced_n;     // the record the last head the thread wrote names...
+    bool synced_any;       // ...if it wrote one
+    bool sync_failed;      // the thread's last checkpoint failed...
+    char sync_err[256];    // ...and why (reported once by the next start)
 };
 
 static int64_t
@@ -52,11 +67,15 @@ s_now_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+static void s_syncer_stop(vdb_audit_t *self);
+static uint64_t s_syncer_wait(vdb_audit_t *self);
+
 static void
 s_free(vdb_audit_t *self)
 {
     if (!self)
         return;
+    s_syncer_stop(self);
     if (self->fd >= 0)
         close(self->fd); // releases the flock
     sodium_memzero(self->sign_secret, sizeof self->sign_secret);
@@ -444,6 +463,10 @@ int
 vdb_audit_checkpoint(vdb_audit_t *self, char *err, size_t err_size)
 {
     assert(self);
+    //  The head file is written by one of us at a time; if the thread's last head names the
+    //  last record, there is nothing to replace.
+    if (s_syncer_wait(self) == self->n)
+        self->head_current = true;
     int rc = vdb_audit_flush(self, true, err, err_size);
     if (rc != VD_OK || self->head_current)
         return rc;
@@ -456,6 +479,115 @@ vdb_audit_checkpoint(vdb_audit_t *self, char *err, size_t err_size)
         self->head_current = true;
         self->stats.head_n = head.n;
     }
+    return rc;
+}
+
+/*  -------------------------------------------------------------------------------------------
+    Checkpoints off the caller's thread: the fdatasync of a second's records took the broker's
+    loop tens of milliseconds, stalling every party meanwhile.  */
+
+static void *
+s_syncer_run(void *arg)
+{
+    vdb_audit_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    while (true) {
+        while (!self->stopping && !self->job)
+            pthread_cond_wait(&self->changed, &self->lock);
+        if (!self->job) // stopping, and nothing left to write
+            break;
+        vdp_audit_head_t head = self->next;
+        pthread_mutex_unlock(&self->lock);
+        //  Everything up to record head.n was written before this head was handed over, so
+        //  once this returns the head may name it.
+        char err[256] = "";
+        int rc = fdatasync(self->fd) == 0 ? VD_OK
+                                          : vdp_errorf(err, sizeof err, VD_EIO, "%s: fdatasync: %s",
+                                                       self->path, strerror(errno));
+        if (rc == VD_OK) {
+            if (self->has_key)
+                vdp_audit_head_sign(&head, self->sign_secret);
+            rc = vdp_audit_head_write(&head, self->head_path, err, sizeof err);
+        }
+        pthread_mutex_lock(&self->lock);
+        self->job = false;
+        self->sync_failed = rc != VD_OK;
+        if (rc == VD_OK) {
+            self->synced_n = head.n;
+            self->synced_any = true;
+        } else
+            snprintf(self->sync_err, sizeof self->sync_err, "%s", err);
+        pthread_cond_broadcast(&self->changed);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+/*  Waits for the thread's head in progress, if any; then the caller owns the head file again.
+    Returns the record the thread's last head names, UINT64_MAX if it wrote none.  */
+static uint64_t
+s_syncer_wait(vdb_audit_t *self)
+{
+    if (!self->syncer_started)
+        return UINT64_MAX;
+    pthread_mutex_lock(&self->lock);
+    while (self->job)
+        pthread_cond_wait(&self->changed, &self->lock);
+    uint64_t named = self->synced_any ? self->synced_n : UINT64_MAX;
+    if (self->synced_any && self->synced_n > self->stats.head_n)
+        self->stats.head_n = self->synced_n;
+    pthread_mutex_unlock(&self->lock);
+    return named;
+}
+
+static void
+s_syncer_stop(vdb_audit_t *self)
+{
+    if (!self->syncer_started)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->stopping = true;
+    pthread_cond_broadcast(&self->changed);
+    pthread_mutex_unlock(&self->lock);
+    pthread_join(self->syncer, NULL);
+    pthread_cond_destroy(&self->changed);
+    pthread_mutex_destroy(&self->lock);
+    self->syncer_started = false;
+}
+
+int
+vdb_audit_checkpoint_start(vdb_audit_t *self, char *err, size_t err_size)
+{
+    assert(self);
+    int rc = vdb_audit_flush(self, false, err, err_size);
+    if (rc != VD_OK)
+        return rc;
+    if (!self->syncer_started) {
+        pthread_mutex_init(&self->lock, NULL);
+        pthread_cond_init(&self->changed, NULL);
+        if (pthread_create(&self->syncer, NULL, s_syncer_run, self) != 0) {
+            pthread_cond_destroy(&self->changed);
+            pthread_mutex_destroy(&self->lock);
+            return vdb_audit_checkpoint(self, err, err_size); // in line, then
+        }
+        self->syncer_started = true;
+    }
+    pthread_mutex_lock(&self->lock);
+    if (self->synced_n > self->stats.head_n)
+        self->stats.head_n = self->synced_n;
+    bool failed = self->sync_failed;
+    self->sync_failed = false;
+    if (failed)
+        rc = vdp_errorf(err, err_size, VD_EIO, "%s", self->sync_err);
+    //  One head at a time: while one is being written, this call has nothing to add (the
+    //  next one will name the records written meanwhile).
+    if (!self->job && self->stats.head_n < self->n) {
+        self->next = (vdp_audit_head_t){ .n = self->n, .t = s_now_ms() };
+        memcpy(self->next.hash, self->prev, sizeof self->next.hash);
+        self->job = true;
+        pthread_cond_broadcast(&self->changed);
+    }
+    pthread_mutex_unlock(&self->lock);
     return rc;
 }
 

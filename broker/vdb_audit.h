@@ -12,7 +12,8 @@
     - an flock on the log keeps a second writer out.
     Opening costs O(1) in the log's size: it checks the last two records and the head, not the
     whole chain (that is `vedetta audit verify`).
-    Threads: one thread only (the broker's loop).  */
+    Threads: one caller thread only (the broker's loop); vdb_audit_checkpoint_start hands the
+    fsync and the head to a thread of the writer's own.  */
 
 #ifndef VDB_AUDIT_H_INCLUDED
 #define VDB_AUDIT_H_INCLUDED
@@ -69,6 +70,13 @@ int vdb_audit_flush(vdb_audit_t *self, bool sync, char *err, size_t err_size);
 /*  Flushes with sync, then, if records were added since the last head, replaces the head file
     atomically (signed if the writer has a key). Returns VD_OK or VD_EIO with `err`.  */
 int vdb_audit_checkpoint(vdb_audit_t *self, char *err, size_t err_size);
+
+/*  The same, without waiting for the disk: writes what is buffered, then hands the fsync and
+    the new head to a thread of the writer's own (started on first use) and returns. One head
+    is written at a time; a call while one is in progress only writes the buffer. Returns VD_OK,
+    or VD_EIO with `err` if the write failed, or if the thread's previous checkpoint failed
+    (reported once; the next call tries again).  */
+int vdb_audit_checkpoint_start(vdb_audit_t *self, char *err, size_t err_size);
 
 /*  Checkpoints, closes the log, wipes the secret key and frees the writer; sets *self_p to
     NULL. Accepts NULL and *self_p == NULL. Returns VD_OK, or VD_EIO with `err` when records

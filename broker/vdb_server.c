@@ -884,7 +884,7 @@ s_audit_flush(vdb_server_t *self, bool checkpoint)
     if (!self->audit)
         return;
     char err[256] = "";
-    int rc = checkpoint ? vdb_audit_checkpoint(self->audit, err, sizeof err)
+    int rc = checkpoint ? vdb_audit_checkpoint_start(self->audit, err, sizeof err)
                         : vdb_audit_flush(self->audit, false, err, sizeof err);
     s_audit_failing(self, rc, err);
 }

@@ -192,6 +192,20 @@ s_put_string(s_out_t *out, const char *key, const char *text)
     size_t avail = strlen(text);
     size_t taken = 0;
     while (taken < avail) {
+        //  Most text (org ids, keys, topics, ids) is plain ASCII with nothing to escape: copy
+        //  such a run whole, and look at one character at a time only past it.
+        size_t run = 0, room = VDP_AUDIT_MAX_FIELD - taken;
+        while (run < avail - taken && run < room) {
+            unsigned char b = p[taken + run];
+            if (b < 0x20 || b > 0x7e || b == '"' || b == '\\')
+                break;
+            run++;
+        }
+        if (run > 0) {
+            s_put(out, p + taken, run);
+            taken += run;
+            continue;
+        }
         size_t len = s_utf8_len(p + taken, avail - taken);
         if (taken + (len ? len : 1) > VDP_AUDIT_MAX_FIELD)
             break;

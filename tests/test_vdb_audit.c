@@ -283,6 +283,33 @@ START_TEST(records_wait_in_memory_until_a_flush)
 }
 END_TEST
 
+//  A checkpoint handed to the writer's thread: the head follows, one at a time, and a sync
+//  checkpoint (or close) waits for the one in progress rather than racing it.
+START_TEST(a_checkpoint_on_the_thread_moves_the_head)
+{
+    s_open();
+    s_record(1, 3);
+    ck_assert_int_eq(vdb_audit_checkpoint_start(s_audit, s_err, sizeof s_err), VD_OK);
+    ck_assert_uint_eq(s_stats().buffered, 0); // written at once; fsync and head on the thread
+    s_record(4, 4);
+    //  While the first head may still be in progress, another start only writes the buffer.
+    ck_assert_int_eq(vdb_audit_checkpoint_start(s_audit, s_err, sizeof s_err), VD_OK);
+    ck_assert_uint_eq(s_stats().buffered, 0);
+    //  A sync checkpoint waits for the thread, then names everything.
+    ck_assert_int_eq(vdb_audit_checkpoint(s_audit, s_err, sizeof s_err), VD_OK);
+    ck_assert_uint_eq(s_stats().head_n, 7);
+    ck_assert_uint_eq(s_read_head(s_head).n, 7);
+    s_assert_intact(7);
+    //  Many in a row, records between them: the chain and the head stay consistent.
+    for (uint64_t i = 8; i < 208; i += 4) {
+        s_record(i, 4);
+        ck_assert_int_eq(vdb_audit_checkpoint_start(s_audit, s_err, sizeof s_err), VD_OK);
+    }
+    s_close();
+    s_assert_intact(207);
+}
+END_TEST
+
 START_TEST(record_refuses_bad_records_and_stamps_the_time)
 {
     s_open();
@@ -668,6 +695,7 @@ vdb_audit_suite(void)
     tcase_add_checked_fixture(write, s_setup, s_teardown);
     tcase_add_test(write, open_starts_a_log_with_a_signed_head);
     tcase_add_test(write, records_wait_in_memory_until_a_flush);
+    tcase_add_test(write, a_checkpoint_on_the_thread_moves_the_head);
     tcase_add_test(write, record_refuses_bad_records_and_stamps_the_time);
     suite_add_tcase(suite, write);
 
