@@ -305,6 +305,23 @@ START_TEST(refused_key_is_eauth_before_the_timeout)
 }
 END_TEST
 
+//  A client that expects another broker key (a broker posing as ours, or a typo) never gets a
+//  session: the handshake cannot complete, so nothing is sent to the impostor but the hello.
+START_TEST(a_wrong_broker_key_gets_no_session)
+{
+    vdt_broker_start(s_world);
+    char impostor[41], impostor_secret[41];
+    ck_assert_int_eq(zmq_curve_keypair(impostor, impostor_secret), 0);
+    vd_client_t *siena = vd_client_new();
+    ck_assert_ptr_nonnull(siena);
+    int rc = vd_client_connect(siena, vdt_endpoint(s_world), impostor,
+                               vdt_secret(s_world, "comune:i726"), 1000);
+    ck_assert_int_eq(rc, VD_ETIMEOUT);
+    ck_assert_ptr_null(vd_client_org(siena));
+    vd_client_destroy(&siena);
+}
+END_TEST
+
 START_TEST(async_publishes_get_one_receipt_each)
 {
     vdt_broker_start(s_world);
@@ -782,6 +799,7 @@ it_client_suite(void)
     tcase_set_timeout(broker, 60);
     tcase_add_test(broker, restart_restores_subscriptions);
     tcase_add_test(broker, refused_key_is_eauth_before_the_timeout);
+    tcase_add_test(broker, a_wrong_broker_key_gets_no_session);
     tcase_add_test(broker, async_publishes_get_one_receipt_each);
     suite_add_tcase(suite, broker);
 
