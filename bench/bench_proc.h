@@ -24,23 +24,32 @@ typedef enum {
     BENCH_CTL_JOIN,      // coordinator -> subscriber: wait for a probe message
     BENCH_CTL_PROBE,     // coordinator -> publisher: send probes until STOP
     BENCH_CTL_JOINED,    // subscriber -> coordinator: a probe arrived, the subscription is live
-    BENCH_CTL_STOP,      // coordinator -> publisher: stop probing (answered by DONE)
+    BENCH_CTL_STOP,      // coordinator -> publisher: stop probing, or flooding (answered by
+                         // DONE)
     BENCH_CTL_GO,        // coordinator -> both: throughput phase; v[0] = messages
     BENCH_CTL_DRAIN,     // coordinator -> subscriber: the publisher is done; stop when idle
-    BENCH_CTL_LATENCY,   // coordinator -> both: latency phase; v[0] = samples, v[1] = warm-up
+    BENCH_CTL_LATENCY,   // coordinator -> both: latency phase; v[0] = samples, v[1] = warm-up;
+                         // subscriber: v[2] = ns added to its deadline (it starts before the
+                         // publisher on vedettad-flood)
     BENCH_CTL_DONE,      // child -> coordinator: phase over; v[] = results (see bench_roles.h)
     BENCH_CTL_ABORT,     // coordinator -> child: stop the current phase now
     BENCH_CTL_QUIT,      // coordinator -> child: close everything and exit 0
     BENCH_CTL_LEAVE,     // coordinator -> durable subscriber: ack what it has, close its
                          // client (answered by DONE); the broker keeps its cursor
-    BENCH_CTL_READBACK   // coordinator -> durable subscriber: reconnect on the same name and
+    BENCH_CTL_READBACK,  // coordinator -> durable subscriber: reconnect on the same name and
                          // read v[0] messages back from the store (answered by DONE)
+    BENCH_CTL_FLOOD,     // coordinator -> flooder: publish without pause until STOP, v[0]
+                         // messages at most, or the phase deadline (answered by DONE); v[1]:
+                         // accepted receipts (its burst) to have before FLOODING
+    BENCH_CTL_FLOODING   // flooder -> coordinator: v[1] publishes accepted and one refused
+                         // with ERATE: the flood is over its limits; v[0] = when, v[1] =
+                         // accepted by then
 } bench_ctl_type_t;
 
 typedef struct {
-    int32_t type; // bench_ctl_type_t
-    int32_t rc;   // 0 or a vd_err_t
-    int64_t v[8]; // numbers, by message type
+    int32_t type;  // bench_ctl_type_t
+    int32_t rc;    // 0 or a vd_err_t
+    int64_t v[10]; // numbers, by message type
     char text[BENCH_CTL_TEXT];
 } bench_ctl_t;
 

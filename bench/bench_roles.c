@@ -32,6 +32,10 @@
 #define S_CTL_EVERY 4096u
 //  A role that hears nothing from the coordinator for this long exits.
 #define S_IDLE_LIMIT_NS (3600ll * 1000000000ll)
+//  How often an idle vedettad publisher lets its client run (and ping): the broker closes a
+//  session it has not heard from for 3 heartbeats (6 s), and the flooder waits out a latency
+//  phase before it floods.
+#define S_KEEPALIVE_NS (500ll * 1000000ll)
 
 //  A message to publish again: its kind and sequence number.
 typedef struct {
@@ -52,6 +56,9 @@ typedef struct {
     int64_t duplicates;
     int64_t rejected;
     int64_t resent;                     // vedettad publisher: published again after ESESSION
+    int64_t refused;                    // flooder: rejections with ERATE, not in `rejected`
+    bool flooding;                      // flooder: ERATE is expected, and counted apart
+    bool stop_asked;                    // the coordinator sent STOP (seen by s_aborted())
     int64_t receipts_seen;              // vedettad publisher: every receipt, for stall checks
     char reject_reason[BENCH_CTL_TEXT]; // the first rejection's code and reason
     uint32_t id_salt[3];                // vedettad publisher: random parts of our envelope ids
@@ -88,6 +95,8 @@ bench_path_name(bench_path_t path)
         return "vedettad-durable";
     case BENCH_PATH_OFFLINE:
         return "vedettad-offline";
+    case BENCH_PATH_FLOOD:
+        return "vedettad-flood";
     default:
         return "?";
     }
@@ -97,13 +106,14 @@ bool
 bench_path_is_vedettad(bench_path_t path)
 {
     return path == BENCH_PATH_VEDETTAD || path == BENCH_PATH_STORE || path == BENCH_PATH_OFFLINE ||
-           bench_path_is_fanout(path);
+           path == BENCH_PATH_FLOOD || bench_path_is_fanout(path);
 }
 
 bool
 bench_path_has_store(bench_path_t path)
 {
-    return path == BENCH_PATH_STORE || path == BENCH_PATH_DURABLE || path == BENCH_PATH_OFFLINE;
+    return path == BENCH_PATH_STORE || path == BENCH_PATH_DURABLE || path == BENCH_PATH_OFFLINE ||
+           path == BENCH_PATH_FLOOD;
 }
 
 bool
@@ -218,12 +228,15 @@ s_poll_ctl(s_role_t *self, int *type)
     return 1;
 }
 
-//  True if the coordinator asked this phase to end (ABORT, QUIT) or is gone.
+/*  True if the coordinator asked this phase to end (ABORT, QUIT) or is gone. A STOP is
+    remembered in self->stop_asked for the flooder, which polls through the same calls.  */
 static bool
 s_aborted(s_role_t *self)
 {
     int type = 0;
     int rc = s_poll_ctl(self, &type);
+    if (rc == 1 && type == BENCH_CTL_STOP)
+        self->stop_asked = true;
     return rc < 0 || (rc == 1 && (type == BENCH_CTL_ABORT || type == BENCH_CTL_QUIT));
 }
 
@@ -360,6 +373,16 @@ s_role_close(s_role_t *self)
 /*  -------------------------------------------------------------------------------------------
     Publisher  */
 
+//  New random parts for our envelope ids: each phase that numbers its messages from 0 again
+//  needs ids the broker has not seen, or it answers them as duplicates and delivers nothing.
+static int
+s_pub_salt(s_role_t *self)
+{
+    if (getrandom(self->id_salt, sizeof self->id_salt, 0) != (ssize_t)sizeof self->id_salt)
+        return bench_ctl_fail(self->ctl, "getrandom: %s", strerror(errno));
+    return 0;
+}
+
 static int
 s_pub_open(s_role_t *self)
 {
@@ -368,9 +391,7 @@ s_pub_open(s_role_t *self)
     memset(&ready, 0, sizeof ready);
     ready.type = BENCH_CTL_READY;
     if (bench_path_is_vedettad(cfg->path)) {
-        if (getrandom(self->id_salt, sizeof self->id_salt, 0) != (ssize_t)sizeof self->id_salt)
-            return bench_ctl_fail(self->ctl, "getrandom: %s", strerror(errno));
-        if (s_vd_connect(self))
+        if (s_pub_salt(self) || s_vd_connect(self))
             return -1;
     } else {
         if (s_zmq_open(self, ZMQ_PUB))
@@ -409,6 +430,8 @@ s_pub_account(s_role_t *self, const vd_receipt_t *receipt)
         self->accepted++;
     else if (receipt->status == VD_RECEIPT_DUPLICATE)
         self->duplicates++;
+    else if (receipt->code == VD_ERATE && self->flooding)
+        self->refused++;
     else if (receipt->code == VD_ESESSION && s_envelope_id_parse(self, receipt->id, &kind, &seq)) {
         if (self->resend_count == self->resend_max) {
             size_t max = self->resend_max ? self->resend_max * 2 : 64;
@@ -706,6 +729,10 @@ s_pub_wait_ack(s_role_t *self, uint64_t seq, int64_t deadline)
             return -1;
         if (rc == 0 && self->client && (s_pub_receipts(self, 0) || s_pub_flush(self)))
             return -1;
+        //  A rejected sample is never delivered: say why now rather than as a loss later.
+        if (self->rejected > 0)
+            return bench_ctl_fail(self->ctl, "latency: a sample was rejected: %s",
+                                  self->reject_reason);
     }
 }
 
@@ -714,7 +741,12 @@ s_pub_latency(s_role_t *self, uint64_t total)
 {
     int64_t deadline = bench_proc_now_ns() + self->cfg->phase_ns;
     self->deadline = deadline;
-    self->resent = 0;
+    //  This phase's receipts only: a rejection in the throughput phase is that row's failure.
+    self->accepted = self->duplicates = self->rejected = self->resent = 0;
+    self->reject_reason[0] = '\0';
+    //  vedettad-flood's victim runs this phase twice, numbering its samples from 0 each time.
+    if (self->client && s_pub_salt(self))
+        return -1;
     for (uint64_t i = 0; i < total; i++) {
         self->lat_sent = bench_proc_now_ns();
         int rc = s_pub_send(self, 'L', i, deadline);
@@ -744,6 +776,138 @@ s_pub_latency(s_role_t *self, uint64_t total)
     return s_done(self, VD_OK, v, sizeof v / sizeof v[0], self->reject_reason);
 }
 
+//  The flood's progress, between two batches of it.
+typedef struct {
+    int64_t burst;      // accepted receipts to have, with a refusal, before FLOODING
+    int64_t refused_by; // when, at the latest
+    int64_t deadline;   // the phase's
+    bool announced;     // FLOODING sent
+    int end;            // why it ended: VD_OK (STOP), VD_ETIMEOUT, VD_ELIMIT (count)
+} s_flood_t;
+
+/*  Whether the flood goes on. Sends FLOODING once the broker has accepted the burst (those
+    receipts come after their commit) and refused a publish with ERATE; gives up if that has not
+    happened within the set-up time (the limits are not in force, and the coordinator would
+    wait for nothing). Returns 0 to go on, 1 to stop with flood->end set, -1 (FAIL sent, or
+    ABORT).  */
+static int
+s_flood_check(s_role_t *self, s_flood_t *flood)
+{
+    int64_t now = bench_proc_now_ns();
+    if (!flood->announced && self->refused > 0 && self->accepted >= flood->burst) {
+        bench_ctl_t msg;
+        memset(&msg, 0, sizeof msg);
+        msg.type = BENCH_CTL_FLOODING;
+        msg.v[0] = now;
+        msg.v[1] = self->accepted;
+        if (bench_ctl_send(self->ctl, &msg) != 0)
+            return -1;
+        flood->announced = true;
+    }
+    if (!flood->announced && now >= flood->refused_by)
+        return bench_ctl_fail(
+            self->ctl,
+            "flood: not refused with ERATE after a burst of %" PRId64 " within %d s (%" PRId64
+            " accepted, %" PRId64 " refused): the rate limits are not in force",
+            flood->burst, (int)(self->cfg->setup_ns / 1000000000), self->accepted, self->refused);
+    if (s_aborted(self))
+        return -1;
+    if (self->stop_asked) {
+        flood->end = VD_OK;
+        return 1;
+    }
+    if (now >= flood->deadline) {
+        flood->end = VD_ETIMEOUT;
+        return 1;
+    }
+    return 0;
+}
+
+/*  The flooder: a runaway Comune. Publishes as fast as the broker answers, never waiting for a
+    retry_after hint, within the window of publishes without a receipt and a flush every batch,
+    until the coordinator says STOP, `count` messages are sent, or the phase deadline passes;
+    then collects the receipts still due. ERATE refusals are what the flood is for: they are
+    counted apart from other rejections. `burst`: see s_flood_check(). Reports DONE as the
+    FLOOD layout in bench_roles.h.  */
+static int
+s_pub_flood(s_role_t *self, uint64_t count, int64_t burst)
+{
+    const bench_role_cfg_t *cfg = self->cfg;
+    if (!self->client)
+        return bench_ctl_fail(self->ctl, "flood: vedettad paths only");
+    self->accepted = self->duplicates = self->rejected = self->resent = 0;
+    self->refused = 0;
+    self->reject_reason[0] = '\0';
+    self->flooding = true;
+    self->stop_asked = false;
+    int64_t start = bench_proc_now_ns();
+    s_flood_t flood = { .burst = burst,
+                        .refused_by = start + cfg->setup_ns,
+                        .deadline = start + cfg->phase_ns,
+                        .end = VD_ELIMIT };
+    self->deadline = flood.deadline;
+    int rc = 0;
+    uint64_t sent = 0;
+    while (rc == 0 && sent < count) {
+        if (self->outstanding >= cfg->window) {
+            rc = s_pub_await(self, cfg->window, flood.deadline);
+            if (rc != 0)
+                break;
+        }
+        if (s_pub_send(self, 'F', sent, flood.deadline) != 0) {
+            rc = -1;
+            break;
+        }
+        if (++sent % cfg->batch != 0)
+            continue;
+        if (s_pub_flush(self) || s_pub_receipts(self, 0))
+            rc = -1;
+        else
+            rc = s_flood_check(self, &flood);
+    }
+    if (rc == 1 && flood.end == VD_ELIMIT)
+        flood.end = VD_ETIMEOUT; // s_pub_await reached the deadline
+    //  The receipts still due: refusals come at once, acceptances after their commit.
+    if (rc >= 0) {
+        int settled = s_pub_settle(self, bench_proc_now_ns() + cfg->idle_ns);
+        if (settled > 0)
+            rc = bench_ctl_fail(self->ctl, "flood: %zu publishes without a receipt at the end",
+                                self->outstanding);
+        else if (settled < 0)
+            rc = -1;
+    }
+    self->flooding = false;
+    if (rc < 0)
+        return -1;
+    if (!flood.announced)
+        return bench_ctl_fail(self->ctl,
+                              "flood: ended (%s) before its burst and a refusal: %" PRId64
+                              " sent, %" PRId64 " accepted, %" PRId64 " refused with ERATE",
+                              vd_strerror_name(flood.end), (int64_t)sent, self->accepted,
+                              self->refused);
+    int64_t v[] = { start,           bench_proc_now_ns(), (int64_t)sent,
+                    self->accepted,  self->rejected,      self->duplicates,
+                    s_dropped(self), self->resent,        self->refused };
+    return s_done(self, flood.end, v, sizeof v / sizeof v[0], self->reject_reason);
+}
+
+/*  Waits for the coordinator's next command. A vedettad publisher lets its client run every
+    S_KEEPALIVE_NS meanwhile (it pings when due): an idle flooder must still have its session
+    when its flood begins. Returns as bench_ctl_recv(), or -1 (FAIL sent).  */
+static int
+s_pub_next(s_role_t *self, bench_ctl_t *msg)
+{
+    int64_t limit = bench_proc_now_ns() + S_IDLE_LIMIT_NS;
+    for (;;) {
+        int64_t slice = bench_proc_now_ns() + S_KEEPALIVE_NS;
+        int rc = bench_ctl_recv(self->ctl, msg, slice < limit ? slice : limit);
+        if (rc != 1 || bench_proc_now_ns() >= limit)
+            return rc;
+        if (self->client && s_pub_receipts(self, 0))
+            return -1;
+    }
+}
+
 int
 bench_publisher_main(int ctl, void *arg)
 {
@@ -756,20 +920,23 @@ bench_publisher_main(int ctl, void *arg)
     int rc = 0;
     for (;;) {
         bench_ctl_t msg;
-        if (bench_ctl_recv(ctl, &msg, bench_proc_now_ns() + S_IDLE_LIMIT_NS) != 0) {
+        if (s_pub_next(&self, &msg) != 0) {
             rc = 1;
             break;
         }
         if (msg.type == BENCH_CTL_QUIT)
             break;
-        if (msg.type == BENCH_CTL_ABORT)
-            continue; // nothing running
+        //  Nothing running: a STOP after a flood that already ended on its own is late.
+        if (msg.type == BENCH_CTL_ABORT || msg.type == BENCH_CTL_STOP)
+            continue;
         if (msg.type == BENCH_CTL_PROBE)
             rc = s_pub_probe(&self);
         else if (msg.type == BENCH_CTL_GO)
             rc = s_pub_throughput(&self, (uint64_t)msg.v[0]);
         else if (msg.type == BENCH_CTL_LATENCY)
             rc = s_pub_latency(&self, (uint64_t)(msg.v[0] + msg.v[1]));
+        else if (msg.type == BENCH_CTL_FLOOD)
+            rc = s_pub_flood(&self, (uint64_t)msg.v[0], msg.v[1]);
         else
             rc = bench_ctl_fail(ctl, "publisher: unexpected control message %d", msg.type);
         if (rc) {
@@ -1112,14 +1279,15 @@ s_percentile(const int64_t *sorted, size_t n, unsigned pct)
     return sorted[rank > 0 ? rank - 1 : 0];
 }
 
+//  `grace_ns`: added to the phase deadline, for a subscriber told before its publisher.
 static int
-s_sub_latency(s_role_t *self, uint64_t samples, uint64_t warmup)
+s_sub_latency(s_role_t *self, uint64_t samples, uint64_t warmup, int64_t grace_ns)
 {
     uint64_t total = samples + warmup;
     int64_t *delay = calloc((size_t)samples + 1, sizeof *delay);
     if (!delay)
         return bench_ctl_fail(self->ctl, "out of memory");
-    int64_t deadline = bench_proc_now_ns() + self->cfg->phase_ns;
+    int64_t deadline = bench_proc_now_ns() + self->cfg->phase_ns + (grace_ns > 0 ? grace_ns : 0);
     size_t stored = 0;
     uint64_t got = 0;
     int result = 0;
@@ -1181,7 +1349,7 @@ bench_subscriber_main(int ctl, void *arg)
         else if (msg.type == BENCH_CTL_GO)
             rc = s_sub_throughput(&self, (uint64_t)msg.v[0]);
         else if (msg.type == BENCH_CTL_LATENCY)
-            rc = s_sub_latency(&self, (uint64_t)msg.v[0], (uint64_t)msg.v[1]);
+            rc = s_sub_latency(&self, (uint64_t)msg.v[0], (uint64_t)msg.v[1], msg.v[2]);
         else if (msg.type == BENCH_CTL_LEAVE)
             rc = s_sub_leave(&self);
         else if (msg.type == BENCH_CTL_READBACK)

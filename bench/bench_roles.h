@@ -16,8 +16,13 @@
       vedettad-offline  vedettad with its store (sync full): a durable subscriber makes its
                         cursor and leaves (LEAVE), the publisher publishes, then the subscriber
                         comes back on the same name and reads it all from the store (READBACK)
+    One more measures a Comune's latency while another Comune floods the broker:
+      vedettad-flood    vedettad with its store (sync full) and the Comuni's shipped rate limits:
+                        the victim (a second Comune) publishes latency samples, alone, then while
+                        the flooder (the bench's Comune, a second publisher process) publishes
+                        without pause (FLOOD) until the coordinator says STOP
     The roles do the same on every vedettad path; only vedettad's configuration, the number of
-    subscribers and their subscriptions differ.
+    publishers and subscribers and their subscriptions differ.
     Each role is a bench_child_fn: it sets up, sends READY, then obeys control messages until
     QUIT (bench_proc.h). Every wait is bounded by the phase deadline; a role that gives up sends
     FAIL with the reason and exits non-zero.
@@ -31,7 +36,11 @@
                           receipts, [REJECTED] receipts (vedettad; reason in text), [DUPLICATE],
                           [DROPPED] receipts libvedetta dropped (vd_client_dropped()),
                           [RESENT] publishes sent again after an ESESSION rejection
-      publisher  LATENCY  the same counters, [SENT] = samples + warm-up
+      publisher  LATENCY  the same counters, of this phase's receipts; [SENT] = samples + warm-up
+      publisher  FLOOD    as GO, but [REJECTED] counts the rejections other than ERATE, and
+                          [REFUSED] the ERATE ones; rc VD_OK when STOP ended the flood,
+                          VD_ETIMEOUT at the phase deadline, VD_ELIMIT when the count ran out
+                          first
       subscriber GO       [RECEIVED] distinct data messages, [FIRST], [LAST] arrival times,
                           [DUPLICATES], [REORDERED] arrivals below the highest seen, [DROPPED]
                           deliveries libvedetta dropped (vd_client_dropped()), [ACKS] acks sent
@@ -60,7 +69,8 @@ typedef enum {
     BENCH_PATH_FANOUT = 4,  // vedettad, live, one publisher to N plain subscriptions
     BENCH_PATH_DURABLE = 5, // vedettad with its store, one publisher to N durable subscriptions
     BENCH_PATH_OFFLINE = 6, // vedettad with its store, the durable subscriber away, then back
-    BENCH_PATH_COUNT = 7
+    BENCH_PATH_FLOOD = 7,   // vedettad with its store and the shipped limits, one Comune floods
+    BENCH_PATH_COUNT = 8
 } bench_path_t;
 
 //  Indexes of bench_ctl_t.v[] in DONE messages (see above).
@@ -72,7 +82,8 @@ enum {
     BENCH_PUB_REJECTED,
     BENCH_PUB_DUPLICATE,
     BENCH_PUB_DROPPED,
-    BENCH_PUB_RESENT
+    BENCH_PUB_RESENT,
+    BENCH_PUB_REFUSED // FLOOD only
 };
 enum {
     BENCH_SUB_RECEIVED = 0,
@@ -119,7 +130,7 @@ typedef struct {
 } bench_role_cfg_t;
 
 //  "vedettad", "vedettad-store", "zmq-curve", "fwd-curve", "vedettad-fanout",
-//  "vedettad-durable" or "vedettad-offline".
+//  "vedettad-durable", "vedettad-offline" or "vedettad-flood".
 const char *bench_path_name(bench_path_t path);
 
 //  True for the paths through vedettad (the clients are libvedetta's).
@@ -133,7 +144,8 @@ bool bench_path_is_fanout(bench_path_t path);
 
 //  Role bodies for bench_proc_fork(); `arg` is a bench_role_cfg_t (the forwarder uses only the
 //  server key pair and the timeouts). The forwarder's READY text is "<xsub-endpoint>
-//  <xpub-endpoint>"; the zmq-curve publisher's is the endpoint it bound.
+//  <xpub-endpoint>"; the zmq-curve publisher's is the endpoint it bound. The flooder is a
+//  publisher (its cfg has no ack pipe) that is sent FLOOD.
 int bench_publisher_main(int ctl, void *arg);
 int bench_subscriber_main(int ctl, void *arg);
 int bench_forwarder_main(int ctl, void *arg);

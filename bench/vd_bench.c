@@ -8,7 +8,9 @@
     (plain subscriptions, no store) and durable (a durable subscription each, acknowledged,
     store on), with the ratio durable/live of the same run. Last, durable publishing with the
     subscriber offline, then its read back from the store (vedettad-offline), over the live
-    receipts and the live durable deliveries of the same run.
+    receipts and the live durable deliveries of the same run. Last, the rate limits: one
+    Comune's latency alone, then while another Comune floods the broker over the shipped limits
+    (vedettad-flood), with the ratio of the two and the flooder's receipts.
     bench/README.md says what is measured and how.
 
     This file is the coordinator: options, the key files and configuration of vedettad, the
@@ -71,6 +73,28 @@
 //  vedettad-offline's durable subscription: made, left, then read back.
 #define S_OFFLINE_DURABLE "bench-offline"
 
+/*  vedettad-flood: the bench's Comune (S_PUB_ORG) floods; a Comune of another org, so with
+    buckets of its own, is the victim whose latency is measured; the COSC receives both. Its
+    broker has the Comuni's shipped limits, copied from deploy/policy.vdp's `comune rate-key`
+    and `comune rate-org` lines: keep them in step.  */
+#define S_VICTIM_ORG        "comune:d612"
+#define S_VICTIM_TOPIC      "alert.toscana.d612"
+#define S_FLOOD_POLICY_FILE "bench-flood.vdp"
+#define S_FLOOD_KEY_RATE    2000  // messages a second, sustained, per key
+#define S_FLOOD_KEY_BURST   10000 // messages at once after a quiet spell
+#define S_FLOOD_KEY_BYTES   "16M/s+64M"
+#define S_FLOOD_ORG_MSGS    "5000/s+25000"
+#define S_FLOOD_ORG_BYTES   "32M/s+128M"
+#define S_STR(x)            #x
+#define S_XSTR(x)           S_STR(x)
+#define S_FLOOD_KEY_MSGS    S_XSTR(S_FLOOD_KEY_RATE) "/s+" S_XSTR(S_FLOOD_KEY_BURST)
+//  The flooder's bound in messages: more than a phase's deadline lets it send here, so that
+//  the victim's last sample, or the deadline, is what ends the flood.
+#define S_FLOOD_MAX_MSGS 20000000
+//  Once the flood is refused, the subscriber still has the burst's deliveries to take: the
+//  victim starts this much later, so that its samples measure the refused flood.
+#define S_FLOOD_SETTLE_MS 500
+
 typedef struct {
     size_t count;
     size_t sizes[S_MAX_SIZES];
@@ -93,6 +117,7 @@ typedef struct {
     char config[BENCH_PATH_COUNT][PATH_MAX]; // vedettad's configuration file, per vedettad path
     char pub_secret[PATH_MAX];               // the Comune's secret key file
     char sub_secret[PATH_MAX];               // the COSC's secret key file
+    char victim_secret[PATH_MAX];            // vedettad-flood: the victim Comune's
     char broker_public[VDP_KEY_Z85_LEN + 1]; // from the broker's .agency file
     char server_public[VDP_KEY_Z85_LEN + 1]; // raw paths: binding side
     char server_secret[VDP_KEY_Z85_LEN + 1];
@@ -109,6 +134,23 @@ typedef struct {
     double p50_us;
     double p99_us;
 } s_sub_result_t;
+
+//  vedettad-flood: the victim's latency alone, and the flood of the phase under it.
+typedef struct {
+    double alone_p50_us; // the victim alone; s_result_t's p50_us, p99_us: under the flood
+    double alone_p99_us;
+    int64_t alone_samples;
+    int64_t sent; // the flooder's publishes, and their receipts
+    int64_t accepted;
+    int64_t refused; // with ERATE
+    int64_t rejected;
+    double seconds;   // from the flooder's first send to its last receipt
+    double sent_rate; // publishes a second over `seconds`
+    int64_t onset_at; // when the burst was accepted and a publish refused (FLOODING)
+    int64_t onset_accepted;
+    double accepted_rate; // accepted a second from the onset to the last receipt: the limit
+    double broker_cpu_us; // vedettad's CPU per flood publish during the flood; NAN if unknown
+} s_flood_result_t;
 
 typedef struct {
     bench_path_t path;
@@ -129,12 +171,14 @@ typedef struct {
     int64_t duplicates;
     int64_t samples;
     int64_t resent; // vedettad: publishes sent again after an ESESSION rejection
+    s_flood_result_t flood;
     char error[BENCH_CTL_TEXT + 128];
 } s_result_t;
 
 typedef struct {
-    bench_child_t server; // vedettad or the forwarder; pid 0 for zmq-curve
-    bench_child_t pub;
+    bench_child_t server;  // vedettad or the forwarder; pid 0 for zmq-curve
+    bench_child_t pub;     // on vedettad-flood, the victim
+    bench_child_t flooder; // vedettad-flood: the flooding Comune; pid 0 elsewhere
     bench_child_t subs[BENCH_MAX_SUBS];
     size_t nsubs;
 } s_procs_t;
@@ -151,7 +195,7 @@ s_usage(FILE *out)
             "  --broker PATH        the vedettad binary (default: next to this program, then "
             "PATH)\n"
             "  --only P[,P...]      run only these paths: vedettad, vedettad-store, zmq, fwd,\n"
-            "                       fanout, durable, offline\n"
+            "                       fanout, durable, offline, flood\n"
             "  --subscribers N      fan-out paths: subscriber processes (default %d, at most %d)\n"
             "  --ack-every K        vedettad-durable, vedettad-offline: deliveries per\n"
             "                       acknowledgement (default %d)\n"
@@ -213,6 +257,8 @@ s_parse_only(const char *text, bool enabled[BENCH_PATH_COUNT])
             enabled[BENCH_PATH_DURABLE] = true;
         else if (strcmp(tok, "offline") == 0 || strcmp(tok, "vedettad-offline") == 0)
             enabled[BENCH_PATH_OFFLINE] = true;
+        else if (strcmp(tok, "flood") == 0 || strcmp(tok, "vedettad-flood") == 0)
+            enabled[BENCH_PATH_FLOOD] = true;
         else
             return false;
     }
@@ -385,7 +431,7 @@ s_find_broker(s_opts_t *opts)
 }
 
 /*  -------------------------------------------------------------------------------------------
-    vedettad's files: three agency keys made with vd_keygen() and a configuration file.  */
+    vedettad's files: four agency keys made with vd_keygen(), its configurations and policies.  */
 
 typedef struct {
     char dir[PATH_MAX];
@@ -419,6 +465,7 @@ s_keygen_main(int ctl, void *arg)
         const char *org, *name, *role, *public_dir;
     } parties[] = { { S_BROKER_ORG, "Broker Toscana", "broker", "keys" },
                     { S_PUB_ORG, "Comune di Siena", "comune", "agencies" },
+                    { S_VICTIM_ORG, "Comune di Firenze", "comune", "agencies" },
                     { S_SUB_ORG, "COSC Toscana", "cosc", "agencies" } };
     for (size_t i = 0; i < sizeof parties / sizeof parties[0]; i++) {
         char secret[PATH_MAX], public[PATH_MAX];
@@ -461,20 +508,26 @@ s_mkdir_in(const char *dir, const char *sub)
 /*  The bench's policy: the two grants its parties use, and rate limits far above anything a
     benchmark sends, so that it measures the broker and not its limits (the shipped policy's
     limits suit agencies, not a load generator).  */
-static const char *s_policy =
-    "#   vedettad's policy for vedetta-bench: written and removed by the bench\n"
-    "comune   publish    alert.$j.$code   amber+strict\n"
+#define S_POLICY_HEAD                                                                              \
+    "#   vedettad's policy for vedetta-bench: written and removed by the bench\n"                  \
+    "comune   publish    alert.$j.$code   amber+strict\n"                                          \
     "cosc     subscribe  alert.$j.>       amber+strict\n"
-    "comune   rate-key   1000000/s+1000000   1G/s+1G\n"
-    "comune   rate-org   1000000/s+1000000   1G/s+1G\n"
-    "cosc     rate-key   1000000/s+1000000   1G/s+1G\n"
-    "cosc     rate-org   1000000/s+1000000   1G/s+1G\n";
+#define S_POLICY_COSC                                                                              \
+    "cosc     rate-key   1000000/s+1000000   1G/s+1G\n"                                            \
+    "cosc     rate-org   1000000/s+1000000   1G/s+1G\n"
+static const char *s_policy =
+    S_POLICY_HEAD "comune   rate-key   1000000/s+1000000   1G/s+1G\n"
+                  "comune   rate-org   1000000/s+1000000   1G/s+1G\n" S_POLICY_COSC;
+//  vedettad-flood's: the same, but the Comuni have the shipped limits, the subject of the path.
+static const char *s_policy_flood = S_POLICY_HEAD
+    "comune   rate-key   " S_FLOOD_KEY_MSGS "   " S_FLOOD_KEY_BYTES "\n"
+    "comune   rate-org   " S_FLOOD_ORG_MSGS "   " S_FLOOD_ORG_BYTES "\n" S_POLICY_COSC;
 
-/*  One configuration per vedettad path; they differ only in the store. The store is always
-    stated, never left to vedettad's default (which is on): `path = ""` is live delivery only.
-    The policy file beside it is the same for all.  */
+/*  One configuration per vedettad path; they differ only in the store, and vedettad-flood in
+    its policy. The store is always stated, never left to vedettad's default (which is on):
+    `path = ""` is live delivery only. The policy file `policy_file` is written beside it.  */
 static int
-s_write_config(const char *config, bool store)
+s_write_config(const char *config, bool store, const char *policy_file, const char *policy_text)
 {
     char secret[PATH_MAX];
     //  Relative paths: vedettad resolves them against the configuration file's directory.
@@ -483,13 +536,13 @@ s_write_config(const char *config, bool store)
     char policy[PATH_MAX];
     const char *slash = strrchr(config, '/');
     int n = snprintf(policy, sizeof policy, "%.*s%s", slash ? (int)(slash - config + 1) : 0, config,
-                     S_POLICY_FILE);
+                     policy_file);
     if (n < 0 || (size_t)n >= sizeof policy)
         return -1;
     FILE *file = fopen(policy, "w");
     if (!file)
         return -1;
-    if (fputs(s_policy, file) < 0) {
+    if (fputs(policy_text, file) < 0) {
         fclose(file);
         return -1;
     }
@@ -505,13 +558,13 @@ s_write_config(const char *config, bool store)
             "    endpoint = \"tcp://127.0.0.1:*\"\n"
             "    secret = \"%s\"\n"
             "    registry = \"agencies\"\n"
-            "    policy = \"" S_POLICY_FILE "\"\n"
+            "    policy = \"%s\"\n"
             "store\n"
             "    path = \"%s\"\n"
             "%s"
             "log\n"
             "    level = \"warning\"\n",
-            S_BROKER_ORG, secret + 2, store ? S_STORE_FILE : "",
+            S_BROKER_ORG, secret + 2, policy_file, store ? S_STORE_FILE : "",
             store ? "    sync = \"full\"\n" : "");
     return fclose(file) == 0 ? 0 : -1;
 }
@@ -586,12 +639,17 @@ s_vedettad_prepare(s_env_t *env)
                    "secret") ||
         s_key_path(env->sub_secret, sizeof env->sub_secret, env->dir, "keys", S_SUB_ORG,
                    "secret") ||
+        s_key_path(env->victim_secret, sizeof env->victim_secret, env->dir, "keys", S_VICTIM_ORG,
+                   "secret") ||
         snprintf(env->config[BENCH_PATH_VEDETTAD], PATH_MAX, "%s/vedettad-live.cfg", env->dir) >=
             PATH_MAX ||
         snprintf(env->config[BENCH_PATH_STORE], PATH_MAX, "%s/vedettad-store.cfg", env->dir) >=
             PATH_MAX ||
-        s_write_config(env->config[BENCH_PATH_VEDETTAD], false) ||
-        s_write_config(env->config[BENCH_PATH_STORE], true)) {
+        snprintf(env->config[BENCH_PATH_FLOOD], PATH_MAX, "%s/vedettad-flood.cfg", env->dir) >=
+            PATH_MAX ||
+        s_write_config(env->config[BENCH_PATH_VEDETTAD], false, S_POLICY_FILE, s_policy) ||
+        s_write_config(env->config[BENCH_PATH_STORE], true, S_POLICY_FILE, s_policy) ||
+        s_write_config(env->config[BENCH_PATH_FLOOD], true, S_FLOOD_POLICY_FILE, s_policy_flood)) {
         fprintf(stderr, "vedetta-bench: cannot write vedettad's configuration\n");
         return -1;
     }
@@ -628,8 +686,8 @@ s_deadline(int seconds)
 static int
 s_check_others(s_procs_t *procs, const bench_child_t *except, s_result_t *res)
 {
-    bench_child_t *all[2 + BENCH_MAX_SUBS] = { &procs->server, &procs->pub };
-    size_t count = 2;
+    bench_child_t *all[3 + BENCH_MAX_SUBS] = { &procs->server, &procs->pub, &procs->flooder };
+    size_t count = 3;
     for (size_t i = 0; i < procs->nsubs; i++)
         all[count++] = &procs->subs[i];
     for (size_t i = 0; i < count; i++) {
@@ -777,14 +835,14 @@ s_broker_start(const s_env_t *env,
     }
 }
 
-/*  Stops every process of a run, server last. A process that was still running must exit 0
-    when asked (QUIT for the roles, SIGTERM for vedettad): anything else is a bug worth a failed
-    run. Returns 0 or -1.  */
+/*  Stops every process of a run, the flooder first, server last. A process that was still
+    running must exit 0 when asked (QUIT for the roles, SIGTERM for vedettad): anything else is
+    a bug worth a failed run. Returns 0 or -1.  */
 static int
 s_procs_stop(s_procs_t *procs, s_result_t *res)
 {
-    bench_child_t *order[2 + BENCH_MAX_SUBS] = { &procs->pub };
-    size_t count = 1;
+    bench_child_t *order[3 + BENCH_MAX_SUBS] = { &procs->flooder, &procs->pub };
+    size_t count = 2;
     for (size_t i = 0; i < procs->nsubs; i++)
         order[count++] = &procs->subs[i];
     order[count++] = &procs->server;
@@ -976,24 +1034,19 @@ s_phase_throughput(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
     return s_losses(&pub_done, sub_done, count, res) ? 1 : 0;
 }
 
-//  Latency: the publisher waits for every subscriber's byte before the next sample; each
-//  subscriber reports its own percentiles, and the row shows the slowest subscriber's.
+//  The latency phase's figures from the DONE of the publisher and of each subscriber; the row
+//  shows the slowest subscriber's. Returns 0, or -1 if a sample was rejected.
 static int
-s_phase_latency(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
+s_latency_results(const bench_ctl_t *pub_done,
+                  const bench_ctl_t *sub_done,
+                  const s_procs_t *procs,
+                  s_result_t *res)
 {
-    bench_ctl_t pub_done, sub_done[BENCH_MAX_SUBS];
-    int64_t samples = (int64_t)opts->samples, warmup = (int64_t)opts->warmup;
-    int64_t deadline = s_deadline(opts->phase_s + S_MARGIN_S);
-    if (s_send_subs(procs, BENCH_CTL_LATENCY, samples, warmup, res) ||
-        s_send(&procs->pub, BENCH_CTL_LATENCY, samples, warmup, res) ||
-        s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &pub_done, res) ||
-        s_expect_subs(procs, BENCH_CTL_DONE, deadline, sub_done, res))
-        return -1;
-    if (pub_done.v[BENCH_PUB_REJECTED] > 0) {
-        s_error(res, "latency publishes rejected: %s", pub_done.text);
+    if (pub_done->v[BENCH_PUB_REJECTED] > 0) {
+        s_error(res, "latency publishes rejected: %s", pub_done->text);
         return -1;
     }
-    res->resent += pub_done.v[BENCH_PUB_RESENT];
+    res->resent += pub_done->v[BENCH_PUB_RESENT];
     res->samples = sub_done[0].v[BENCH_LAT_SAMPLES];
     res->p50_us = res->p99_us = 0;
     for (size_t i = 0; i < procs->nsubs; i++) {
@@ -1006,6 +1059,22 @@ s_phase_latency(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
         res->p99_us = sub->p99_us > res->p99_us ? sub->p99_us : res->p99_us;
     }
     return 0;
+}
+
+//  Latency: the publisher waits for every subscriber's byte before the next sample; each
+//  subscriber reports its own percentiles.
+static int
+s_phase_latency(const s_opts_t *opts, s_procs_t *procs, s_result_t *res)
+{
+    bench_ctl_t pub_done, sub_done[BENCH_MAX_SUBS];
+    int64_t samples = (int64_t)opts->samples, warmup = (int64_t)opts->warmup;
+    int64_t deadline = s_deadline(opts->phase_s + S_MARGIN_S);
+    if (s_send_subs(procs, BENCH_CTL_LATENCY, samples, warmup, res) ||
+        s_send(&procs->pub, BENCH_CTL_LATENCY, samples, warmup, res) ||
+        s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &pub_done, res) ||
+        s_expect_subs(procs, BENCH_CTL_DONE, deadline, sub_done, res))
+        return -1;
+    return s_latency_results(&pub_done, sub_done, procs, res);
 }
 
 //  Forks the subscribers of a run, each with the write end of the latency pipe; on the
@@ -1038,7 +1107,26 @@ s_start_subs(
     return 0;
 }
 
-//  Starts the processes of one path in order: server, publisher, subscribers.
+//  vedettad-flood's flooder: the bench's Comune, a publisher with no latency pipe, which waits
+//  for FLOOD.
+static int
+s_start_flooder(const s_env_t *env, s_procs_t *procs, const bench_role_cfg_t *cfg, s_result_t *res)
+{
+    bench_role_cfg_t flood_cfg = *cfg;
+    flood_cfg.ack_fd = -1;
+    flood_cfg.subscribers = 0;
+    snprintf(flood_cfg.secret_path, sizeof flood_cfg.secret_path, "%s", env->pub_secret);
+    snprintf(flood_cfg.topic, sizeof flood_cfg.topic, "%s", S_PUB_TOPIC);
+    if (bench_proc_fork(&procs->flooder, "flooder", bench_publisher_main, &flood_cfg, NULL, 0)) {
+        s_error(res, "fork: %s", strerror(errno));
+        return -1;
+    }
+    bench_ctl_t msg;
+    return s_expect(procs, &procs->flooder, BENCH_CTL_READY, s_deadline(S_SETUP_S), &msg, res);
+}
+
+/*  Starts the processes of one path in order: server, publisher (on vedettad-flood the victim,
+    then the flooder), subscribers.  */
 static int
 s_start(const s_env_t *env, s_procs_t *procs, bench_path_t path, size_t size, s_result_t *res)
 {
@@ -1067,17 +1155,22 @@ s_start(const s_env_t *env, s_procs_t *procs, bench_path_t path, size_t size, s_
         s_error(res, "pipe: %s", strerror(errno));
         return -1;
     }
+    bool flood = path == BENCH_PATH_FLOOD;
     bench_role_cfg_t pub_cfg = cfg;
     pub_cfg.ack_fd = ack[0];
     pub_cfg.subscribers = res->nsubs;
-    snprintf(pub_cfg.secret_path, sizeof pub_cfg.secret_path, "%s", env->pub_secret);
-    snprintf(pub_cfg.topic, sizeof pub_cfg.topic, "%s", S_PUB_TOPIC);
+    snprintf(pub_cfg.secret_path, sizeof pub_cfg.secret_path, "%s",
+             flood ? env->victim_secret : env->pub_secret);
+    snprintf(pub_cfg.topic, sizeof pub_cfg.topic, "%s", flood ? S_VICTIM_TOPIC : S_PUB_TOPIC);
     int rc = -1;
-    if (bench_proc_fork(&procs->pub, "publisher", bench_publisher_main, &pub_cfg, &ack[0], 1)) {
+    if (bench_proc_fork(&procs->pub, flood ? "victim" : "publisher", bench_publisher_main, &pub_cfg,
+                        &ack[0], 1)) {
         s_error(res, "fork: %s", strerror(errno));
         goto err_close_ack;
     }
     if (s_expect(procs, &procs->pub, BENCH_CTL_READY, s_deadline(S_SETUP_S), &msg, res))
+        goto err_close_ack;
+    if (flood && s_start_flooder(env, procs, &cfg, res))
         goto err_close_ack;
     if (path == BENCH_PATH_ZMQ)
         snprintf(sub_endpoint, sizeof sub_endpoint, "%.255s", msg.text);
@@ -1093,14 +1186,15 @@ err_close_ack:
     return rc;
 }
 
-/*  The store paths, after the throughput (or offline publish) phase: the store's files must
-    hold at least the bodies of the messages that were receipted, or the row is not measuring a
-    store. Returns 0 or 1 (like a loss: the processes are fine, latency can still run).  */
+/*  The store paths, after the throughput (or offline publish, or flood) phase: the store's
+    files must hold at least the bodies of the `messages` that were receipted, or the row is
+    not measuring a store. Returns 0 or 1 (like a loss: the processes are fine, latency can
+    still run).  */
 static int
-s_check_stored(const s_env_t *env, size_t size, s_result_t *res)
+s_check_stored(const s_env_t *env, int64_t messages, size_t size, s_result_t *res)
 {
     int64_t bytes = s_store_bytes(env);
-    int64_t bodies = (int64_t)env->opts->count * (int64_t)size;
+    int64_t bodies = messages * (int64_t)size;
     if (bytes >= bodies)
         return 0;
     if (bytes < 0)
@@ -1133,7 +1227,7 @@ s_phases_online(const s_env_t *env, s_procs_t *procs, s_result_t *res)
 {
     int rc = s_phase_throughput(env->opts, procs, res);
     if (rc == 0 && bench_path_has_store(res->path))
-        rc = s_check_stored(env, res->size, res);
+        rc = s_check_stored(env, (int64_t)env->opts->count, res->size, res);
     //  After a loss the processes still work: measure latency too, then report the failure.
     if (rc >= 0 && s_phase_latency(env->opts, procs, res) != 0)
         rc = -1;
@@ -1246,10 +1340,142 @@ s_phases_offline(const s_env_t *env, s_procs_t *procs, s_result_t *res)
         return -1;
     int rc = s_phase_offline_publish(env->opts, procs, res);
     if (rc == 0)
-        rc = s_check_stored(env, res->size, res);
+        rc = s_check_stored(env, (int64_t)env->opts->count, res->size, res);
     if (rc == 0)
         rc = s_phase_readback(env->opts, procs, res);
     return rc;
+}
+
+//  Waits `ms`, watching the processes. Returns 0, or -1 if one exited or the bench is stopping.
+static int
+s_pause(s_procs_t *procs, int ms, s_result_t *res)
+{
+    int64_t until = bench_proc_now_ns() + (int64_t)ms * 1000000;
+    while (bench_proc_now_ns() < until) {
+        if (bench_proc_stopping()) {
+            s_error(res, "interrupted");
+            return -1;
+        }
+        if (s_check_others(procs, NULL, res))
+            return -1;
+        struct timespec nap = { 0, 10000000 };
+        nanosleep(&nap, NULL);
+    }
+    return 0;
+}
+
+/*  The flooder's figures from its DONE, and whether the flood was what the row is named after:
+    it ran until STOP (so under every sample of the victim's), the broker held it to its key's
+    limit (it cannot have had more than a full bucket plus the rate over the flood's duration),
+    and refused nothing but for the rate. Returns 0, or 1 (the figures stand, the run failed).  */
+static int
+s_flood_results(const bench_ctl_t *done, int phase_s, s_result_t *res)
+{
+    s_flood_result_t *flood = &res->flood;
+    flood->sent = done->v[BENCH_PUB_SENT];
+    flood->accepted = done->v[BENCH_PUB_ACCEPTED];
+    flood->refused = done->v[BENCH_PUB_REFUSED];
+    flood->rejected = done->v[BENCH_PUB_REJECTED];
+    flood->seconds = (double)(done->v[BENCH_PUB_END] - done->v[BENCH_PUB_START]) / 1e9;
+    flood->sent_rate = flood->seconds > 0 ? (double)flood->sent / flood->seconds : 0;
+    double after = (double)(done->v[BENCH_PUB_END] - flood->onset_at) / 1e9;
+    flood->accepted_rate =
+        after > 0 ? (double)(flood->accepted - flood->onset_accepted) / after : 0;
+    res->resent += done->v[BENCH_PUB_RESENT];
+    double most = S_FLOOD_KEY_BURST + S_FLOOD_KEY_RATE * flood->seconds + 1;
+    if (done->rc == VD_ETIMEOUT)
+        s_error(res, "the flood reached the deadline of %d s before the victim's last sample",
+                phase_s);
+    else if (done->rc != VD_OK)
+        s_error(res, "the flood ran out of its %d messages before the victim's last sample",
+                S_FLOOD_MAX_MSGS);
+    else if ((double)flood->accepted > most)
+        s_error(res,
+                "the flooder had %" PRId64 " publishes accepted in %.2f s, over the %.0f its key's "
+                "limit (" S_FLOOD_KEY_MSGS ") allows: the rate limits are not in force",
+                flood->accepted, flood->seconds, most);
+    else if (flood->rejected > 0)
+        s_error(res,
+                "%" PRId64 " flood publishes rejected for another reason than ERATE, first: %s",
+                flood->rejected, done->text);
+    else
+        return 0;
+    return 1;
+}
+
+/*  vedettad-flood's second phase: the subscriber listens first (so that the flood's accepted
+    messages do not pile up behind an idle reader); the flooder floods until the broker has
+    accepted its burst and refused it with ERATE (FLOODING); S_FLOOD_SETTLE_MS later the victim
+    takes its samples, one in flight as alone. The flooder is stopped after the victim's last
+    sample whatever happened, and its receipts read. Returns 0, 1 (figures, but a failed run)
+    or -1.  */
+static int
+s_phase_flood(const s_env_t *env, s_procs_t *procs, s_result_t *res)
+{
+    const s_opts_t *opts = env->opts;
+    bench_ctl_t flooding, flood_done, pub_done, sub_done[BENCH_MAX_SUBS];
+    int64_t samples = (int64_t)opts->samples, warmup = (int64_t)opts->warmup;
+    //  The subscriber's deadline covers the flood's start too, so that the victim's passes
+    //  first and says why the run failed.
+    bench_ctl_t listen;
+    memset(&listen, 0, sizeof listen);
+    listen.type = BENCH_CTL_LATENCY;
+    listen.v[0] = samples;
+    listen.v[1] = warmup;
+    listen.v[2] = (int64_t)(S_SETUP_S + S_MARGIN_S) * 1000000000ll + S_FLOOD_SETTLE_MS * 1000000ll;
+    for (size_t i = 0; i < procs->nsubs; i++)
+        if (bench_ctl_send(procs->subs[i].fd, &listen) != 0) {
+            s_error(res, "%s is gone", procs->subs[i].name);
+            return -1;
+        }
+    int64_t cpu0 = bench_proc_cpu_ns(procs->server.pid);
+    if (s_send(&procs->flooder, BENCH_CTL_FLOOD, S_FLOOD_MAX_MSGS, S_FLOOD_KEY_BURST, res) ||
+        s_expect(procs, &procs->flooder, BENCH_CTL_FLOODING, s_deadline(S_SETUP_S + S_MARGIN_S),
+                 &flooding, res) ||
+        s_pause(procs, S_FLOOD_SETTLE_MS, res))
+        return -1;
+    res->flood.onset_at = flooding.v[0];
+    res->flood.onset_accepted = flooding.v[1];
+    int64_t deadline = s_deadline(opts->phase_s + S_MARGIN_S);
+    int rc = 0;
+    if (s_send(&procs->pub, BENCH_CTL_LATENCY, samples, warmup, res) ||
+        s_expect(procs, &procs->pub, BENCH_CTL_DONE, deadline, &pub_done, res) ||
+        s_expect_subs(procs, BENCH_CTL_DONE, deadline, sub_done, res))
+        rc = -1;
+    //  The flooder settles its last receipts (within the silence that counts as loss) first.
+    if (s_send(&procs->flooder, BENCH_CTL_STOP, 0, 0, res) ||
+        s_expect(procs, &procs->flooder, BENCH_CTL_DONE, s_deadline(S_IDLE_S + S_MARGIN_S),
+                 &flood_done, res))
+        return -1;
+    int64_t cpu1 = bench_proc_cpu_ns(procs->server.pid);
+    //  The flood's figures even when the victim failed: the first cause stays the run's error.
+    int flood_rc = s_flood_results(&flood_done, opts->phase_s, res);
+    res->flood.broker_cpu_us = cpu0 >= 0 && cpu1 >= cpu0 && res->flood.sent > 0
+                                   ? (double)(cpu1 - cpu0) / 1000.0 / (double)res->flood.sent
+                                   : NAN;
+    if (rc != 0 || s_latency_results(&pub_done, sub_done, procs, res) != 0)
+        return -1;
+    rc = flood_rc;
+    //  The accepted publishes of this phase, the flooder's and the victim's, must be stored.
+    if (rc == 0)
+        rc = s_check_stored(env, res->flood.accepted + pub_done.v[BENCH_PUB_ACCEPTED], res->size,
+                            res);
+    return rc;
+}
+
+/*  vedettad-flood: the victim's latency alone (the flooder connected, silent), then under the
+    flood. The first phase's figures move to res->flood, the second's are the row's own.  */
+static int
+s_phases_flood(const s_env_t *env, s_procs_t *procs, s_result_t *res)
+{
+    if (s_phase_latency(env->opts, procs, res) != 0)
+        return -1;
+    res->flood.alone_p50_us = res->p50_us;
+    res->flood.alone_p99_us = res->p99_us;
+    res->flood.alone_samples = res->samples;
+    res->p50_us = res->p99_us = 0;
+    res->samples = 0;
+    return s_phase_flood(env, procs, res);
 }
 
 static int
@@ -1260,10 +1486,11 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
     res->size = size;
     for (int i = 0; i < 3; i++)
         res->cpu_us[i] = res->readback_cpu_us[i] = NAN;
+    res->flood.broker_cpu_us = NAN;
     res->nsubs = bench_path_is_fanout(path) ? env->opts->subscribers : 1;
     s_procs_t procs;
     memset(&procs, 0, sizeof procs);
-    procs.server.fd = procs.pub.fd = -1;
+    procs.server.fd = procs.pub.fd = procs.flooder.fd = -1;
     for (size_t i = 0; i < BENCH_MAX_SUBS; i++)
         procs.subs[i].fd = -1;
     if (bench_path_is_vedettad(path))
@@ -1271,9 +1498,12 @@ s_run(const s_env_t *env, bench_path_t path, size_t size, s_result_t *res)
     int rc = s_start(env, &procs, path, size, res);
     if (rc == 0)
         rc = s_join(&procs, res);
-    if (rc == 0)
-        rc = path == BENCH_PATH_OFFLINE ? s_phases_offline(env, &procs, res)
-                                        : s_phases_online(env, &procs, res);
+    if (rc == 0 && path == BENCH_PATH_OFFLINE)
+        rc = s_phases_offline(env, &procs, res);
+    else if (rc == 0 && path == BENCH_PATH_FLOOD)
+        rc = s_phases_flood(env, &procs, res);
+    else if (rc == 0)
+        rc = s_phases_online(env, &procs, res);
     if (s_procs_stop(&procs, res) != 0)
         rc = -1;
     //  The live path must leave no store behind: a row labelled live that wrote one would
@@ -1381,6 +1611,34 @@ s_print_offline_columns(const s_opts_t *opts)
            S_OFFLINE_DURABLE, opts->ack_every);
     printf("%-5s %-16s %-9s %10s %10s  %-10s %7s %7s %7s %7s\n", "size", "path", "phase", "msgs/s",
            "rcpt/s", "cpu-us/msg", "pub", "broker", "sub", "total");
+    fflush(stdout);
+}
+
+/*  The flood table: two rows per size, one per phase of the victim's latency; the flooder's
+    columns on the second.  */
+static void
+s_print_flood_columns(const s_opts_t *opts)
+{
+    printf("\nflood: one Comune floods the broker, another Comune's latency is measured\n"
+           "  vedettad-flood: store (sync full), the Comuni's shipped limits (deploy/policy.vdp): "
+           "rate-key %s %s,\n"
+           "    rate-org %s %s\n"
+           "  flooder %s on %s: publishes without pause or retry, at most %zu without a "
+           "receipt\n"
+           "  victim %s on %s (another org: buckets of its own): one sample in flight, alone,\n"
+           "    then under the flood, from %d ms after the broker has taken the flooder's burst "
+           "and refused it;\n"
+           "    both delivered to %s on %s\n"
+           "  sent, accepted, erate, other: the flooder's publishes and their receipts; sent/s "
+           "over the flood;\n"
+           "    acc/s: accepted a second once refused (the key's sustained limit); brk-us/msg: "
+           "vedettad's CPU\n"
+           "    per flood publish\n",
+           S_FLOOD_KEY_MSGS, S_FLOOD_KEY_BYTES, S_FLOOD_ORG_MSGS, S_FLOOD_ORG_BYTES, S_PUB_ORG,
+           S_PUB_TOPIC, opts->window, S_VICTIM_ORG, S_VICTIM_TOPIC, S_FLOOD_SETTLE_MS, S_SUB_ORG,
+           S_SUB_PATTERN);
+    printf("%-5s %-16s %-11s %8s %8s %10s %8s %9s %7s %10s %6s %10s\n", "size", "path", "phase",
+           "p50us", "p99us", "sent", "sent/s", "accepted", "acc/s", "erate", "other", "brk-us/msg");
     fflush(stdout);
 }
 
@@ -1511,6 +1769,38 @@ s_print_offline_row(const s_result_t *res)
     s_print_notes(res, 16);
 }
 
+static void
+s_print_latency(int64_t samples, double p50_us, double p99_us)
+{
+    if (samples > 0)
+        printf(" %8.1f %8.1f", p50_us, p99_us);
+    else
+        printf(" %8s %8s", "-", "-");
+}
+
+//  A failed phase still shows what it measured, as the other tables do.
+static void
+s_print_flood_row(const s_result_t *res)
+{
+    const s_flood_result_t *flood = &res->flood;
+    printf("%-5zu %-16s %-11s", res->size, bench_path_name(res->path), "alone");
+    s_print_latency(flood->alone_samples, flood->alone_p50_us, flood->alone_p99_us);
+    printf(" %10s %8s %9s %7s %10s %6s %10s\n", "-", "-", "-", "-", "-", "-", "-");
+    printf("%-5zu %-16s %-11s", res->size, bench_path_name(res->path), "under flood");
+    s_print_latency(res->samples, res->p50_us, res->p99_us);
+    if (flood->sent > 0) {
+        printf(" %10" PRId64 " %8.0f %9" PRId64 " %7.0f %10" PRId64 " %6" PRId64, flood->sent,
+               flood->sent_rate, flood->accepted, flood->accepted_rate, flood->refused,
+               flood->rejected);
+        if (isnan(flood->broker_cpu_us))
+            printf(" %10s\n", "-");
+        else
+            printf(" %10.2f\n", flood->broker_cpu_us);
+    } else
+        printf(" %10s %8s %9s %7s %10s %6s %10s\n", "-", "-", "-", "-", "-", "-", "-");
+    s_print_notes(res, 16);
+}
+
 static const s_result_t *
 s_find_result(const s_result_t *results, size_t nresults, bench_path_t path, size_t size)
 {
@@ -1631,6 +1921,25 @@ s_print_ratios_offline(const s_opts_t *opts, const s_result_t *results, size_t n
     }
 }
 
+/*  vedettad-flood: the victim's latency under the flood over alone, same run, same broker; and
+    what became of the flood.  */
+static void
+s_print_ratios_flood(const s_result_t *results, size_t nresults)
+{
+    for (size_t i = 0; i < nresults; i++) {
+        const s_result_t *res = &results[i];
+        const s_flood_result_t *flood = &res->flood;
+        if (res->path != BENCH_PATH_FLOOD || !res->ok || flood->alone_p50_us <= 0 ||
+            flood->alone_p99_us <= 0)
+            continue;
+        printf("ratio flood victim latency under flood / alone %zu: p50 %.2f, p99 %.2f; flooder: "
+               "accepted %" PRId64 " (%.0f/s), refused with ERATE %" PRId64
+               ", other rejections %" PRId64 "\n",
+               res->size, res->p50_us / flood->alone_p50_us, res->p99_us / flood->alone_p99_us,
+               flood->accepted, flood->accepted_rate, flood->refused, flood->rejected);
+    }
+}
+
 static int
 s_curve_keys(s_env_t *env)
 {
@@ -1647,13 +1956,15 @@ s_curve_keys(s_env_t *env)
 }
 
 //  The tables, in the order they are printed.
-typedef enum { S_TABLE_1TO1, S_TABLE_FANOUT, S_TABLE_OFFLINE } s_table_t;
+typedef enum { S_TABLE_1TO1, S_TABLE_FANOUT, S_TABLE_OFFLINE, S_TABLE_FLOOD } s_table_t;
 
 static s_table_t
 s_table_of(bench_path_t path)
 {
     if (bench_path_is_fanout(path))
         return S_TABLE_FANOUT;
+    if (path == BENCH_PATH_FLOOD)
+        return S_TABLE_FLOOD;
     return path == BENCH_PATH_OFFLINE ? S_TABLE_OFFLINE : S_TABLE_1TO1;
 }
 
@@ -1673,6 +1984,8 @@ s_print_table_columns(const s_opts_t *opts, s_table_t table)
         s_print_fanout_columns(opts);
     else if (table == S_TABLE_OFFLINE)
         s_print_offline_columns(opts);
+    else if (table == S_TABLE_FLOOD)
+        s_print_flood_columns(opts);
     else
         s_print_columns();
 }
@@ -1685,6 +1998,8 @@ s_print_table_row(const s_result_t *res)
         s_print_fanout_row(res);
     else if (table == S_TABLE_OFFLINE)
         s_print_offline_row(res);
+    else if (table == S_TABLE_FLOOD)
+        s_print_flood_row(res);
     else
         s_print_row(res);
 }
@@ -1738,11 +2053,13 @@ main(int argc, char **argv)
     int failures = s_run_table(&env, S_TABLE_1TO1, results, &nresults);
     failures += s_run_table(&env, S_TABLE_FANOUT, results, &nresults);
     failures += s_run_table(&env, S_TABLE_OFFLINE, results, &nresults);
+    failures += s_run_table(&env, S_TABLE_FLOOD, results, &nresults);
     printf("\n");
     s_print_ratios_1to1(&opts, results, nresults);
     s_print_ratios_publish(&opts, results, nresults);
     s_print_ratios_fanout(&opts, results, nresults);
     s_print_ratios_offline(&opts, results, nresults);
+    s_print_ratios_flood(results, nresults);
     bench_proc_tmpdir_remove(env.dir);
     if (bench_proc_stopping()) {
         fprintf(stderr, "vedetta-bench: interrupted\n");

@@ -876,7 +876,6 @@ s_read_round(vdb_server_t *self)
     }
 }
 
-//  Sends what every dirty session has queued. Sessions libzmq could not take stay listed.
 //  Writes the round's audit records (fsyncing them and signing the head if `checkpoint`).
 static void
 s_audit_flush(vdb_server_t *self, bool checkpoint)
@@ -889,6 +888,7 @@ s_audit_flush(vdb_server_t *self, bool checkpoint)
     s_audit_failing(self, rc, err);
 }
 
+//  Sends what every dirty session has queued. Sessions libzmq could not take stay listed.
 static void
 s_flush_round(vdb_server_t *self)
 {
