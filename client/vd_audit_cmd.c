@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "vd_audit_cmd.h"
+#include "vd_client_internal.h"
 #include "vdp_agency.h"
 #include "vdp_audit.h"
 #include "vedetta.h"
@@ -24,7 +25,6 @@ enum {
     EXIT_BROKEN = 2 // verify: the log or its head is not intact
 };
 
-#define S_MS_PER_SECOND 1000LL
 
 static const char *s_help =
     "Usage: vedetta audit verify LOG [--head FILE] [--key BROKER.agency]\n"
@@ -70,60 +70,6 @@ s_usage_error(const char *command, const char *fmt, ...)
     TIME: the logic of `vedetta sub --since` (client/vedetta.c), without ages: an audit query
     names moments, and "2h" would mean something else by the time the output is read.  */
 
-//  True if `text` starts with `shape`, where each '9' of `shape` stands for one ASCII digit.
-static bool
-s_has_shape(const char *text, const char *shape)
-{
-    for (; *shape; shape++, text++) {
-        bool digit = *text >= '0' && *text <= '9';
-        if (*shape == '9' ? !digit : *text != *shape)
-            return false;
-    }
-    return true;
-}
-
-//  The milliseconds of an ISO-8601 fraction (".5" is 500) followed by "Z" and nothing else.
-static bool
-s_parse_fraction_z(const char *text, int *millis)
-{
-    *millis = 0;
-    if (*text == '.') {
-        int digits = 0;
-        for (text++; digits < 3 && *text >= '0' && *text <= '9'; text++, digits++)
-            *millis = *millis * 10 + (*text - '0');
-        if (digits == 0)
-            return false;
-        for (; digits < 3; digits++)
-            *millis *= 10;
-    }
-    return strcmp(text, "Z") == 0;
-}
-
-//  "2026-11-22T10:00:00Z" or "2026-11-22T10:00:00.250Z" as UTC ms. Only UTC, spelled with a Z.
-static bool
-s_parse_iso8601(const char *text, int64_t *ms)
-{
-    static const char shape[] = "9999-99-99T99:99:99";
-    struct tm tm = { 0 };
-    int millis;
-    if (!s_has_shape(text, shape) || !s_parse_fraction_z(text + sizeof shape - 1, &millis))
-        return false;
-    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec) != 6)
-        return false;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    struct tm wanted = tm;
-    time_t secs = timegm(&tm);
-    //  timegm() normalises February 30th into March: a date that changed did not exist.
-    if (secs < 0 || tm.tm_year != wanted.tm_year || tm.tm_mon != wanted.tm_mon ||
-        tm.tm_mday != wanted.tm_mday || tm.tm_hour != wanted.tm_hour ||
-        tm.tm_min != wanted.tm_min || tm.tm_sec != wanted.tm_sec)
-        return false;
-    *ms = (int64_t)secs * S_MS_PER_SECOND + millis;
-    return true;
-}
-
 //  TIME: decimal UTC ms since the epoch, or ISO 8601 UTC.
 static bool
 s_parse_time(const char *text, int64_t *ms)
@@ -137,7 +83,7 @@ s_parse_time(const char *text, int64_t *ms)
         *ms = value;
         return true;
     }
-    return s_parse_iso8601(text, ms);
+    return vd_iso8601_parse(text, ms) == VD_OK;
 }
 
 /*  -------------------------------------------------------------------------------------------

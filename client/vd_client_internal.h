@@ -26,4 +26,10 @@ bool vd_utf8_valid(const uint8_t *data, size_t size);
     Returns VD_OK or VD_EINVAL.  */
 int vd_iso8601(int64_t ms, char *out, size_t size);
 
+/*  The inverse: "2026-11-22T10:00:00Z" or "2026-11-22T10:00:00.250Z" (up to three digits of
+    fraction) as UTC ms. Only UTC, spelled with a Z: a local time would name another moment
+    depending on where the command runs. Refuses dates that do not exist (February 30th) and
+    times before 1970. Returns VD_OK or VD_EINVAL.  */
+int vd_iso8601_parse(const char *text, int64_t *ms);
+
 #endif

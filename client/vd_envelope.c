@@ -7,6 +7,7 @@
     undo the change. Field names are the wire names of PROTOCOL.md §4.  */
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,60 @@ vd_iso8601(int64_t ms, char *out, size_t size)
     int n = snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
     return n > 0 && (size_t)n < size ? VD_OK : VD_EINVAL;
+}
+
+//  True if `text` starts with `shape`, where each '9' of `shape` stands for one ASCII digit.
+static bool
+s_has_shape(const char *text, const char *shape)
+{
+    for (; *shape; shape++, text++) {
+        bool digit = *text >= '0' && *text <= '9';
+        if (*shape == '9' ? !digit : *text != *shape)
+            return false;
+    }
+    return true;
+}
+
+//  The milliseconds of an ISO-8601 fraction (".5" is 500) followed by "Z" and nothing else.
+static bool
+s_parse_fraction_z(const char *text, int *millis)
+{
+    *millis = 0;
+    if (*text == '.') {
+        int digits = 0;
+        for (text++; digits < 3 && *text >= '0' && *text <= '9'; text++, digits++)
+            *millis = *millis * 10 + (*text - '0');
+        if (digits == 0)
+            return false;
+        for (; digits < 3; digits++)
+            *millis *= 10;
+    }
+    return strcmp(text, "Z") == 0;
+}
+
+int
+vd_iso8601_parse(const char *text, int64_t *ms)
+{
+    static const char shape[] = "9999-99-99T99:99:99";
+    struct tm tm = { 0 };
+    int millis;
+    if (!text || !ms || !s_has_shape(text, shape) ||
+        !s_parse_fraction_z(text + sizeof shape - 1, &millis))
+        return VD_EINVAL;
+    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return VD_EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    struct tm wanted = tm;
+    time_t secs = timegm(&tm);
+    //  timegm() normalises February 30th into March: a date that changed did not exist.
+    if (secs < 0 || tm.tm_year != wanted.tm_year || tm.tm_mon != wanted.tm_mon ||
+        tm.tm_mday != wanted.tm_mday || tm.tm_hour != wanted.tm_hour ||
+        tm.tm_min != wanted.tm_min || tm.tm_sec != wanted.tm_sec)
+        return VD_EINVAL;
+    *ms = (int64_t)secs * 1000 + millis;
+    return VD_OK;
 }
 
 //  Each s_put_* returns 0 on success, -1 if jansson ran out of memory.

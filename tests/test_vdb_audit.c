@@ -6,7 +6,6 @@
     limit), after which every record still goes out, once and in order.  */
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <sodium.h>
 
 #include "small_disk.h"
+#include "scratch.h"
 #include "suites.h"
 #include "vdb_audit.h"
 #include "vedetta.h"
@@ -31,15 +31,6 @@ static uint8_t s_public[crypto_sign_PUBLICKEYBYTES];
 static uint8_t s_secret[crypto_sign_SECRETKEYBYTES];
 static vdb_audit_t *s_audit;
 
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 s_paths(const char *dir)
 {
@@ -50,9 +41,7 @@ s_paths(const char *dir)
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdb_audit.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdb_audit");
     s_paths(s_dir);
     s_err[0] = '\0';
     s_audit = NULL;
@@ -64,7 +53,7 @@ s_teardown(void)
 {
     vdb_audit_close(&s_audit, NULL, 0);
     ck_assert_ptr_null(s_audit);
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 static void

@@ -3,7 +3,6 @@
     file: the file grows by what the WAL held, and the writer's next commit starts the WAL over;
     checkpoints asked for while the writer commits; a checkpoint that fails for real (a file
     size limit) is counted, loses nothing, and succeeds once the space is back.  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "small_disk.h"
+#include "scratch.h"
 #include "suites.h"
 #include "vdb_checkpoint.h"
 #include "vedetta.h"
@@ -26,15 +26,6 @@ static char s_err[256];
 static sqlite3 *s_writer;
 static int s_frames; // the WAL's frames after the writer's last commit
 static vdb_checkpoint_t *s_checkpoint;
-
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 s_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
@@ -58,9 +49,7 @@ s_exec(const char *sql)
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdb_checkpoint.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdb_checkpoint");
     snprintf(s_path, sizeof s_path, "%s/store.db", s_dir);
     s_err[0] = '\0';
     s_frames = -1;
@@ -85,7 +74,7 @@ s_teardown(void)
     ck_assert_ptr_null(s_checkpoint);
     ck_assert_int_eq(sqlite3_close(s_writer), SQLITE_OK);
     s_writer = NULL;
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 //  Inserts `count` rows of S_ROW_BYTES in one transaction.

@@ -3,7 +3,6 @@
     and a write that fails for real (a full file system, a file size limit), after which the
     batch is left out and goes in once space returns.  */
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <check.h>
 
 #include "small_disk.h"
+#include "scratch.h"
 #include "suites.h"
 #include "vdb_committer.h"
 #include "vdb_store.h"
@@ -43,21 +43,10 @@ typedef struct {
     size_t count;
 } s_batch_t;
 
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdb_committer.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdb_committer");
     snprintf(s_path, sizeof s_path, "%s/store.db", s_dir);
     s_err[0] = '\0';
     s_store = NULL;
@@ -70,7 +59,7 @@ s_teardown(void)
     vdb_committer_destroy(&s_committer);
     ck_assert_ptr_null(s_committer);
     vdb_store_close(&s_store);
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 static void

@@ -1,7 +1,6 @@
 /*  vdb_control suite: the admin socket on a real Unix socket in a fresh directory: its file
     mode, a request and its answer, what is not a command word, a second broker on the same
     path refused, a stale file from a crash replaced, a path too long for a Unix socket.  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <check.h>
 #include <czmq.h>
 
+#include "scratch.h"
 #include "suites.h"
 #include "vdb_control.h"
 #include "vedetta.h"
@@ -25,21 +25,10 @@ static char s_err[256];
 static vdb_control_t *s_control;
 static zsock_t *s_client;
 
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdb_control.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdb_control");
     snprintf(s_path, sizeof s_path, "%s/vedettad.ctl", s_dir);
     s_err[0] = '\0';
     s_control = NULL;
@@ -52,7 +41,7 @@ s_teardown(void)
     zsock_destroy(&s_client);
     vdb_control_destroy(&s_control);
     ck_assert_ptr_null(s_control);
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 static void

@@ -1,7 +1,6 @@
 /*  vdb_registry suite: loading a directory of agency files, lookups by key and org, and each
     reason a load must fail (naming the files involved).  */
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 
 #include <check.h>
 
+#include "scratch.h"
 #include "suites.h"
 #include "vdb_registry.h"
 #include "vdp_agency.h"
@@ -19,21 +19,10 @@ static char s_dir[256]; // a fresh registry directory per test
 static char s_err[512];
 static vdb_registry_t *s_reg;
 
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdb_registry.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdb_registry");
     s_err[0] = '\0';
     s_reg = NULL;
 }
@@ -43,7 +32,7 @@ s_teardown(void)
 {
     vdb_registry_destroy(&s_reg);
     ck_assert_ptr_null(s_reg);
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 static const char *

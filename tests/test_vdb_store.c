@@ -4,7 +4,6 @@
     file size limit) that the store must survive.  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "small_disk.h"
+#include "scratch.h"
 #include "suites.h"
 #include "vdb_store.h"
 #include "vedetta.h"
@@ -38,21 +38,10 @@ typedef struct {
     vdb_store_msg_t msg;
 } s_rec_t;
 
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdb_store.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdb_store");
     snprintf(s_path, sizeof s_path, "%s/store.db", s_dir);
     s_err[0] = '\0';
     s_store = NULL;
@@ -63,7 +52,7 @@ s_teardown(void)
 {
     vdb_store_close(&s_store);
     ck_assert_ptr_null(s_store);
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 static void

@@ -3,7 +3,6 @@
     and the optional per-key rate limits (key/rate, key/bytes).  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <check.h>
 #include <sodium.h>
 
+#include "scratch.h"
 #include "suites.h"
 #include "vdp_agency.h"
 #include "vedetta.h"
@@ -20,15 +20,6 @@
 static char s_dir[256];    // a fresh directory per test
 static vdp_secret_t s_key; // a fresh key of comune:i726 per test
 static char s_err[512];
-
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static size_t
 s_entries(const char *dir)
@@ -45,9 +36,7 @@ s_entries(const char *dir)
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdp_agency.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdp_agency");
     ck_assert_int_eq(vdp_secret_generate(&s_key, "comune:i726", "Comune di Siena", VDP_ROLE_COMUNE,
                                          "toscana", "default", s_err, sizeof s_err),
                      VD_OK);
@@ -58,7 +47,7 @@ static void
 s_teardown(void)
 {
     vdp_secret_wipe(&s_key);
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 static const char *

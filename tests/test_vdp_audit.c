@@ -8,7 +8,6 @@
       signature, no signature, a stale number; a garbage line) named at the right record;
     - query: filters by org, kind and time range; a line that is not a record.  */
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "scratch.h"
 #include "suites.h"
 #include "vdp_audit.h"
 #include "vedetta.h"
@@ -76,21 +76,10 @@ static uint8_t s_secret[crypto_sign_SECRETKEYBYTES];
 static char s_lines[S_RECORDS + 1][VDP_AUDIT_MAX_LINE + 1];   // record n's line, "\n" included
 static uint8_t s_hashes[S_RECORDS + 1][VDP_AUDIT_HASH_BYTES]; // record n's hash; 0: zeros
 
-static int
-s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 s_setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s_dir, sizeof s_dir, "%s/vdp_audit.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vdt_scratch_make(s_dir, sizeof s_dir, "vdp_audit");
     snprintf(s_log, sizeof s_log, "%s/audit.log", s_dir);
     snprintf(s_head, sizeof s_head, "%s.head", s_log);
     ck_assert_int_eq(crypto_sign_keypair(s_public, s_secret), 0);
@@ -99,7 +88,7 @@ s_setup(void)
 static void
 s_teardown(void)
 {
-    ck_assert_int_eq(nftw(s_dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+    vdt_scratch_remove(s_dir);
 }
 
 static void

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #define MAX_AGENCIES  16
 #define START_WAIT_MS 10000
 #define STOP_WAIT_MS  10000
+
+extern char **environ;
 
 struct vdt_world_t {
     char dir[256];
@@ -416,4 +419,34 @@ vdt_recv_body(vd_client_t *client)
     char *text = strndup(body ? body : "", size);
     vd_envelope_destroy(&env);
     return text;
+}
+
+int
+vdt_cli(const char *const *args, char *out, size_t out_size)
+{
+    const char *argv[16] = { VDT_CLI_BIN };
+    size_t argc = 1;
+    for (; args[argc - 1] && argc < 15; argc++)
+        argv[argc] = args[argc - 1];
+    argv[argc] = NULL;
+    int pipe_fds[2];
+    ck_assert_int_eq(pipe(pipe_fds), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+    pid_t pid;
+    int rc = posix_spawn(&pid, VDT_CLI_BIN, &actions, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ck_assert_msg(rc == 0, "cannot start %s: %s", VDT_CLI_BIN, strerror(rc));
+    close(pipe_fds[1]);
+    size_t size = 0;
+    ssize_t n;
+    while (size + 1 < out_size && (n = read(pipe_fds[0], out + size, out_size - 1 - size)) > 0)
+        size += (size_t)n;
+    out[size] = '\0';
+    close(pipe_fds[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
 }

@@ -71,6 +71,10 @@ const char *vdt_broker_log(vdt_world_t *self);
 //  True if the broker's log contains `text`.
 bool vdt_log_contains(vdt_world_t *self, const char *text);
 
+/*  Runs the vedetta CLI with `args` (NULL-terminated, without the program name), waits for it,
+    and returns its exit code, with what it printed on stdout in out[size] (NUL-terminated).  */
+int vdt_cli(const char *const *args, char *out, size_t size);
+
 //  Path of a file inside the world's directory (borrowed until the next call).
 const char *vdt_path(vdt_world_t *self, const char *name);
 

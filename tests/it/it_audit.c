@@ -3,13 +3,9 @@
     TLP, a revocation by reload) and a stop; then `vedetta audit verify` finds the chain intact
     and the head signed by the broker's key, and `vedetta audit query` finds each event by kind
     and org. Tampering with the file is the unit suites' business (test_vdp_audit.c).  */
-#include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <check.h>
 
@@ -17,45 +13,12 @@
 #include "it_suites.h"
 #include "vdp_agency.h"
 
-extern char **environ;
-
 static vdt_world_t *s_world;
 
 static void
 s_teardown(void)
 {
     vdt_world_destroy(&s_world);
-}
-
-//  Runs the CLI with `args` (NULL-terminated, without the program): its exit code and stdout.
-static int
-s_cli(const char *const *args, char *out, size_t out_size)
-{
-    const char *argv[16] = { VDT_CLI_BIN };
-    size_t argc = 1;
-    for (; args[argc - 1] && argc < 15; argc++)
-        argv[argc] = args[argc - 1];
-    argv[argc] = NULL;
-    int pipe_fds[2];
-    ck_assert_int_eq(pipe(pipe_fds), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-    pid_t pid;
-    int rc = posix_spawn(&pid, VDT_CLI_BIN, &actions, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ck_assert_msg(rc == 0, "cannot start %s: %s", VDT_CLI_BIN, strerror(rc));
-    close(pipe_fds[1]);
-    size_t size = 0;
-    ssize_t n;
-    while (size + 1 < out_size && (n = read(pipe_fds[0], out + size, out_size - 1 - size)) > 0)
-        size += (size_t)n;
-    out[size] = '\0';
-    close(pipe_fds[0]);
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
 }
 
 static void
@@ -127,7 +90,7 @@ START_TEST(a_session_of_events_is_on_record_and_verifies)
     char control[600], out[65536];
     snprintf(control, sizeof control, "%s", vdt_path(s_world, "vedettad.ctl"));
     const char *reload[] = { "admin", "reload", "--control", control, NULL };
-    ck_assert_int_eq(s_cli(reload, out, sizeof out), 0);
+    ck_assert_int_eq(vdt_cli(reload, out, sizeof out), 0);
     vd_client_destroy(&siena);
     vd_client_destroy(&cosc);
     vd_client_destroy(&anci);
@@ -137,11 +100,11 @@ START_TEST(a_session_of_events_is_on_record_and_verifies)
     snprintf(log, sizeof log, "%s", vdt_path(s_world, "vedetta.audit"));
     snprintf(key, sizeof key, "%s", vdt_path(s_world, "broker.agency"));
     const char *verify[] = { "audit", "verify", log, "--key", key, NULL };
-    ck_assert_int_eq(s_cli(verify, out, sizeof out), 0);
+    ck_assert_int_eq(vdt_cli(verify, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"intact\":true") && strstr(out, "\"head_signed\":true"), "%s", out);
 
     const char *query[] = { "audit", "query", log, NULL };
-    ck_assert_int_eq(s_cli(query, out, sizeof out), 0);
+    ck_assert_int_eq(vdt_cli(query, out, sizeof out), 0);
     static const struct {
         const char *needles[4];
         int at_least;
@@ -172,7 +135,7 @@ START_TEST(a_session_of_events_is_on_record_and_verifies)
     //  The query filters: Siena's rejected publishes only.
     const char *filtered[] = { "audit",      "query", log,           "--kind",
                                "pub.reject", "--org", "comune:i726", NULL };
-    ck_assert_int_eq(s_cli(filtered, out, sizeof out), 0);
+    ck_assert_int_eq(vdt_cli(filtered, out, sizeof out), 0);
     const char *reject[] = { "\"kind\":\"pub.reject\"", NULL };
     const char *any[] = { "\"n\":", NULL };
     ck_assert_int_eq(s_lines_with(out, reject), 1);

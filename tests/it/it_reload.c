@@ -4,11 +4,9 @@
     bad file changing nothing, a narrowed policy applied to the very next delivery and command.
     Absence is shown with a marker message published after, never with a sleep.  */
 #include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -17,8 +15,6 @@
 #include "it_suites.h"
 #include "vdb_acl.h"
 #include "vdp_agency.h"
-
-extern char **environ;
 
 #define S_WAIT_MS 5000
 
@@ -70,29 +66,10 @@ s_set_status(const char *org, vdp_key_status_t status)
 static int
 s_admin_reload(char *out, size_t out_size)
 {
-    int pipe_fds[2];
-    ck_assert_int_eq(pipe(pipe_fds), 0);
     char control[600];
     snprintf(control, sizeof control, "%s", vdt_path(s_world, "vedettad.ctl"));
-    const char *argv[] = { VDT_CLI_BIN, "admin", "reload", "--control", control, NULL };
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-    pid_t pid;
-    int rc = posix_spawn(&pid, VDT_CLI_BIN, &actions, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ck_assert_msg(rc == 0, "cannot start %s: %s", VDT_CLI_BIN, strerror(rc));
-    close(pipe_fds[1]);
-    size_t size = 0;
-    ssize_t n;
-    while (size + 1 < out_size && (n = read(pipe_fds[0], out + size, out_size - 1 - size)) > 0)
-        size += (size_t)n;
-    out[size] = '\0';
-    close(pipe_fds[0]);
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid); // the CLI waits 5 s at most
-    ck_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    const char *args[] = { "admin", "reload", "--control", control, NULL };
+    return vdt_cli(args, out, out_size);
 }
 
 //  Waits (bounded) until the broker's log shows `count` reloads done, and returns.

@@ -1,0 +1,33 @@
+/*  scratch: see scratch.h.  */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <check.h>
+
+#include "scratch.h"
+
+void
+vdt_scratch_make(char *dir, size_t size, const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(dir, size, "%s/%s.XXXXXX", tmp && *tmp ? tmp : P_tmpdir, prefix);
+    ck_assert(n > 0 && (size_t)n < size);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static int
+s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+vdt_scratch_remove(const char *dir)
+{
+    ck_assert_int_eq(nftw(dir, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
