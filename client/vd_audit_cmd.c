@@ -25,7 +25,6 @@ enum {
     EXIT_BROKEN = 2 // verify: the log or its head is not intact
 };
 
-
 static const char *s_help =
     "Usage: vedetta audit verify LOG [--head FILE] [--key BROKER.agency]\n"
     "       vedetta audit query LOG [--org ORG] [--kind KIND] [--since TIME] [--until TIME]\n"
