@@ -450,3 +450,31 @@ vdt_cli(const char *const *args, char *out, size_t out_size)
     ck_assert(WIFEXITED(status));
     return WEXITSTATUS(status);
 }
+
+//  The registry's file of `org`'s key, as vdt_agency installed it.
+static void
+s_agency_path(vdt_world_t *self, const char *org, char *path, size_t size)
+{
+    char slug[VDP_MAX_ORG + 1];
+    ck_assert_int_eq(vdp_org_slug(org, slug, sizeof slug), 0);
+    int n = snprintf(path, size, "%s/agencies/%s.default.agency", self->dir, slug);
+    ck_assert(n > 0 && (size_t)n < size);
+}
+
+vdp_agency_t
+vdt_agency_read(vdt_world_t *self, const char *org)
+{
+    char path[600], err[256] = "";
+    s_agency_path(self, org, path, sizeof path);
+    vdp_agency_t agency;
+    ck_assert_msg(vdp_agency_load(path, &agency, err, sizeof err) == VD_OK, "%s", err);
+    return agency;
+}
+
+void
+vdt_agency_write(vdt_world_t *self, const vdp_agency_t *agency)
+{
+    char path[600];
+    s_agency_path(self, agency->org, path, sizeof path);
+    ck_assert_int_eq(vdp_agency_save(agency, path), VD_OK);
+}

@@ -11,6 +11,7 @@
 
 #include <czmq.h>
 
+#include "vdp_agency.h"
 #include "vedetta.h"
 
 typedef struct vdt_world_t vdt_world_t;
@@ -32,6 +33,11 @@ void vdt_agencies_demo(vdt_world_t *self);
 //  A world with the demo agencies and its broker started; `pinned`: on a port a restart keeps
 //  (vdt_broker_pin_endpoint). Aborts the test on failure.
 vdt_world_t *vdt_world_demo(bool pinned);
+
+/*  The public agency file of `org`'s key in the registry, read, and written back (the broker
+    sees the change at its next reload or start).  */
+vdp_agency_t vdt_agency_read(vdt_world_t *self, const char *org);
+void vdt_agency_write(vdt_world_t *self, const vdp_agency_t *agency);
 
 //  The secret file of an org created with vdt_agency (NULL if none).
 const char *vdt_secret(vdt_world_t *self, const char *org);

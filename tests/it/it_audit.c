@@ -80,13 +80,9 @@ START_TEST(a_session_of_events_is_on_record_and_verifies)
     free(body);
 
     //  Siena's key revoked by a reload.
-    char path[600];
-    snprintf(path, sizeof path, "%s", vdt_path(s_world, "agencies/comune-i726.default.agency"));
-    vdp_agency_t agency;
-    char err[256] = "";
-    ck_assert_msg(vdp_agency_load(path, &agency, err, sizeof err) == VD_OK, "%s", err);
+    vdp_agency_t agency = vdt_agency_read(s_world, "comune:i726");
     agency.status = VDP_KEY_REVOKED;
-    ck_assert_int_eq(vdp_agency_save(&agency, path), VD_OK);
+    vdt_agency_write(s_world, &agency);
     char control[600], out[65536];
     snprintf(control, sizeof control, "%s", vdt_path(s_world, "vedettad.ctl"));
     const char *reload[] = { "admin", "reload", "--control", control, NULL };

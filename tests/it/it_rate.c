@@ -32,17 +32,9 @@ s_teardown(void)
 static void
 s_limit(const char *org, uint64_t rate, uint64_t burst)
 {
-    char slug[VDP_MAX_ORG + 1];
-    ck_assert_int_eq(vdp_org_slug(org, slug, sizeof slug), 0);
-    char name[128];
-    snprintf(name, sizeof name, "agencies/%s.default.agency", slug);
-    char path[600];
-    snprintf(path, sizeof path, "%s", vdt_path(s_world, name));
-    vdp_agency_t agency;
-    char err[256] = "";
-    ck_assert_msg(vdp_agency_load(path, &agency, err, sizeof err) == VD_OK, "%s", err);
+    vdp_agency_t agency = vdt_agency_read(s_world, org);
     agency.rate = (vdp_rate_t){ rate, burst };
-    ck_assert_int_eq(vdp_agency_save(&agency, path), VD_OK);
+    vdt_agency_write(s_world, &agency);
 }
 
 START_TEST(a_flood_is_refused_with_a_hint_and_others_go_on)

@@ -49,17 +49,9 @@ s_expect(vd_client_t *client, const char *body)
 static void
 s_set_status(const char *org, vdp_key_status_t status)
 {
-    char slug[VDP_MAX_ORG + 1];
-    ck_assert_int_eq(vdp_org_slug(org, slug, sizeof slug), 0);
-    char name[128];
-    snprintf(name, sizeof name, "agencies/%s.default.agency", slug);
-    char path[600];
-    snprintf(path, sizeof path, "%s", vdt_path(s_world, name));
-    vdp_agency_t agency;
-    char err[256] = "";
-    ck_assert_msg(vdp_agency_load(path, &agency, err, sizeof err) == VD_OK, "%s", err);
+    vdp_agency_t agency = vdt_agency_read(s_world, org);
     agency.status = status;
-    ck_assert_int_eq(vdp_agency_save(&agency, path), VD_OK);
+    vdt_agency_write(s_world, &agency);
 }
 
 //  Runs `vedetta admin reload` against the world's broker: its exit code, and its stdout.
