@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "vd_admin_cmd.h"
+#include "vd_cli.h"
 
 #define S_DEFAULT_CONTROL "vedettad.ctl"
 #define S_DEFAULT_TIMEOUT 5000 // ms; a reload reads every agency file, so leave it room
@@ -37,18 +38,6 @@ static const char *s_help =
     "                   broker's `broker/control`)\n"
     "  --timeout MS     how long to wait for the answer (default 5000)\n";
 
-__attribute__((format(printf, 1, 2))) static int
-s_usage(const char *fmt, ...)
-{
-    fprintf(stderr, "vedetta admin: ");
-    va_list args;
-    va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
-    va_end(args);
-    fprintf(stderr, "\nTry 'vedetta admin --help'.\n");
-    return S_EXIT_USAGE;
-}
-
 int
 vd_admin_command(int argc, char **argv)
 {
@@ -71,24 +60,26 @@ vd_admin_command(int argc, char **argv)
             char *end = NULL;
             timeout = strtol(optarg, &end, 10);
             if (!*optarg || *end || timeout <= 0 || timeout > 3600 * 1000)
-                return s_usage("--timeout must be 1 to 3600000 ms, not '%s'", optarg);
+                return vd_cli_usage_error("admin", "--timeout must be 1 to 3600000 ms, not '%s'",
+                                          optarg);
             break;
         }
         case 'h':
             fputs(s_help, stdout);
             return S_EXIT_OK;
         case ':':
-            return s_usage("option %s needs a value", argv[optind - 1]);
+            return vd_cli_usage_error("admin", "option %s needs a value", argv[optind - 1]);
         default:
-            return s_usage("unknown option %s", argv[optind - 1]);
+            return vd_cli_usage_error("admin", "unknown option %s", argv[optind - 1]);
         }
     }
     if (optind != argc - 1)
-        return s_usage("%s", optind >= argc ? "a command is needed: reload or stats"
-                                            : "one command only");
+        return vd_cli_usage_error("admin", "%s",
+                                  optind >= argc ? "a command is needed: reload or stats"
+                                                 : "one command only");
     const char *command = argv[optind];
     if (strcmp(command, "reload") != 0 && strcmp(command, "stats") != 0)
-        return s_usage("unknown command '%s' (reload or stats)", command);
+        return vd_cli_usage_error("admin", "unknown command '%s' (reload or stats)", command);
     //  connect(2) to a path that is not there would wait for it: say so at once instead.
     struct stat st;
     if (stat(control, &st) != 0 || !S_ISSOCK(st.st_mode)) {

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "vd_audit_cmd.h"
+#include "vd_cli.h"
 #include "vd_client_internal.h"
 #include "vdp_agency.h"
 #include "vdp_audit.h"
@@ -52,18 +53,6 @@ static const char *s_help =
     "\n"
     "Exit codes: 0 intact (verify) or done (query); 1 usage error or unreadable file, or (query)\n"
     "a line that is not a record; 2 (verify) not intact.\n";
-
-__attribute__((format(printf, 2, 3))) static int
-s_usage_error(const char *command, const char *fmt, ...)
-{
-    fprintf(stderr, "vedetta audit %s: ", command);
-    va_list args;
-    va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
-    va_end(args);
-    fprintf(stderr, "\nTry 'vedetta audit --help'.\n");
-    return EXIT_USAGE;
-}
 
 /*  -------------------------------------------------------------------------------------------
     TIME: the logic of `vedetta sub --since` (client/vedetta.c), without ages: an audit query
@@ -166,15 +155,15 @@ s_cmd_verify(int argc, char **argv)
             fputs(s_help, stdout);
             return EXIT_OK;
         case ':':
-            return s_usage_error("verify", "option %s needs a value", argv[optind - 1]);
+            return vd_cli_usage_error("audit verify", "option %s needs a value", argv[optind - 1]);
         default:
-            return s_usage_error("verify", "unknown option %s", argv[optind - 1]);
+            return vd_cli_usage_error("audit verify", "unknown option %s", argv[optind - 1]);
         }
     }
     if (optind >= argc)
-        return s_usage_error("verify", "LOG is required");
+        return vd_cli_usage_error("audit verify", "LOG is required");
     if (optind + 1 < argc)
-        return s_usage_error("verify", "unexpected argument '%s'", argv[optind + 1]);
+        return vd_cli_usage_error("audit verify", "unexpected argument '%s'", argv[optind + 1]);
     const char *log = argv[optind];
 
     uint8_t sign_public[VDP_KEY_BYTES];
@@ -235,31 +224,31 @@ s_cmd_query(int argc, char **argv)
         case 'K':
             filter.kind = vdp_audit_kind_from_name(optarg);
             if (filter.kind == VDP_AUDIT_NONE)
-                return s_usage_error("query", "unknown kind '%s'", optarg);
+                return vd_cli_usage_error("audit query", "unknown kind '%s'", optarg);
             break;
         case 's':
         case 'u':
             if (!s_parse_time(optarg, opt == 's' ? &filter.since : &filter.until))
-                return s_usage_error("query",
-                                     "invalid --%s '%s' (UTC ms, or ISO 8601 UTC like "
-                                     "2026-11-22T10:00:00Z)",
-                                     opt == 's' ? "since" : "until", optarg);
+                return vd_cli_usage_error("audit query",
+                                          "invalid --%s '%s' (UTC ms, or ISO 8601 UTC like "
+                                          "2026-11-22T10:00:00Z)",
+                                          opt == 's' ? "since" : "until", optarg);
             break;
         case 'h':
             fputs(s_help, stdout);
             return EXIT_OK;
         case ':':
-            return s_usage_error("query", "option %s needs a value", argv[optind - 1]);
+            return vd_cli_usage_error("audit query", "option %s needs a value", argv[optind - 1]);
         default:
-            return s_usage_error("query", "unknown option %s", argv[optind - 1]);
+            return vd_cli_usage_error("audit query", "unknown option %s", argv[optind - 1]);
         }
     }
     if (optind >= argc)
-        return s_usage_error("query", "LOG is required");
+        return vd_cli_usage_error("audit query", "LOG is required");
     if (optind + 1 < argc)
-        return s_usage_error("query", "unexpected argument '%s'", argv[optind + 1]);
+        return vd_cli_usage_error("audit query", "unexpected argument '%s'", argv[optind + 1]);
     if (filter.until > 0 && filter.since > filter.until)
-        return s_usage_error("query", "--since is after --until");
+        return vd_cli_usage_error("audit query", "--since is after --until");
 
     bool failed = false;
     char err[512] = "";

@@ -33,6 +33,7 @@
 #include "vdp_limits.h"
 #include "vd_admin_cmd.h"
 #include "vd_audit_cmd.h"
+#include "vd_cli.h"
 #include "vd_client_internal.h"
 
 enum {
@@ -52,18 +53,6 @@ s_on_signal(int signum)
 {
     (void)signum;
     s_stop = 1;
-}
-
-__attribute__((format(printf, 2, 3))) static int
-s_usage_error(const char *command, const char *fmt, ...)
-{
-    fprintf(stderr, "vedetta %s: ", command);
-    va_list args;
-    va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
-    va_end(args);
-    fprintf(stderr, "\nTry 'vedetta %s --help'.\n", command);
-    return EXIT_USAGE;
 }
 
 //  A non-negative decimal integer that fits `max`; false otherwise.
@@ -181,8 +170,8 @@ static int
 s_keygen_rotate(const char *old_path, const char *label, const char *dir, bool described)
 {
     if (described)
-        return s_usage_error("keygen", "--rotate takes the org, name, role and jurisdictions "
-                                       "from the old key: give only --label and --out");
+        return vd_cli_usage_error("keygen", "--rotate takes the org, name, role and jurisdictions "
+                                            "from the old key: give only --label and --out");
     vdp_secret_t old;
     char err[512] = "";
     int rc = vdp_secret_load(old_path, &old, err, sizeof err);
@@ -200,18 +189,18 @@ s_keygen_rotate(const char *old_path, const char *label, const char *dir, bool d
         gmtime_r(&now, &utc);
         strftime(day, sizeof day, "%Y%m%d", &utc);
         if (strlen(agency.label) + 1 + strlen(day) > VDP_MAX_LABEL)
-            return s_usage_error("keygen", "label '%s' too long to extend: give --label",
-                                 agency.label);
+            return vd_cli_usage_error("keygen", "label '%s' too long to extend: give --label",
+                                      agency.label);
         snprintf(fresh, sizeof fresh, "%s-%s", agency.label, day);
         label = fresh;
     }
     if (!s_label_valid(label))
-        return s_usage_error("keygen", "invalid label '%s' (use [a-z0-9-])", label);
+        return vd_cli_usage_error("keygen", "invalid label '%s' (use [a-z0-9-])", label);
     if (strcmp(label, agency.label) == 0)
-        return s_usage_error("keygen", "the new key needs a label other than '%s'", label);
+        return vd_cli_usage_error("keygen", "the new key needs a label other than '%s'", label);
     char secret_path[PATH_MAX], public_path[PATH_MAX];
     if (!s_key_paths(dir, agency.org, label, secret_path, public_path))
-        return s_usage_error("keygen", "output directory path too long: %s", dir);
+        return vd_cli_usage_error("keygen", "output directory path too long: %s", dir);
     rc = vd_keygen_rotate(old_path, label, secret_path, public_path);
     if (rc != VD_OK) {
         fprintf(stderr, "vedetta keygen: cannot write %s or %s: %s\n", secret_path, public_path,
@@ -275,43 +264,44 @@ s_cmd_keygen(int argc, char **argv)
             fputs(s_keygen_help, stdout);
             return EXIT_OK;
         case ':':
-            return s_usage_error("keygen", "option %s needs a value", argv[optind - 1]);
+            return vd_cli_usage_error("keygen", "option %s needs a value", argv[optind - 1]);
         default:
-            return s_usage_error("keygen", "unknown option %s", argv[optind - 1]);
+            return vd_cli_usage_error("keygen", "unknown option %s", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return s_usage_error("keygen", "unexpected argument '%s'", argv[optind]);
+        return vd_cli_usage_error("keygen", "unexpected argument '%s'", argv[optind]);
     if (rotate)
         return s_keygen_rotate(rotate, label, dir, org || name || role || jur);
     if (!label)
         label = "default";
     if (!org || !name || !role || !jur)
-        return s_usage_error("keygen", "--org, --name, --role and --jurisdiction are required");
+        return vd_cli_usage_error("keygen",
+                                  "--org, --name, --role and --jurisdiction are required");
     vdp_role_t role_id = vdp_role_from_name(role);
     if (role_id == VDP_ROLE_NONE)
-        return s_usage_error("keygen", "unknown role '%s'", role);
+        return vd_cli_usage_error("keygen", "unknown role '%s'", role);
     if (!vdp_org_valid(org))
-        return s_usage_error("keygen", "invalid org id '%s'", org);
+        return vd_cli_usage_error("keygen", "invalid org id '%s'", org);
     if (vdp_org_role(org) != role_id)
-        return s_usage_error("keygen", "org id '%s' does not match the role", org);
+        return vd_cli_usage_error("keygen", "org id '%s' does not match the role", org);
     if (!s_jurisdictions_valid(jur))
-        return s_usage_error("keygen", "invalid jurisdiction list '%s'", jur);
+        return vd_cli_usage_error("keygen", "invalid jurisdiction list '%s'", jur);
     if (!*label || strlen(label) > VDP_MAX_LABEL ||
         strspn(label, "abcdefghijklmnopqrstuvwxyz"
                       "0123456789-") != strlen(label))
-        return s_usage_error("keygen", "invalid label '%s' (use [a-z0-9-])", label);
+        return vd_cli_usage_error("keygen", "invalid label '%s' (use [a-z0-9-])", label);
     if (strlen(name) > VDP_MAX_NAME)
-        return s_usage_error("keygen", "name too long: '%s'", name);
+        return vd_cli_usage_error("keygen", "name too long: '%s'", name);
 
     char slug[VDP_MAX_ORG + 1];
     if (vdp_org_slug(org, slug, sizeof slug) != 0)
-        return s_usage_error("keygen", "invalid org id '%s'", org);
+        return vd_cli_usage_error("keygen", "invalid org id '%s'", org);
     char secret_path[PATH_MAX], public_path[PATH_MAX];
     int n1 = snprintf(secret_path, sizeof secret_path, "%s/%s.%s.secret", dir, slug, label);
     int n2 = snprintf(public_path, sizeof public_path, "%s/%s.%s.agency", dir, slug, label);
     if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof secret_path || (size_t)n2 >= sizeof public_path)
-        return s_usage_error("keygen", "output directory path too long: %s", dir);
+        return vd_cli_usage_error("keygen", "output directory path too long: %s", dir);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "vedetta keygen: %s: not a directory\n", dir);
@@ -393,7 +383,7 @@ s_conn_option(s_conn_t *conn, int opt, const char *arg, const char *command, int
         return true;
     case 'T':
         if (!s_parse_int(arg, INT_MAX, &value)) {
-            *exit_code = s_usage_error(command, "invalid --timeout '%s' (milliseconds)", arg);
+            *exit_code = vd_cli_usage_error(command, "invalid --timeout '%s' (milliseconds)", arg);
             return true;
         }
         conn->timeout_ms = (int)value;
@@ -435,8 +425,8 @@ static int
 s_connect(const char *command, const s_conn_t *conn, int timeout_ms, vd_client_t **client_p)
 {
     if (!conn->broker || !conn->broker_key || !conn->key)
-        return s_usage_error(command, "--broker, --broker-key and --key are required (or "
-                                      "VEDETTA_BROKER, VEDETTA_BROKER_KEY, VEDETTA_KEY)");
+        return vd_cli_usage_error(command, "--broker, --broker-key and --key are required (or "
+                                           "VEDETTA_BROKER, VEDETTA_BROKER_KEY, VEDETTA_KEY)");
     char server_key[VDP_KEY_Z85_LEN + 1];
     int code = s_broker_key(command, conn->broker_key, server_key);
     if (code != EXIT_OK)
@@ -600,7 +590,7 @@ s_pub_field(vd_envelope_t *env, const s_field_opt_t *fo, const char *arg)
     if (fo->opt == 'A' || fo->opt == 'x' || fo->opt == 'a') {
         long long ms;
         if (!s_parse_int(arg, INT64_MAX, &ms))
-            return s_usage_error("pub", "invalid time '%s' (UTC milliseconds)", arg);
+            return vd_cli_usage_error("pub", "invalid time '%s' (UTC milliseconds)", arg);
         rc = vd_envelope_set_time(env, fo->field, ms);
     } else {
         rc = vd_envelope_set(env, fo->field, arg);
@@ -702,15 +692,15 @@ s_cmd_pub(int argc, char **argv)
             vd_envelope_destroy(&env);
             return EXIT_OK;
         } else if (opt == ':') {
-            code = s_usage_error("pub", "option %s needs a value", argv[optind - 1]);
+            code = vd_cli_usage_error("pub", "option %s needs a value", argv[optind - 1]);
         } else if (!s_conn_option(&conn, opt, optarg, "pub", &code)) {
-            code = s_usage_error("pub", "unknown option %s", argv[optind - 1]);
+            code = vd_cli_usage_error("pub", "unknown option %s", argv[optind - 1]);
         }
     }
     if (code == EXIT_OK && optind < argc)
-        code = s_usage_error("pub", "unexpected argument '%s'", argv[optind]);
+        code = vd_cli_usage_error("pub", "unexpected argument '%s'", argv[optind]);
     if (code == EXIT_OK && (!have_topic || !have_tlp))
-        code = s_usage_error("pub", "--topic and --tlp are required (TLP has no default)");
+        code = vd_cli_usage_error("pub", "--topic and --tlp are required (TLP has no default)");
     if (code == EXIT_OK) {
         int rc;
         if (body) {
@@ -835,21 +825,22 @@ s_history_option(vd_sub_options_t *history, int opt, const char *arg, int *exit_
     switch (opt) {
     case 'D':
         if (!vdp_durable_valid(arg))
-            *exit_code =
-                s_usage_error("sub", "invalid --durable '%s' (1 to 64 of [A-Za-z0-9._-])", arg);
+            *exit_code = vd_cli_usage_error(
+                "sub", "invalid --durable '%s' (1 to 64 of [A-Za-z0-9._-])", arg);
         history->durable = arg;
         return true;
     case 'F':
         if (!s_parse_int(arg, LLONG_MAX, &seq) || seq == 0)
-            *exit_code = s_usage_error("sub", "invalid --from-seq '%s' (a seq, 1 or more)", arg);
+            *exit_code =
+                vd_cli_usage_error("sub", "invalid --from-seq '%s' (a seq, 1 or more)", arg);
         history->from_seq = (uint64_t)seq;
         return true;
     case 'S':
         if (!s_parse_since(arg, &history->since_ms))
-            *exit_code = s_usage_error("sub",
-                                       "invalid --since '%s' (an ISO-8601 UTC time like "
-                                       "2026-11-22T10:00:00Z, or an age like 15m, 2h, 3d)",
-                                       arg);
+            *exit_code = vd_cli_usage_error("sub",
+                                            "invalid --since '%s' (an ISO-8601 UTC time like "
+                                            "2026-11-22T10:00:00Z, or an age like 15m, 2h, 3d)",
+                                            arg);
         return true;
     default:
         return false;
@@ -875,29 +866,29 @@ s_sub_parse(int argc, char **argv, s_conn_t *conn, s_sub_args_t *args, bool *hel
             return EXIT_OK;
         } else if (opt == 'n') {
             if (!s_parse_int(optarg, LLONG_MAX, &args->count) || args->count == 0)
-                code = s_usage_error("sub", "invalid --count '%s'", optarg);
+                code = vd_cli_usage_error("sub", "invalid --count '%s'", optarg);
         } else if (opt == 'C') {
             if (!s_parse_int(optarg, INT_MAX, &args->connect_ms))
-                code = s_usage_error("sub", "invalid --connect-timeout '%s'", optarg);
+                code = vd_cli_usage_error("sub", "invalid --connect-timeout '%s'", optarg);
         } else if (opt == ':') {
-            code = s_usage_error("sub", "option %s needs a value", argv[optind - 1]);
+            code = vd_cli_usage_error("sub", "option %s needs a value", argv[optind - 1]);
         } else if (!s_history_option(&args->history, opt, optarg, &code) &&
                    !s_conn_option(conn, opt, optarg, "sub", &code)) {
-            code = s_usage_error("sub", "unknown option %s", argv[optind - 1]);
+            code = vd_cli_usage_error("sub", "unknown option %s", argv[optind - 1]);
         }
     }
     if (code != EXIT_OK)
         return code;
     if (args->history.from_seq && args->history.since_ms)
-        return s_usage_error("sub", "--from-seq and --since exclude each other: give one");
+        return vd_cli_usage_error("sub", "--from-seq and --since exclude each other: give one");
     if (optind >= argc)
-        return s_usage_error("sub", "at least one PATTERN is required");
+        return vd_cli_usage_error("sub", "at least one PATTERN is required");
     //  The broker keeps one cursor per name, not its patterns: a pattern added to a stream
     //  already catching up would miss what the stream has read past, and the cursor would then
     //  pass it. One pattern per durable subscription cannot miss anything.
     if (args->history.durable && argc - optind > 1)
-        return s_usage_error("sub", "--durable takes one PATTERN (run one 'vedetta sub' per "
-                                    "durable name, or use a wider pattern)");
+        return vd_cli_usage_error("sub", "--durable takes one PATTERN (run one 'vedetta sub' per "
+                                         "durable name, or use a wider pattern)");
     return EXIT_OK;
 }
 
