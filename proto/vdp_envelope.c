@@ -963,21 +963,41 @@ s_pack_value(const vdp_envelope_t *self, s_field_t field, msgpack_packer *pk)
     return -1;
 }
 
+/*  Packs the present fields in canonical order. With `body_hash`, the form a signature covers
+    (PROTOCOL.md §4.6): no `sig`, and the body's hash in place of the body.  */
+static int
+s_pack(const vdp_envelope_t *self, msgpack_packer *pk, const uint8_t *body_hash)
+{
+    size_t count = 0;
+    for (int f = 0; f < F_COUNT; f++)
+        count += s_present(self, (s_field_t)f) && !(body_hash && f == F_SIG);
+    int rc = msgpack_pack_map(pk, count);
+    for (int f = 0; f < F_COUNT && rc == 0; f++) {
+        if (!s_present(self, (s_field_t)f) || (body_hash && f == F_SIG))
+            continue;
+        rc |= s_pack_key(pk, (s_field_t)f);
+        if (body_hash && f == F_BODY)
+            rc |= s_pack_bin(pk, body_hash, VDP_BODY_HASH_BYTES);
+        else
+            rc |= s_pack_value(self, (s_field_t)f, pk);
+    }
+    return rc == 0 ? VD_OK : VD_ENOMEM;
+}
+
 int
 vdp_envelope_pack(const vdp_envelope_t *self, struct msgpack_packer *pk)
 {
     assert(self && pk);
-    size_t count = 0;
-    for (int f = 0; f < F_COUNT; f++)
-        count += s_present(self, (s_field_t)f);
-    int rc = msgpack_pack_map(pk, count);
-    for (int f = 0; f < F_COUNT && rc == 0; f++) {
-        if (!s_present(self, (s_field_t)f))
-            continue;
-        rc |= s_pack_key(pk, (s_field_t)f);
-        rc |= s_pack_value(self, (s_field_t)f, pk);
-    }
-    return rc == 0 ? VD_OK : VD_ENOMEM;
+    return s_pack(self, pk, NULL);
+}
+
+int
+vdp_envelope_pack_signed(const vdp_envelope_t *self,
+                         struct msgpack_packer *pk,
+                         const uint8_t body_hash[VDP_BODY_HASH_BYTES])
+{
+    assert(self && pk && body_hash);
+    return s_pack(self, pk, body_hash);
 }
 
 typedef struct {

@@ -185,6 +185,15 @@ int vdp_envelope_validate(const vdp_envelope_t *self, char *reason, size_t reaso
     Returns VD_OK or VD_ENOMEM.  */
 int vdp_envelope_encode(const vdp_envelope_t *self, uint8_t **data_p, size_t *size_p);
 
+#define VDP_BODY_HASH_BYTES 32u // BLAKE2b-256 of the body, as a signature covers it
+
+/*  Packs the part of `self` that its signature covers (PROTOCOL.md §4.6): the present fields
+    but `sig`, in canonical order and shortest forms, with `body_hash` (BLAKE2b-256 of the
+    body) as the value of `body`. Returns VD_OK, or VD_ENOMEM if the packer's callback failed.  */
+int vdp_envelope_pack_signed(const vdp_envelope_t *self,
+                             struct msgpack_packer *pk,
+                             const uint8_t body_hash[VDP_BODY_HASH_BYTES]);
+
 /*  Encodes `self` as vdp_envelope_encode() does, through a msgpack-c packer (for a writer that
     appends the map to a larger buffer). Returns VD_OK, or VD_ENOMEM if the packer's write
     callback failed.  */

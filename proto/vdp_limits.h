@@ -25,7 +25,7 @@
 #define VDP_MAX_SHORT           64u                  // category, ctype, incident, agent, role, ...
 #define VDP_MAX_LANG            16u                  // lang tag
 #define VDP_MAX_REASON          255u                 // error reason text
-#define VDP_MAX_SIG             128u                 // signature bytes (Ed25519: 64)
+#define VDP_MAX_SIG             512u                 // sig field (version 1 needs up to 269)
 #define VDP_ID_LEN              36u                  // canonical UUID text
 #define VDP_KEY_Z85_LEN         40u                  // Z85 of a 32-byte key
 #define VDP_SIGN_SECRET_Z85_LEN 80u                  // Z85 of a 64-byte Ed25519 secret key
