@@ -30,6 +30,7 @@
 #include "vdb_subs.h"
 #include "vdb_zap.h"
 #include "vdp_agency.h"
+#include "vdp_sig.h"
 #include "vdp_ids.h"
 #include "vdp_msg.h"
 #include "vdp_topic.h"
@@ -645,6 +646,17 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     }
     if (!s_within_rate(self, session, env))
         return;
+    //  Last of the checks, as the costliest (an Ed25519 verification when the tree is new to
+    //  this session) and after the rate limit, so that a key sending bad signatures pays for
+    //  them in its own tokens rather than in everyone's broker time.
+    uint8_t sign_public[VDP_KEY_BYTES];
+    rc = vdp_agency_sign_key(who, sign_public) == VD_OK
+             ? vdp_sig_verify(env, sign_public, &session->sig_cache, reason, sizeof reason)
+             : vdp_errorf(reason, sizeof reason, VD_ESIG, "no signing key registered");
+    if (rc != VD_OK) {
+        s_reject(self, session, env->id, rc == VD_ENOMEM ? VD_ENOMEM : VD_ESIG, reason);
+        return;
+    }
     env->accepted_at = now;
     if (!self->store) { // live only: nothing to wait for
         env->seq = ++self->seq;

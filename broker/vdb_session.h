@@ -19,6 +19,7 @@
 #include "vdb_stream.h"
 #include "vdp_agency.h"
 #include "vdp_msg.h"
+#include "vdp_sig.h"
 
 #define VDB_RID_MAX             255 // ZeroMQ routing ids are at most 255 bytes
 #define VDB_SESSION_MAX_SUBS    256 // patterns one session may hold, over all its streams
@@ -36,15 +37,16 @@ typedef struct {
     vdp_writer_t out;                  // the batch being built
     zlistx_t *backlog;                 // zmq_msg_t * sealed, not yet taken by libzmq
     size_t backlog_bytes;
-    zlistx_t *streams;    // vdb_stream_t * (owned)
-    size_t pattern_count; // over all its streams
-    size_t behind;        // streams behind: to be fed from the store
-    bool dirty;           // listed for flushing at the end of the round
-    bool overflowing;     // dropping deliveries: logged once per episode
-    bool misbehaved;      // sent a bad command: logged once per session
-    uint64_t throttled;   // publishes refused for its rate limits since its last accepted one
-    int64_t gone_at;      // monotonic ms when a send found the peer gone; 0 while it is there
-    uint64_t dropped;     // deliveries dropped for overflow
+    zlistx_t *streams;         // vdb_stream_t * (owned)
+    size_t pattern_count;      // over all its streams
+    size_t behind;             // streams behind: to be fed from the store
+    bool dirty;                // listed for flushing at the end of the round
+    bool overflowing;          // dropping deliveries: logged once per episode
+    bool misbehaved;           // sent a bad command: logged once per session
+    uint64_t throttled;        // publishes refused for its rate limits since its last accepted one
+    int64_t gone_at;           // monotonic ms when a send found the peer gone; 0 while it is there
+    uint64_t dropped;          // deliveries dropped for overflow
+    vdp_sig_cache_t sig_cache; // the last tree of its publishes verified
 } vdb_session_t;
 
 //  A new session for routing id `rid` authenticated as `key`. NULL on no memory.

@@ -16,6 +16,11 @@
       they all leave again ahead of anything published since (the broker answers a copy of a
       message it already has with "duplicate", so each publish still gets one receipt). Past
       VD_MAX_PUBS the oldest is given up (s_pubs_evict()).
+    - Every publish is signed (PROTOCOL.md §4.6) before it is first written: s_pubs_send() signs
+      the unsigned ones it reaches as one tree of up to VDP_SIG_MAX_LEAVES and appends each one's
+      `sig` to its kept bytes, which every later copy repeats. So publishes wait in `pubs`
+      until a flush, a waiting call or a full tree (s_pub_keep()): one Ed25519 signature then
+      covers a burst, instead of one each (about 45 µs here, a third of a message's budget).
     - Every incoming frame is read whole as it arrives: every command but deliver is decoded and
       handled then, and receipts that are not what the current call waits for are queued. A
       deliver is only located: the queue keeps the received frame (shared, counted, by all the
@@ -46,6 +51,7 @@
 #include "vdp_ids.h"
 #include "vdp_limits.h"
 #include "vdp_msg.h"
+#include "vdp_sig.h"
 #include "vdp_topic.h"
 #include "vd_client_internal.h"
 #include "vd_subs.h"
@@ -107,6 +113,8 @@ typedef struct {
     unsigned epoch; // session it was last written in (0: none yet)
     uint8_t *raw;   // owned; NULL once answered (a hole, dropped when it reaches the front)
     size_t raw_len;
+    bool is_signed;                   // `raw` carries its sig
+    uint8_t leaf[VDP_SIG_HASH_BYTES]; // its leaf in the tree it will be signed in
 } s_pub_t;
 
 struct vd_client_t {
@@ -120,7 +128,8 @@ struct vd_client_t {
     struct {
         uint8_t server[VDP_KEY_BYTES];
         uint8_t public_key[VDP_KEY_BYTES];
-        uint8_t secret_key[VDP_KEY_BYTES]; // wiped on destroy
+        uint8_t secret_key[VDP_KEY_BYTES];          // wiped on destroy
+        uint8_t sign_secret[VDP_SIGN_SECRET_BYTES]; // Ed25519, wiped on destroy
     } keys;
     int heartbeat_ms; // asked for in hello
     int hb_ms;        // in effect: what the broker granted
@@ -158,6 +167,9 @@ struct vd_client_t {
 
     s_ring_t pubs;         // s_pub_t: publishes without a receipt yet, oldest first
     size_t pubs_next;      // pubs[0, pubs_next) have been written in this session
+    size_t unsigned_count; // kept publishes not signed yet, and their bytes
+    size_t unsigned_bytes;
+    vdp_sig_t sigs[VDP_SIG_MAX_LEAVES]; // scratch of s_pubs_sign()
     vdp_envelope_t resend; // only `raw` is ever set: a kept publish as vdp_writer_pub() takes it
     s_ring_t receipts;     // vd_receipt_t
     s_ring_t deliveries;   // s_delivery_t, each owning one reference to its frame
@@ -429,12 +441,25 @@ s_pub_find(vd_client_t *self, const char *id, bool newest)
     return NULL;
 }
 
+static void s_pubs_trim(vd_client_t *self);
+
 //  Stops keeping `pub` (invalid afterwards): its bytes go now, its slot when it is the oldest.
 static void
 s_pub_forget(vd_client_t *self, s_pub_t *pub)
 {
+    if (pub->raw && !pub->is_signed) {
+        self->unsigned_count--;
+        self->unsigned_bytes -= pub->raw_len;
+    }
     free(pub->raw);
     pub->raw = NULL;
+    s_pubs_trim(self);
+}
+
+//  Drops the holes at the front of `pubs`.
+static void
+s_pubs_trim(vd_client_t *self)
+{
     s_pub_t hole;
     while (self->pubs.count > 0 && !s_pub_at(self, 0)->raw) {
         s_ring_pop(&self->pubs, &hole);
@@ -466,10 +491,69 @@ s_pubs_evict(vd_client_t *self)
     s_pub_forget(self, oldest);
 }
 
+/*  Signs the unsigned kept publishes from pubs[first] on, up to VDP_SIG_MAX_LEAVES of them,
+    as one tree, and appends its sig to each one's bytes. A publish whose map has no room for
+    one more key (a relayed envelope full of unknown keys) is answered here with a rejection.
+    Returns VD_OK or VD_ENOMEM (nothing signed).  */
+static int
+s_pubs_sign(vd_client_t *self, size_t first)
+{
+    uint8_t leaves[VDP_SIG_MAX_LEAVES][VDP_SIG_HASH_BYTES];
+    size_t index[VDP_SIG_MAX_LEAVES];
+    size_t count = 0;
+    for (size_t i = first; i < self->pubs.count && count < VDP_SIG_MAX_LEAVES; i++) {
+        s_pub_t *pub = s_pub_at(self, i);
+        if (pub->raw && !pub->is_signed) {
+            memcpy(leaves[count], pub->leaf, VDP_SIG_HASH_BYTES);
+            index[count++] = i;
+        }
+    }
+    if (count == 0)
+        return VD_OK;
+    if (vdp_sig_sign((const uint8_t(*)[VDP_SIG_HASH_BYTES])leaves, count, self->keys.sign_secret,
+                     self->sigs) != VD_OK)
+        return VD_ENOMEM; // not reached: 1 <= count <= VDP_SIG_MAX_LEAVES
+    uint8_t sig[VDP_SIG_MAX_BYTES];
+    bool rejected = false;
+    for (size_t k = 0; k < count; k++) {
+        s_pub_t *pub = s_pub_at(self, index[k]);
+        size_t sig_len = vdp_sig_encode(&self->sigs[k], sig);
+        uint8_t *signed_raw;
+        size_t signed_len;
+        int rc = vdp_sig_attach(pub->raw, pub->raw_len, sig, sig_len, &signed_raw, &signed_len);
+        if (rc == VD_ENOMEM)
+            return VD_ENOMEM; // the ones signed so far keep their sig; the rest are signed later
+        self->unsigned_count--;
+        self->unsigned_bytes -= pub->raw_len;
+        if (rc != VD_OK) {
+            vd_receipt_t receipt;
+            memset(&receipt, 0, sizeof receipt);
+            memcpy(receipt.id, pub->id, sizeof pub->id);
+            receipt.status = VD_RECEIPT_REJECTED;
+            receipt.code = VD_ELIMIT;
+            snprintf(receipt.reason, sizeof receipt.reason,
+                     "envelope has %u keys: no room for its sig", VDP_MAX_MAP_KEYS);
+            s_receipt_deliver(self, &receipt);
+            free(pub->raw); // a hole; trimmed below, so that the indexes above stay valid
+            pub->raw = NULL;
+            rejected = true;
+            continue;
+        }
+        free(pub->raw);
+        pub->raw = signed_raw;
+        pub->raw_len = signed_len;
+        pub->is_signed = true;
+    }
+    if (rejected)
+        s_pubs_trim(self);
+    return VD_OK;
+}
+
 /*  Writes the kept publishes not yet written in this session to the batch, oldest first,
-    sending the batch whenever the next one might not fit. Only in an open session: the ones
-    kept while a session is being opened wait for its welcome. Returns VD_OK, VD_ENOMEM, or
-    what s_flush() returned when a full batch could not leave (the rest wait for a later try).  */
+    signing them first (s_pubs_sign()) and sending the batch whenever the next one might not
+    fit. Only in an open session: the ones kept while a session is being opened wait for its
+    welcome. Returns VD_OK, VD_ENOMEM, or what s_send() returned when a full batch could not
+    leave (the rest wait for a later try).  */
 static int
 s_pubs_send(vd_client_t *self)
 {
@@ -477,10 +561,15 @@ s_pubs_send(vd_client_t *self)
         return VD_OK;
     while (self->pubs_next < self->pubs.count) {
         s_pub_t *pub = s_pub_at(self, self->pubs_next);
+        if (pub->raw && !pub->is_signed) {
+            if (s_pubs_sign(self, self->pubs_next) != VD_OK)
+                return VD_ENOMEM;
+            continue; // it may have been answered and forgotten instead
+        }
         if (pub->raw) {
             if (self->out.count > 0 &&
                 !vdp_writer_room(&self->out, pub->raw_len + VD_PUB_OVERHEAD)) {
-                int rc = s_flush(self);
+                int rc = s_send(self, &self->out);
                 if (rc != VD_OK)
                     return rc;
             }
@@ -495,16 +584,19 @@ s_pubs_send(vd_client_t *self)
     return VD_OK;
 }
 
-/*  Keeps a checked envelope until its receipt and sends it as s_pubs_send() does. Cost: the
+/*  Keeps a checked envelope until its receipt. It leaves, signed with the ones kept after it,
+    at the next flush or waiting call, or here once a whole tree or batch is waiting. Cost: the
     envelope is encoded into a buffer of its own and copied into each batch it goes in, one
-    allocation and one copy more than encoding it into the batch. Returns VD_OK (sent, or
-    waiting for the session being opened), VD_ENOMEM, or VD_ECONN when the batch ahead of it
-    cannot leave (then it is not kept: the caller may publish it again).  */
+    allocation and one copy more than encoding it into the batch (and once more to append its
+    sig). Returns VD_OK (kept), VD_ENOMEM, or VD_ECONN when the batch ahead of it cannot leave
+    (then it is not kept: the caller may publish it again).  */
 static int
 s_pub_keep(vd_client_t *self, const vdp_envelope_t *env)
 {
-    s_pub_t pub = { .epoch = 0, .raw = NULL, .raw_len = env->raw_len };
+    s_pub_t pub = { .epoch = 0, .raw = NULL, .raw_len = env->raw_len, .is_signed = false };
     memcpy(pub.id, env->id, sizeof pub.id); // a checked id: a UUID and its NUL
+    if (vdp_sig_leaf(env, pub.leaf) != VD_OK)
+        return VD_ENOMEM;
     if (env->raw) {
         pub.raw = malloc(env->raw_len);
         if (!pub.raw)
@@ -519,6 +611,10 @@ s_pub_keep(vd_client_t *self, const vdp_envelope_t *env)
         free(pub.raw);
         return VD_ENOMEM;
     }
+    self->unsigned_count++;
+    self->unsigned_bytes += pub.raw_len;
+    if (self->unsigned_count < VDP_SIG_MAX_LEAVES && self->unsigned_bytes < VDP_BATCH_BYTES)
+        return VD_OK;
     int rc = s_pubs_send(self);
     if (rc != VD_OK && self->pubs_next < self->pubs.count) {
         s_pub_forget(self, s_pub_at(self, self->pubs.count - 1)); // not written: not kept
@@ -1130,6 +1226,10 @@ s_load_keys(vd_client_t *self, const char *broker_public_key, const char *secret
         snprintf(err, sizeof err, "%s: the CURVE keys are not valid", secret_path);
         rc = VD_ECONFIG;
     }
+    if (rc == VD_OK && vdp_secret_sign_key(&secret, self->keys.sign_secret) != VD_OK) {
+        snprintf(err, sizeof err, "%s: the signing key is not valid", secret_path);
+        rc = VD_ECONFIG;
+    }
     if (rc != VD_OK && !err[0])
         snprintf(err, sizeof err, "%s: %s", secret_path, vd_strerror(rc));
     vdp_secret_wipe(&secret);
@@ -1217,11 +1317,13 @@ s_queue_pub(vd_client_t *self, vd_envelope_t *env)
     int rc = s_usable(self);
     if (rc != VD_OK)
         return rc;
-    //  Drop the received bytes before changing what they encode (a relayed envelope).
+    //  Drop the received bytes before changing what they encode (a relayed envelope), and
+    //  an old signature with them: this client signs what it sends, with its own key.
     bool same_sender = memcmp(env->sender, self->org, self->org_len + 1) == 0;
-    bool changes = !env->id[0] || env->sent == 0 || env->v == 0 || !same_sender;
+    bool changes = !env->id[0] || env->sent == 0 || env->v == 0 || !same_sender || env->sig_len > 0;
     if (changes && vdp_envelope_drop_raw(env) != VD_OK)
         return VD_ENOMEM;
+    env->sig_len = 0;
     if (!env->id[0])
         vdp_uuid_generate(env->id);
     if (env->sent == 0)

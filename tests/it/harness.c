@@ -16,6 +16,7 @@
 #include "harness.h"
 #include "vdp_agency.h"
 #include "vdp_ids.h"
+#include "vdp_sig.h"
 
 #define MAX_AGENCIES  16
 #define START_WAIT_MS 10000
@@ -162,6 +163,27 @@ vdt_secret(vdt_world_t *self, const char *org)
         if (strcmp(self->agencies[i].org, org) == 0)
             return self->agencies[i].secret;
     return NULL;
+}
+
+void
+vdt_sign(vdt_world_t *self, const char *org, vdp_envelope_t *env)
+{
+    const char *path = vdt_secret(self, org);
+    ck_assert_msg(path, "no secret file for %s", org);
+    vdp_secret_t secret;
+    char err[256] = "";
+    ck_assert_msg(vdp_secret_load(path, &secret, err, sizeof err) == VD_OK, "%s", err);
+    uint8_t sign_secret[VDP_SIGN_SECRET_BYTES];
+    ck_assert_int_eq(vdp_secret_sign_key(&secret, sign_secret), VD_OK);
+    vdp_secret_wipe(&secret);
+    ck_assert_int_eq(vdp_envelope_drop_raw(env), VD_OK);
+    env->sig_len = 0;
+    uint8_t leaf[1][VDP_SIG_HASH_BYTES];
+    vdp_sig_t sig;
+    ck_assert_int_eq(vdp_sig_leaf(env, leaf[0]), VD_OK);
+    ck_assert_int_eq(vdp_sig_sign((const uint8_t(*)[VDP_SIG_HASH_BYTES])leaf, 1, sign_secret, &sig),
+                     VD_OK);
+    env->sig_len = vdp_sig_encode(&sig, env->sig);
 }
 
 bool

@@ -12,6 +12,7 @@
 #include <czmq.h>
 
 #include "vdp_agency.h"
+#include "vdp_envelope.h"
 #include "vedetta.h"
 
 typedef struct vdt_world_t vdt_world_t;
@@ -86,6 +87,10 @@ const char *vdt_path(vdt_world_t *self, const char *name);
 
 //  A client connected as `org`; aborts the test if it cannot connect.
 vd_client_t *vdt_connect(vdt_world_t *self, const char *org);
+
+/*  Signs `env` alone (a tree of one) with the signing key of `org`'s secret file, as
+    libvedetta would, for envelopes sent through a raw DEALER. Drops env's raw bytes.  */
+void vdt_sign(vdt_world_t *self, const char *org, vdp_envelope_t *env);
 
 //  A raw DEALER with CURVE as `org` (no hello sent), for speaking malformed protocol.
 zsock_t *vdt_raw_dealer(vdt_world_t *self, const char *org);

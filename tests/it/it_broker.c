@@ -16,6 +16,7 @@
 #include "vdp_envelope.h"
 #include "vdp_ids.h"
 #include "vdp_msg.h"
+#include "vdp_sig.h"
 
 static vdt_world_t *s_world;
 
@@ -308,6 +309,8 @@ END_TEST
 static vdp_cmd_t
 s_raw_pub(zsock_t *raw, vdp_envelope_t *env)
 {
+    if (!env->raw && env->sig_len == 0 && vdt_secret(s_world, env->sender))
+        vdt_sign(s_world, env->sender, env); // as libvedetta would
     vdp_writer_t writer;
     vdp_writer_init(&writer);
     ck_assert_int_eq(vdp_writer_pub(&writer, env), VD_OK);
@@ -370,6 +373,72 @@ START_TEST(envelope_checks_answer_with_rejected_receipts)
     s_good_envelope(&env, "comune:i726");
     reply = s_raw_pub(raw, &env);
     ck_assert_int_eq(reply.status, VDP_RECEIPT_ACCEPTED);
+    vdp_envelope_reset(&env);
+    zsock_destroy(&raw);
+}
+END_TEST
+
+/*  Signatures (PROTOCOL.md §4.6): a publish must carry a signature made with the signing key
+    registered for the key that sent it, over exactly what it carries; the broker stores it with
+    the message, so a subscriber reading from the store can verify it too.  */
+START_TEST(signatures_are_checked_and_kept)
+{
+    zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
+    vdp_writer_t writer;
+    vdp_writer_init(&writer);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
+    ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
+    vdp_writer_release(&writer);
+
+    vdp_envelope_t env;
+    s_good_envelope(&env, "comune:i726");
+    vdp_writer_init(&writer);
+    ck_assert_int_eq(vdp_writer_pub(&writer, &env), VD_OK); // unsigned: s_raw_pub would sign
+    vdp_cmd_t reply = s_raw_writer(raw, &writer);
+    vdp_writer_release(&writer);
+    ck_assert_int_eq(reply.status, VDP_RECEIPT_REJECTED);
+    ck_assert_int_eq(reply.code, VD_ESIG);
+    ck_assert_msg(strstr(reply.reason, "missing"), "reason: %s", reply.reason);
+
+    vdt_sign(s_world, "comune:d612", &env); // a valid signature, by another Comune's key
+    reply = s_raw_pub(raw, &env);
+    ck_assert_int_eq(reply.code, VD_ESIG);
+    ck_assert_msg(strstr(reply.reason, "another key"), "reason: %s", reply.reason);
+
+    vdt_sign(s_world, "comune:i726", &env);
+    env.severity = VDP_SEVERITY_EXTREME; // changed after signing
+    reply = s_raw_pub(raw, &env);
+    ck_assert_int_eq(reply.code, VD_ESIG);
+    ck_assert_msg(strstr(reply.reason, "does not verify"), "reason: %s", reply.reason);
+    ck_assert_int_eq(vdp_envelope_set_body(&env, "y", 1), VD_OK); // and the body
+    env.severity = VDP_SEVERITY_MINOR;
+    reply = s_raw_pub(raw, &env);
+    ck_assert_int_eq(reply.code, VD_ESIG);
+
+    vdt_sign(s_world, "comune:i726", &env);
+    reply = s_raw_pub(raw, &env);
+    ck_assert_int_eq(reply.status, VDP_RECEIPT_ACCEPTED);
+    uint64_t seq = reply.seq;
+
+    //  Read back from the store: the signature came with it and verifies with the public file.
+    vd_client_t *cosc = vdt_connect(s_world, "cosc:toscana");
+    vd_sub_options_t from = { .from_seq = seq };
+    ck_assert_int_eq(vd_client_subscribe_from(cosc, "alert.toscana.i726", &from, NULL, 0, 5000),
+                     VD_OK);
+    vd_envelope_t *got = NULL;
+    ck_assert_int_eq(vd_client_recv(cosc, &got, 5000), VD_OK);
+    ck_assert_str_eq(got->id, env.id);
+    ck_assert_uint_gt(got->sig_len, 0);
+    vdp_agency_t siena = vdt_agency_read(s_world, "comune:i726");
+    uint8_t sign_public[VDP_KEY_BYTES];
+    ck_assert_int_eq(vdp_agency_sign_key(&siena, sign_public), VD_OK);
+    char why[128] = "";
+    ck_assert_msg(vdp_sig_verify(got, sign_public, NULL, why, sizeof why) == VD_OK, "%s", why);
+    vdp_agency_t other = vdt_agency_read(s_world, "comune:d612");
+    ck_assert_int_eq(vdp_agency_sign_key(&other, sign_public), VD_OK);
+    ck_assert_int_eq(vdp_sig_verify(got, sign_public, NULL, NULL, 0), VD_ESIG);
+    vd_envelope_destroy(&got);
+    vd_client_destroy(&cosc);
     vdp_envelope_reset(&env);
     zsock_destroy(&raw);
 }
@@ -499,6 +568,7 @@ START_TEST(bye_answers_the_commands_before_it)
     zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
     vdp_envelope_t env;
     s_good_envelope(&env, "comune:i726");
+    vdt_sign(s_world, "comune:i726", &env);
     vdp_writer_t writer;
     vdp_writer_init(&writer);
     ck_assert_int_eq(vdp_writer_ping(&writer, 1), VD_OK);
@@ -801,6 +871,7 @@ it_broker_suite(void)
     tcase_set_timeout(robustness, 60);
     tcase_add_test(robustness, garbage_gets_an_error_and_others_are_served);
     tcase_add_test(robustness, envelope_checks_answer_with_rejected_receipts);
+    tcase_add_test(robustness, signatures_are_checked_and_kept);
     tcase_add_test(robustness, oversize_body_is_rejected);
     tcase_add_test(robustness, pub_without_session_gets_its_own_receipt);
     tcase_add_test(robustness, bye_answers_the_commands_before_it);

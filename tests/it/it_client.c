@@ -19,6 +19,7 @@
 #include "it_suites.h"
 #include "vdp_envelope.h"
 #include "vdp_msg.h"
+#include "vdp_sig.h"
 
 #define FAST_HEARTBEAT_MS 200
 
@@ -350,6 +351,51 @@ START_TEST(async_publishes_get_one_receipt_each)
     ck_assert_int_eq(vd_client_receipt(siena, &none, 0), VD_ETIMEOUT);
     ck_assert_uint_eq(vd_client_dropped(siena), 0);
     free(ids);
+    vd_client_destroy(&siena);
+}
+END_TEST
+
+/*  A burst is signed as trees of VDP_SIG_MAX_LEAVES (the last one smaller, at the flush), and
+    every delivery verifies alone with the publisher's public key: with one cache, one Ed25519
+    check per tree.  */
+START_TEST(async_publishes_are_signed_in_trees)
+{
+    vdt_broker_start(s_world);
+    vd_client_t *siena = s_connect("comune:i726", vdt_endpoint(s_world), vdt_broker_key(s_world));
+    vd_client_t *cosc = s_connect("cosc:toscana", vdt_endpoint(s_world), vdt_broker_key(s_world));
+    vdt_subscribe(cosc, "alert.toscana.i726", VD_OK);
+    enum { COUNT = 2 * VDP_SIG_MAX_LEAVES + 22 };
+    for (int i = 0; i < COUNT; i++) {
+        vd_envelope_t *env = vdt_envelope("alert.toscana.i726", "amber", "burst");
+        ck_assert_int_eq(vd_client_publish_async(siena, env), VD_OK);
+        vd_envelope_destroy(&env);
+    }
+    ck_assert_int_eq(vd_client_flush(siena), VD_OK);
+    for (int i = 0; i < COUNT; i++) {
+        vd_receipt_t receipt;
+        ck_assert_int_eq(vd_client_receipt(siena, &receipt, 5000), VD_OK);
+        ck_assert_msg(receipt.status == VD_RECEIPT_ACCEPTED, "receipt %d: %s %s", i,
+                      vd_strerror_name(receipt.code), receipt.reason);
+    }
+    vdp_agency_t agency = vdt_agency_read(s_world, "comune:i726");
+    uint8_t sign_public[VDP_KEY_BYTES];
+    ck_assert_int_eq(vdp_agency_sign_key(&agency, sign_public), VD_OK);
+    vdp_sig_cache_t cache = { .valid = false };
+    for (int i = 0; i < COUNT; i++) {
+        vd_envelope_t *got = NULL;
+        ck_assert_int_eq(vd_client_recv(cosc, &got, 5000), VD_OK);
+        vdp_sig_t sig;
+        ck_assert_int_eq(vdp_sig_decode(&sig, got->sig, got->sig_len, NULL, 0), VD_OK);
+        ck_assert_uint_eq(sig.count, i < 2 * (int)VDP_SIG_MAX_LEAVES ? VDP_SIG_MAX_LEAVES : 22);
+        ck_assert_uint_eq(sig.index, i % VDP_SIG_MAX_LEAVES);
+        char why[128] = "";
+        ck_assert_msg(vdp_sig_verify(got, sign_public, &cache, why, sizeof why) == VD_OK,
+                      "delivery %d: %s", i, why);
+        vd_envelope_destroy(&got);
+    }
+    ck_assert_uint_eq(cache.checks, 3);
+    ck_assert_uint_eq(cache.hits, COUNT - 3);
+    vd_client_destroy(&cosc);
     vd_client_destroy(&siena);
 }
 END_TEST
@@ -801,6 +847,7 @@ it_client_suite(void)
     tcase_add_test(broker, refused_key_is_eauth_before_the_timeout);
     tcase_add_test(broker, a_wrong_broker_key_gets_no_session);
     tcase_add_test(broker, async_publishes_get_one_receipt_each);
+    tcase_add_test(broker, async_publishes_are_signed_in_trees);
     suite_add_tcase(suite, broker);
 
     TCase *scripted = tcase_create("scripted_broker");
