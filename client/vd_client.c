@@ -18,9 +18,13 @@
       VD_MAX_PUBS the oldest is given up (s_pubs_evict()).
     - Every publish is signed (PROTOCOL.md §4.6) before it is first written: s_pubs_send() signs
       the unsigned ones it reaches as one tree of up to VDP_SIG_MAX_LEAVES and appends each one's
-      `sig` to its kept bytes, which every later copy repeats. So publishes wait in `pubs`
-      until a flush, a waiting call or a full tree (s_pub_keep()): one Ed25519 signature then
-      covers a burst, instead of one each (about 45 µs here, a third of a message's budget).
+      `sig` to its kept bytes, which every later copy repeats. One Ed25519 signature costs the
+      publisher about 45 µs here and the broker about 125 µs to check, several times a
+      message's whole budget, so publishes are signed in bursts: a full tree (or batch) at
+      once, everything at vd_client_flush() or when a call waits for its own receipt, and
+      otherwise, as Nagle's algorithm does for TCP, a partial tree only while no publish of
+      this session is waiting for its receipt. An application limited by its window of
+      receipts would otherwise sign each publish alone, as each receipt makes room for one.
     - Every incoming frame is read whole as it arrives: every command but deliver is decoded and
       handled then, and receipts that are not what the current call waits for are queued. A
       deliver is only located: the queue keeps the received frame (shared, counted, by all the
@@ -169,6 +173,7 @@ struct vd_client_t {
     size_t pubs_next;      // pubs[0, pubs_next) have been written in this session
     size_t unsigned_count; // kept publishes not signed yet, and their bytes
     size_t unsigned_bytes;
+    size_t in_flight; // kept publishes written in this session, waiting for their receipt
     vdp_sig_t sigs[VDP_SIG_MAX_LEAVES]; // scratch of s_pubs_sign()
     vdp_envelope_t resend; // only `raw` is ever set: a kept publish as vdp_writer_pub() takes it
     s_ring_t receipts;     // vd_receipt_t
@@ -447,6 +452,8 @@ static void s_pubs_trim(vd_client_t *self);
 static void
 s_pub_forget(vd_client_t *self, s_pub_t *pub)
 {
+    if (pub->raw && pub->epoch == self->epoch && pub->epoch != 0 && self->in_flight > 0)
+        self->in_flight--;
     if (pub->raw && !pub->is_signed) {
         self->unsigned_count--;
         self->unsigned_bytes -= pub->raw_len;
@@ -552,16 +559,22 @@ s_pubs_sign(vd_client_t *self, size_t first)
 /*  Writes the kept publishes not yet written in this session to the batch, oldest first,
     signing them first (s_pubs_sign()) and sending the batch whenever the next one might not
     fit. Only in an open session: the ones kept while a session is being opened wait for its
-    welcome. Returns VD_OK, VD_ENOMEM, or what s_send() returned when a full batch could not
-    leave (the rest wait for a later try).  */
+    welcome. Unsigned publishes short of a full tree wait while others are in flight, unless
+    `now` (see the invariants above). Returns VD_OK, VD_ENOMEM, or what s_send() returned when
+    a full batch could not leave (the rest wait for a later try).  */
 static int
-s_pubs_send(vd_client_t *self)
+s_pubs_send(vd_client_t *self, bool now)
 {
     if (self->state != S_READY)
         return VD_OK;
+    bool full =
+        self->unsigned_count >= VDP_SIG_MAX_LEAVES || self->unsigned_bytes >= VDP_BATCH_BYTES;
+    bool sign = now || full || self->in_flight == 0;
     while (self->pubs_next < self->pubs.count) {
         s_pub_t *pub = s_pub_at(self, self->pubs_next);
         if (pub->raw && !pub->is_signed) {
+            if (!sign)
+                return VD_OK; // the rest are unsigned too: they wait for the next call
             if (s_pubs_sign(self, self->pubs_next) != VD_OK)
                 return VD_ENOMEM;
             continue; // it may have been answered and forgotten instead
@@ -578,6 +591,7 @@ s_pubs_send(vd_client_t *self)
             if (vdp_writer_pub(&self->out, &self->resend) != VD_OK)
                 return VD_ENOMEM;
             pub->epoch = self->epoch;
+            self->in_flight++;
         }
         self->pubs_next++;
     }
@@ -615,7 +629,7 @@ s_pub_keep(vd_client_t *self, const vdp_envelope_t *env)
     self->unsigned_bytes += pub.raw_len;
     if (self->unsigned_count < VDP_SIG_MAX_LEAVES && self->unsigned_bytes < VDP_BATCH_BYTES)
         return VD_OK;
-    int rc = s_pubs_send(self);
+    int rc = s_pubs_send(self, false);
     if (rc != VD_OK && self->pubs_next < self->pubs.count) {
         s_pub_forget(self, s_pub_at(self, self->pubs.count - 1)); // not written: not kept
         return rc == VD_ENOMEM ? VD_ENOMEM : VD_ECONN;
@@ -661,6 +675,7 @@ s_session_open(vd_client_t *self, bool rebuild)
     //  welcome, a waiting sub or unsub writes its command again, a pong is moot.
     vdp_writer_reset(&self->out);
     self->pubs_next = 0;
+    self->in_flight = 0;
     if (rc != VD_OK) {
         vdp_writer_reset(&self->ctl);
         return rc;
@@ -702,7 +717,7 @@ s_on_welcome(vd_client_t *self, const vdp_cmd_t *cmd)
     if (cmd->heartbeat_ms >= VDP_MIN_HEARTBEAT_MS && cmd->heartbeat_ms <= VDP_MAX_HEARTBEAT_MS)
         self->hb_ms = (int)cmd->heartbeat_ms;
     self->state = S_READY;
-    s_pubs_send(self); // on failure, the next round writes the rest
+    s_pubs_send(self, false); // on failure, the next round writes the rest
 }
 
 static void
@@ -958,8 +973,10 @@ s_read(vd_client_t *self)
 static void
 s_pump(vd_client_t *self, int64_t deadline)
 {
-    s_pubs_send(self); // what a full batch held back last time
-    s_flush(self);     // on failure the batch stays and goes with a later round
+    //  What a full batch held back last time, and what waits to be signed if the caller
+    //  waits for its own receipt (vd_client_publish()).
+    s_pubs_send(self, self->awaited.id[0] != '\0');
+    s_flush(self); // on failure the batch stays and goes with a later round
     int64_t now = s_now();
     int64_t lost_at = self->quiet_since + (int64_t)self->hb_ms * VD_MISSED_BEATS;
     if (now >= lost_at) {
@@ -1384,7 +1401,7 @@ vd_client_flush(vd_client_t *self)
         return VD_EINVAL;
     int rc = s_usable(self);
     if (rc == VD_OK)
-        rc = s_pubs_send(self);
+        rc = s_pubs_send(self, true);
     return rc != VD_OK ? rc : s_flush(self);
 }
 

@@ -114,11 +114,36 @@ vdp_sig_hint(const uint8_t sign_public[VDP_KEY_BYTES], uint8_t hint[VDP_SIG_HINT
 //  ---------------------------------------------------------------------------------------------
 //  Hashes
 
-//  msgpack-c write callback: the canonical form goes straight into the hash, never a buffer.
+/*  The canonical form is written here before it is hashed: msgpack-c writes it in pieces of a
+    few bytes, and one hash update per piece cost more than the rest of a leaf. A header with
+    long `to` and `refs` lists can pass the stack part; it then continues into the heap.  */
+typedef struct {
+    uint8_t stack[1024];
+    uint8_t *data; // stack or heap
+    size_t size;
+    size_t capacity;
+    bool failed;
+} s_canon_t;
+
 static int
-s_hash_write(void *data, const char *buf, size_t len)
+s_canon_write(void *data, const char *buf, size_t len)
 {
-    crypto_generichash_update(data, (const unsigned char *)buf, len);
+    s_canon_t *self = data;
+    if (self->size + len > self->capacity) {
+        size_t capacity = (self->size + len) * 2;
+        uint8_t *grown = malloc(capacity);
+        if (!grown) {
+            self->failed = true;
+            return -1;
+        }
+        memcpy(grown, self->data, self->size);
+        if (self->data != self->stack)
+            free(self->data);
+        self->data = grown;
+        self->capacity = capacity;
+    }
+    memcpy(self->data + self->size, buf, len);
+    self->size += len;
     return 0;
 }
 
@@ -129,14 +154,19 @@ vdp_sig_leaf(const vdp_envelope_t *env, uint8_t leaf[VDP_SIG_HASH_BYTES])
     uint8_t body_hash[VDP_BODY_HASH_BYTES];
     crypto_generichash(body_hash, sizeof body_hash, env->body, env->body ? env->body_len : 0, NULL,
                        0);
-    crypto_generichash_state state;
-    crypto_generichash_init(&state, NULL, 0, VDP_SIG_HASH_BYTES);
-    const uint8_t prefix = S_LEAF_PREFIX;
-    crypto_generichash_update(&state, &prefix, 1);
+    s_canon_t canon;
+    canon.data = canon.stack;
+    canon.stack[0] = S_LEAF_PREFIX;
+    canon.size = 1;
+    canon.capacity = sizeof canon.stack;
+    canon.failed = false;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &state, s_hash_write);
+    msgpack_packer_init(&pk, &canon, s_canon_write);
     int rc = vdp_envelope_pack_signed(env, &pk, body_hash);
-    crypto_generichash_final(&state, leaf, VDP_SIG_HASH_BYTES);
+    if (rc == VD_OK)
+        crypto_generichash(leaf, VDP_SIG_HASH_BYTES, canon.data, canon.size, NULL, 0);
+    if (canon.data != canon.stack)
+        free(canon.data);
     return rc;
 }
 
@@ -177,24 +207,30 @@ vdp_sig_root(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES], size_t count, uint8_t 
     s_node(left, right, root);
 }
 
-//  RFC 9162 PATH(m, D[0:n]), appended to path[*len...]: siblings from the leaf up.
+/*  The root of leaves[0..n), as vdp_sig_root(), appending to each leaf's path the sibling its
+    RFC 9162 PATH gets at this level. Children are done first, so each path is built from the
+    leaf up, and every node is hashed once: n - 1 hashes for the whole tree, where computing
+    each path on its own would hash every sibling subtree again for each leaf.  */
 static void
-s_path(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES],
-       size_t m,
-       size_t n,
-       uint8_t (*path)[VDP_SIG_HASH_BYTES],
-       size_t *len)
+s_build(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES],
+        size_t n,
+        vdp_sig_t *sigs,
+        uint8_t root[VDP_SIG_HASH_BYTES])
 {
-    if (n == 1)
+    if (n == 1) {
+        memcpy(root, leaves[0], VDP_SIG_HASH_BYTES);
         return;
-    size_t k = s_split(n);
-    if (m < k) {
-        s_path(leaves, m, k, path, len);
-        vdp_sig_root(leaves + k, n - k, path[(*len)++]);
-    } else {
-        s_path(leaves + k, m - k, n - k, path, len);
-        vdp_sig_root(leaves, k, path[(*len)++]);
     }
+    size_t k = s_split(n);
+    s_hash_t left, right;
+    s_build(leaves, k, sigs, left);
+    s_build(leaves + k, n - k, sigs + k, right);
+    for (size_t i = 0; i < n; i++) {
+        vdp_sig_t *sig = &sigs[i];
+        assert(sig->path_len < VDP_SIG_MAX_PATH);
+        memcpy(sig->path[sig->path_len++], i < k ? right : left, VDP_SIG_HASH_BYTES);
+    }
+    s_node(left, right, root);
 }
 
 void
@@ -244,23 +280,128 @@ vdp_sig_sign(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES],
     assert(leaves && sign_secret && sigs);
     if (count < 1 || count > VDP_SIG_MAX_LEAVES)
         return VD_EINVAL;
+    memset(sigs, 0, count * sizeof *sigs);
     s_hash_t root;
-    vdp_sig_root(leaves, count, root);
+    s_build(leaves, count, sigs, root);
     uint8_t message[S_CONTEXT_LEN + 2 + VDP_SIG_HASH_BYTES];
     size_t message_len = s_signed_message((uint16_t)count, root, message);
     uint8_t signature[VDP_SIG_ED25519];
     crypto_sign_detached(signature, NULL, message, message_len, sign_secret);
     for (size_t i = 0; i < count; i++) {
         vdp_sig_t *sig = &sigs[i];
-        memset(sig, 0, sizeof *sig);
         //  An Ed25519 secret key is the seed followed by the public key.
         vdp_sig_hint(sign_secret + 32, sig->hint);
         sig->index = (uint16_t)i;
         sig->count = (uint16_t)count;
         memcpy(sig->signature, signature, sizeof signature);
-        s_path(leaves, i, count, sig->path, &sig->path_len);
     }
     return VD_OK;
+}
+
+/*  The walk of leaf `m` in a tree of `n`, bottom-up: anc[0] is the leaf, anc[l + 1] the parent
+    of anc[l], sib[l] the sibling of anc[l] (path[l] of the leaf's sig), left[l] whether that
+    sibling is on the left. The same recursion as s_build(), so the same tree. Returns the
+    depth: the path's length.  */
+static size_t
+s_walk(size_t m, size_t n, vdp_sig_node_t *anc, vdp_sig_node_t *sib, bool *left)
+{
+    vdp_sig_node_t down_sib[VDP_SIG_MAX_PATH];
+    bool down_left[VDP_SIG_MAX_PATH];
+    size_t start = 0, size = n, depth = 0;
+    while (size > 1) {
+        assert(depth < VDP_SIG_MAX_PATH);
+        size_t k = s_split(size);
+        if (m < start + k) {
+            down_sib[depth] =
+                (vdp_sig_node_t){ .start = (uint16_t)(start + k), .size = (uint16_t)(size - k) };
+            down_left[depth] = false;
+            size = k;
+        } else {
+            down_sib[depth] = (vdp_sig_node_t){ .start = (uint16_t)start, .size = (uint16_t)k };
+            down_left[depth] = true;
+            start += k;
+            size -= k;
+        }
+        depth++;
+    }
+    anc[0] = (vdp_sig_node_t){ .start = (uint16_t)m, .size = 1 };
+    for (size_t l = 0; l < depth; l++) {
+        sib[l] = down_sib[depth - 1 - l];
+        left[l] = down_left[depth - 1 - l];
+        const vdp_sig_node_t *a = &anc[l], *b = &sib[l];
+        anc[l + 1] = (vdp_sig_node_t){ .start = a->start < b->start ? a->start : b->start,
+                                       .size = (uint16_t)(a->size + b->size) };
+    }
+    return depth;
+}
+
+//  The cached node covering exactly `range`'s leaves, or NULL.
+static const vdp_sig_node_t *
+s_cached(const vdp_sig_cache_t *cache, const vdp_sig_node_t *range)
+{
+    for (size_t i = 0; i < cache->node_count; i++)
+        if (cache->nodes[i].start == range->start && cache->nodes[i].size == range->size)
+            return &cache->nodes[i];
+    return NULL;
+}
+
+/*  Climbs from anc[0] (hash set) with the leaf's path, stopping at the first node the cache
+    vouches for when `cache` is not NULL. Fills every anc[l].hash up to where it stopped.
+    Returns the level it stopped at (depth if it reached the root), or -1 when a node met in
+    the cache, or a higher sibling, disagrees with it: then the root differs from the verified
+    one and the signature cannot verify.  */
+static int
+s_climb(const vdp_sig_t *sig,
+        vdp_sig_node_t *anc,
+        const vdp_sig_node_t *sib,
+        const bool *left,
+        size_t depth,
+        const vdp_sig_cache_t *cache)
+{
+    for (size_t l = 0; l <= depth; l++) {
+        const vdp_sig_node_t *known = cache ? s_cached(cache, &anc[l]) : NULL;
+        if (known) {
+            if (sodium_memcmp(known->hash, anc[l].hash, VDP_SIG_HASH_BYTES) != 0)
+                return -1;
+            for (size_t j = l; j < depth; j++) {
+                const vdp_sig_node_t *above = s_cached(cache, &sib[j]);
+                if (!above || memcmp(above->hash, sig->path[j], VDP_SIG_HASH_BYTES) != 0)
+                    return -1;
+            }
+            return (int)l;
+        }
+        if (l < depth) {
+            if (left[l])
+                s_node(sig->path[l], anc[l].hash, anc[l + 1].hash);
+            else
+                s_node(anc[l].hash, sig->path[l], anc[l + 1].hash);
+        }
+    }
+    return (int)depth;
+}
+
+//  Replaces the cached nodes with those of a leaf just verified (its ancestors hashed up to
+//  level `known`, the cached ones above it, and its path's siblings).
+static void
+s_cache_nodes(vdp_sig_cache_t *cache,
+              const vdp_sig_t *sig,
+              vdp_sig_node_t *anc,
+              vdp_sig_node_t *sib,
+              size_t depth,
+              size_t known)
+{
+    for (size_t l = known + 1; l <= depth; l++) {
+        const vdp_sig_node_t *cached = s_cached(cache, &anc[l]);
+        assert(cached); // s_climb() checked the whole way up from `known`
+        memcpy(anc[l].hash, cached->hash, VDP_SIG_HASH_BYTES);
+    }
+    cache->node_count = 0;
+    for (size_t l = 0; l <= depth; l++)
+        cache->nodes[cache->node_count++] = anc[l];
+    for (size_t l = 0; l < depth; l++) {
+        memcpy(sib[l].hash, sig->path[l], VDP_SIG_HASH_BYTES);
+        cache->nodes[cache->node_count++] = sib[l];
+    }
 }
 
 int
@@ -279,19 +420,27 @@ vdp_sig_verify(const vdp_envelope_t *env,
     vdp_sig_hint(sign_public, hint);
     if (memcmp(hint, sig.hint, sizeof hint) != 0)
         return vdp_errorf(reason, rsize, VD_ESIG, "sig: made with another key");
-    s_hash_t leaf, root;
-    if (vdp_sig_leaf(env, leaf) != VD_OK)
+    vdp_sig_node_t anc[VDP_SIG_MAX_PATH + 1], sib[VDP_SIG_MAX_PATH];
+    bool left[VDP_SIG_MAX_PATH];
+    size_t depth = s_walk(sig.index, sig.count, anc, sib, left);
+    assert(depth == sig.path_len); // both are RFC 9162's, for the same (index, count)
+    if (vdp_sig_leaf(env, anc[0].hash) != VD_OK)
         return VD_ENOMEM;
-    vdp_sig_root_of(&sig, leaf, root);
-    if (cache && cache->valid && cache->count == sig.count &&
-        memcmp(cache->sign_public, sign_public, VDP_KEY_BYTES) == 0 &&
-        memcmp(cache->signature, sig.signature, VDP_SIG_ED25519) == 0 &&
-        sodium_memcmp(cache->root, root, VDP_SIG_HASH_BYTES) == 0) {
-        cache->hits++;
-        return VD_OK;
+    bool same_tree = cache && cache->valid && cache->count == sig.count &&
+                     memcmp(cache->sign_public, sign_public, VDP_KEY_BYTES) == 0 &&
+                     memcmp(cache->signature, sig.signature, VDP_SIG_ED25519) == 0;
+    int known = s_climb(&sig, anc, sib, left, depth, same_tree ? cache : NULL);
+    if (known < 0)
+        return vdp_errorf(reason, rsize, VD_ESIG, "sig: does not verify");
+    if (same_tree) {
+        if ((size_t)known <= depth && s_cached(cache, &anc[known])) {
+            cache->hits++;
+            s_cache_nodes(cache, &sig, anc, sib, depth, (size_t)known);
+            return VD_OK;
+        }
     }
     uint8_t message[S_CONTEXT_LEN + 2 + VDP_SIG_HASH_BYTES];
-    size_t message_len = s_signed_message(sig.count, root, message);
+    size_t message_len = s_signed_message(sig.count, anc[depth].hash, message);
     if (cache)
         cache->checks++;
     if (crypto_sign_verify_detached(sig.signature, message, message_len, sign_public) != 0)
@@ -300,8 +449,9 @@ vdp_sig_verify(const vdp_envelope_t *env,
         cache->valid = true;
         memcpy(cache->sign_public, sign_public, VDP_KEY_BYTES);
         memcpy(cache->signature, sig.signature, VDP_SIG_ED25519);
-        memcpy(cache->root, root, VDP_SIG_HASH_BYTES);
         cache->count = sig.count;
+        cache->node_count = 0;
+        s_cache_nodes(cache, &sig, anc, sib, depth, depth);
     }
     return VD_OK;
 }

@@ -9,8 +9,8 @@
     over ten times its whole work for a message; a tree of 64 pays it once for 64.
 
     The module keeps no state beyond what a caller passes in (a vdp_sig_cache_t remembers the
-    last root verified, so the next message of the same tree costs hashes only); any thread
-    may call it.  */
+    last tree verified, so the next message of the same tree costs its leaf's hash and a
+    lookup); any thread may call it.  */
 
 #ifndef VDP_SIG_H_INCLUDED
 #define VDP_SIG_H_INCLUDED
@@ -43,14 +43,26 @@ typedef struct {
     size_t path_len;
 } vdp_sig_t;
 
-//  The last root a signature was verified for, per verifying party and signing key.
+//  One node of a verified tree: the leaves [start, start + size) it covers, and its hash.
+typedef struct {
+    uint16_t start;
+    uint16_t size;
+    uint8_t hash[VDP_SIG_HASH_BYTES];
+} vdp_sig_node_t;
+
+/*  The last tree a signature was verified for, by one verifying party: its key, signature and
+    leaf count, and the nodes of the last leaf verified in it (its ancestors and their
+    siblings), which the verified root vouches for. The next leaf of the same tree climbs only
+    until it meets one of them, and its path's higher siblings must equal theirs: what a full
+    verification would conclude, for a hash or two instead of a path and an Ed25519 check.  */
 typedef struct {
     bool valid;
     uint8_t sign_public[VDP_KEY_BYTES];
     uint8_t signature[VDP_SIG_ED25519];
-    uint8_t root[VDP_SIG_HASH_BYTES];
     uint16_t count;
-    uint64_t hits;   // envelopes accepted on the cached root
+    vdp_sig_node_t nodes[2 * VDP_SIG_MAX_PATH + 1];
+    size_t node_count;
+    uint64_t hits;   // envelopes accepted on the cached tree
     uint64_t checks; // Ed25519 verifications run
 } vdp_sig_cache_t;
 
@@ -93,8 +105,9 @@ int vdp_sig_sign(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES],
 
 /*  Verifies `env`'s signature against the signer's Ed25519 public key: decodes env->sig,
     checks the hint, computes the leaf and the root its path leads to, and checks the Ed25519
-    signature of that root unless `cache` (may be NULL) already holds the same key, signature
-    and root; a verified root replaces the cached one.
+    signature of that root; unless `cache` (may be NULL) holds the same key, signature and tree,
+    when the climb stops at the first node the cache vouches for (vdp_sig_cache_t). A verified
+    tree replaces the cached one. The answer is the same with or without a cache.
     Returns VD_OK; VD_ESIG (no sig, malformed, another key's hint, or the signature does not
     verify: the envelope or its path was changed, or another key signed it), with `reason`;
     VD_ENOMEM.  */
