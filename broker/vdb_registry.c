@@ -6,11 +6,7 @@
     built registry. Entries never move once added (each is its own allocation), which is what
     lets the tables and callers hold pointers to them.  */
 #include <assert.h>
-#include <dirent.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +14,6 @@
 #include "vdb_registry.h"
 #include "vedetta.h"
 
-#define S_SUFFIX       ".agency"
 #define S_MIN_CAPACITY 16u
 
 typedef struct {
@@ -138,18 +133,6 @@ s_source(const s_entry_t *entry)
     return entry->source ? entry->source : "(added)";
 }
 
-//  True if a and b hold the same jurisdictions, in any order (each list has no repeats).
-static bool
-s_same_jurisdictions(const vdp_agency_t *a, const vdp_agency_t *b)
-{
-    if (a->jur_count != b->jur_count)
-        return false;
-    for (size_t i = 0; i < a->jur_count; i++)
-        if (!vdp_agency_holds(b, a->jur[i]))
-            return false;
-    return true;
-}
-
 //  Adds a copy of `agency`, coming from file `source` (NULL: added by a caller). Errors name
 //  `source` and the entry it clashes with.
 static int
@@ -173,20 +156,9 @@ s_add(vdb_registry_t *self,
         return VD_EINVAL;
     }
     const s_entry_t *first = s_table_find(&self->by_org, agency->org);
-    if (first) {
-        const vdp_agency_t *other = &first->agency;
-        const char *field = strcmp(other->name, agency->name) != 0 ? "agency/name"
-                            : other->role != agency->role          ? "agency/role"
-                            : !s_same_jurisdictions(other, agency) ? "agency/jurisdiction"
-                                                                   : NULL;
-        if (field) {
-            vdp_errorf(err, err_size, VD_OK,
-                       "%s: %s: org %s is described differently in %s; all keys of one org must "
-                       "agree on name, role and jurisdictions",
-                       here, field, agency->org, s_source(first));
-            return VD_EINVAL;
-        }
-    }
+    if (first &&
+        vdp_agency_check_org(&first->agency, s_source(first), agency, here, err, err_size) != VD_OK)
+        return VD_EINVAL;
     if (s_table_reserve(&self->by_key) != VD_OK || s_table_reserve(&self->by_org) != VD_OK)
         goto err_no_memory;
     if (self->count == self->capacity) {
@@ -226,76 +198,11 @@ vdb_registry_add(vdb_registry_t *self, const vdp_agency_t *agency, char *err, si
     return s_add(self, agency, NULL, err, err_size);
 }
 
+//  vdp_agency_load_dir's callback: each file of the directory, checked against those before it.
 static int
-s_compare_names(const void *a, const void *b)
+s_add_file(void *arg, const vdp_agency_t *agency, const char *path, char *err, size_t err_size)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-//  "x.agency", not hidden (editors and our own atomic writes keep dot-files there).
-static bool
-s_is_agency_file(const char *name)
-{
-    size_t len = strlen(name);
-    size_t suffix = strlen(S_SUFFIX);
-    return name[0] != '.' && len > suffix && strcmp(name + len - suffix, S_SUFFIX) == 0;
-}
-
-//  The sorted names of the agency files in `dir`. VD_OK, VD_EIO or VD_ENOMEM with err.
-static int
-s_list(const char *dir, char ***names_p, size_t *count_p, char *err, size_t err_size)
-{
-    *names_p = NULL;
-    *count_p = 0;
-    DIR *handle = opendir(dir);
-    if (!handle) {
-        vdp_errorf(err, err_size, VD_OK, "%s: cannot open the registry directory: %s", dir,
-                   strerror(errno));
-        return VD_EIO;
-    }
-    char **names = NULL;
-    size_t count = 0, capacity = 0;
-    int rc = VD_OK;
-    errno = 0;
-    struct dirent *item;
-    while (rc == VD_OK && (item = readdir(handle))) {
-        if (!s_is_agency_file(item->d_name))
-            continue;
-        if (count == capacity) {
-            capacity = capacity ? capacity * 2 : S_MIN_CAPACITY;
-            char **grown = realloc(names, capacity * sizeof *grown);
-            if (!grown) {
-                rc = VD_ENOMEM;
-                break;
-            }
-            names = grown;
-        }
-        if (!(names[count] = strdup(item->d_name)))
-            rc = VD_ENOMEM;
-        else
-            count++;
-        errno = 0;
-    }
-    if (rc == VD_OK && errno != 0) {
-        vdp_errorf(err, err_size, VD_OK, "%s: cannot read the registry directory: %s", dir,
-                   strerror(errno));
-        rc = VD_EIO;
-    } else if (rc == VD_ENOMEM)
-        vdp_errorf(err, err_size, VD_OK, "%s: out of memory", dir);
-    closedir(handle);
-    if (rc != VD_OK) {
-        for (size_t i = 0; i < count; i++)
-            free(names[i]);
-        free(names);
-        return rc;
-    }
-    //  Sorted, so that which of two clashing files is named first does not depend on the
-    //  file system's order.
-    if (count > 1)
-        qsort(names, count, sizeof *names, s_compare_names);
-    *names_p = names;
-    *count_p = count;
-    return VD_OK;
+    return s_add(arg, agency, path, err, err_size);
 }
 
 vdb_registry_t *
@@ -310,31 +217,8 @@ vdb_registry_load(const char *dir, char *err, size_t err_size)
         vdp_errorf(err, err_size, VD_OK, "%s: out of memory", dir);
         return NULL;
     }
-    char **names;
-    size_t count;
-    if (s_list(dir, &names, &count, err, err_size) != VD_OK) {
+    if (vdp_agency_load_dir(dir, s_add_file, self, err, err_size) != VD_OK)
         vdb_registry_destroy(&self);
-        return NULL;
-    }
-    size_t dir_len = strlen(dir);
-    bool slash = dir_len > 0 && dir[dir_len - 1] == '/';
-    for (size_t i = 0; i < count && self; i++) {
-        char *path = malloc(dir_len + 1 + strlen(names[i]) + 1);
-        vdp_agency_t agency;
-        if (!path) {
-            vdp_errorf(err, err_size, VD_OK, "%s: out of memory", dir);
-            vdb_registry_destroy(&self);
-        } else {
-            sprintf(path, "%s%s%s", dir, slash ? "" : "/", names[i]);
-            if (vdp_agency_load(path, &agency, err, err_size) != VD_OK ||
-                s_add(self, &agency, path, err, err_size) != VD_OK)
-                vdb_registry_destroy(&self);
-        }
-        free(path);
-    }
-    for (size_t i = 0; i < count; i++)
-        free(names[i]);
-    free(names);
     return self;
 }
 

@@ -10,6 +10,7 @@
     zconfig's copies (values, the chunk, the parser's stack line). zconfig's own temporaries
     while saving (zsys_vprintf) are freed unwiped; only keygen saves secrets, once per run.  */
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -834,6 +835,150 @@ vdp_agency_check(const vdp_agency_t *agency, char *err, size_t err_size)
         return VD_EINVAL;
     }
     return s_check(agency, err, err_size) ? VD_OK : VD_EINVAL;
+}
+
+//  True if a and b hold the same jurisdictions, in any order (loading refuses repeats).
+static bool
+s_same_jurisdictions(const vdp_agency_t *a, const vdp_agency_t *b)
+{
+    if (a->jur_count != b->jur_count)
+        return false;
+    for (size_t i = 0; i < a->jur_count; i++)
+        if (!vdp_agency_holds(b, a->jur[i]))
+            return false;
+    return true;
+}
+
+int
+vdp_agency_check_org(const vdp_agency_t *first,
+                     const char *first_source,
+                     const vdp_agency_t *agency,
+                     const char *source,
+                     char *err,
+                     size_t err_size)
+{
+    if (!first || !agency || !first_source || !source)
+        return vdp_errorf(err, err_size, VD_EINVAL, "no agency");
+    const char *field = strcmp(first->name, agency->name) != 0 ? "agency/name"
+                        : first->role != agency->role          ? "agency/role"
+                        : !s_same_jurisdictions(first, agency) ? "agency/jurisdiction"
+                                                               : NULL;
+    if (!field)
+        return VD_OK;
+    return vdp_errorf(err, err_size, VD_EINVAL,
+                      "%s: %s: org %s is described differently in %s; all keys of one org must "
+                      "agree on name, role and jurisdictions",
+                      source, field, agency->org, first_source);
+}
+
+//  ---------------------------------------------------------------------------------------------
+//  A directory of public agency files
+
+#define S_AGENCY_SUFFIX ".agency"
+#define S_MIN_DIR_NAMES 16u
+
+static int
+s_compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+//  "x.agency", not hidden (editors and our own atomic writes keep dot-files there).
+static bool
+s_is_agency_file(const char *name)
+{
+    size_t len = strlen(name);
+    size_t suffix = strlen(S_AGENCY_SUFFIX);
+    return name[0] != '.' && len > suffix && strcmp(name + len - suffix, S_AGENCY_SUFFIX) == 0;
+}
+
+static void
+s_free_names(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+//  The sorted names of the agency files in `dir`. VD_OK, VD_EIO or VD_ENOMEM with err.
+static int
+s_list_dir(const char *dir, char ***names_p, size_t *count_p, char *err, size_t err_size)
+{
+    *names_p = NULL;
+    *count_p = 0;
+    DIR *handle = opendir(dir);
+    if (!handle)
+        return vdp_errorf(err, err_size, VD_EIO, "%s: cannot open the agency directory: %s", dir,
+                          strerror(errno));
+    char **names = NULL;
+    size_t count = 0, capacity = 0;
+    int rc = VD_OK;
+    errno = 0;
+    struct dirent *item;
+    while (rc == VD_OK && (item = readdir(handle))) {
+        if (!s_is_agency_file(item->d_name))
+            continue;
+        if (count == capacity) {
+            capacity = capacity ? capacity * 2 : S_MIN_DIR_NAMES;
+            char **grown = realloc(names, capacity * sizeof *grown);
+            if (!grown) {
+                rc = VD_ENOMEM;
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[count] = strdup(item->d_name)))
+            rc = VD_ENOMEM;
+        else
+            count++;
+        errno = 0;
+    }
+    if (rc == VD_OK && errno != 0)
+        rc = vdp_errorf(err, err_size, VD_EIO, "%s: cannot read the agency directory: %s", dir,
+                        strerror(errno));
+    else if (rc == VD_ENOMEM)
+        vdp_errorf(err, err_size, VD_OK, "%s: out of memory", dir);
+    closedir(handle);
+    if (rc != VD_OK) {
+        s_free_names(names, count);
+        return rc;
+    }
+    //  Sorted, so that which of two clashing files is named first does not depend on the
+    //  file system's order.
+    if (count > 1)
+        qsort(names, count, sizeof *names, s_compare_names);
+    *names_p = names;
+    *count_p = count;
+    return VD_OK;
+}
+
+int
+vdp_agency_load_dir(const char *dir, vdp_agency_add_fn add, void *arg, char *err, size_t err_size)
+{
+    if (!dir || !add)
+        return vdp_errorf(err, err_size, VD_EINVAL, "no agency directory");
+    char **names;
+    size_t count;
+    int rc = s_list_dir(dir, &names, &count, err, err_size);
+    if (rc != VD_OK)
+        return rc;
+    size_t dir_len = strlen(dir);
+    bool slash = dir_len > 0 && dir[dir_len - 1] == '/';
+    for (size_t i = 0; i < count && rc == VD_OK; i++) {
+        char *path = malloc(dir_len + 1 + strlen(names[i]) + 1);
+        if (!path) {
+            rc = vdp_errorf(err, err_size, VD_ENOMEM, "%s: out of memory", dir);
+            break;
+        }
+        sprintf(path, "%s%s%s", dir, slash ? "" : "/", names[i]);
+        vdp_agency_t agency;
+        rc = vdp_agency_load(path, &agency, err, err_size);
+        if (rc == VD_OK)
+            rc = add(arg, &agency, path, err, err_size);
+        free(path);
+    }
+    s_free_names(names, count);
+    return rc;
 }
 
 //  The ZPL text of a file; NULL when out of memory. The caller wipes and destroys the chunk.

@@ -70,6 +70,34 @@ int vdp_agency_save(const vdp_agency_t *agency, const char *path);
     Returns VD_OK, or VD_EINVAL with `err` naming the field ("agency/org: ...").  */
 int vdp_agency_check(const vdp_agency_t *agency, char *err, size_t err_size);
 
+/*  Checks that `agency` agrees with `first`, another key of the same org, on name, role and
+    jurisdictions (in any order): all keys of one org must. `first_source` and `source` stand
+    for the two in the message (file paths, or "(added)"). Returns VD_OK, or VD_EINVAL with
+    `err` naming `source`, the field that differs, and `first_source`.  */
+int vdp_agency_check_org(const vdp_agency_t *first,
+                         const char *first_source,
+                         const vdp_agency_t *agency,
+                         const char *source,
+                         char *err,
+                         size_t err_size);
+
+/*  What vdp_agency_load_dir() hands each file to: the agency read from `path` (both borrowed
+    for the call). Returns VD_OK to go on; any other code stops the load and is returned, with
+    `err` saying why (naming `path`).  */
+typedef int (*vdp_agency_add_fn)(
+    void *arg, const vdp_agency_t *agency, const char *path, char *err, size_t err_size);
+
+/*  Loads a directory of public agency files, as the broker's registry and a recipient's
+    keyring read theirs: every "*.agency" entry whose name does not start with '.' (editors'
+    swap files, our own atomic writes), in name order; other names are ignored. Each is read
+    with vdp_agency_load() and handed to `add`, which checks what spans files (a key twice, an
+    org described two ways) and keeps it. Stops at the first file that fails.
+    Returns VD_OK (an empty directory too); VD_EIO (the directory cannot be opened or read);
+    VD_EINVAL (NULL dir or add); VD_ENOMEM; or the first error of vdp_agency_load() or `add`;
+    on error `err` names the directory or the file.  */
+int
+vdp_agency_load_dir(const char *dir, vdp_agency_add_fn add, void *arg, char *err, size_t err_size);
+
 //  True if `agency` holds jurisdiction `jur` ("toscana"; "national" for CNAIPIC).
 bool vdp_agency_holds(const vdp_agency_t *agency, const char *jur);
 
