@@ -12,6 +12,7 @@
 #ifndef VEDETTA_H_INCLUDED
 #define VEDETTA_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -135,6 +136,59 @@ VD_EXPORT const char *vd_envelope_durable(const vd_envelope_t *self);
     "body" if it is valid UTF-8, else base64 in "body_b64". Caller owns the result; free with
     free(). NULL if out of memory.  */
 VD_EXPORT char *vd_envelope_to_json(const vd_envelope_t *self);
+
+/*  -------------------------------------------------------------------------------------------
+    Keyring: checking who signed an envelope. Every published envelope carries its sender's
+    Ed25519 signature ("sig", proto/PROTOCOL.md §4.6), which proves its author to any recipient,
+    beyond the one hop that CURVE protects. A keyring holds the public agency files of the
+    parties one trusts: the same files the broker's registry holds (docs/keys.md).
+    Threads: verifying updates the keyring (each key remembers the last signed tree it
+    checked), so a keyring belongs to one thread at a time; give each thread its own, or lock.  */
+
+typedef struct vd_keyring_t vd_keyring_t;
+
+/*  Loads the public agency files of `dir` as the broker loads its registry: every "*.agency"
+    file, in name order, other and hidden ("." first) files ignored; every field validated; a
+    CURVE key in two files, or two keys of one org that disagree on name, role or
+    jurisdictions, fail the load. Revoked keys are loaded too, and reported as such. An empty
+    directory gives an empty keyring. Loading reads each file once; later changes to the
+    directory are not seen (load it again).
+    Caller owns the result; free with vd_keyring_destroy(). NULL on error, with `reason` (may
+    be NULL) naming the directory or the file and what is wrong with it.  */
+VD_EXPORT vd_keyring_t *vd_keyring_load(const char *dir, char *reason, size_t reason_size);
+
+//  Frees the keyring and sets *self_p to NULL. Accepts NULL and *self_p == NULL.
+VD_EXPORT void vd_keyring_destroy(vd_keyring_t **self_p);
+
+//  The key that signed an envelope, as its agency file describes it.
+typedef struct {
+    char org[65];   // the sender's org id, "comune:i726"
+    char label[33]; // the key's label: which system of the org signed, "siem"
+    bool revoked;   // the key is revoked in the keyring's files: it did sign, but is no longer
+                    // in force (it may have been stolen); the signature carries no trusted time
+} vd_signer_t;
+
+/*  Checks the signature of `env` (a delivery, or any envelope with "sender" and "sig") against
+    the keys of its sender's org in `keys`: the key named by the signature's hint must have
+    signed it, and nothing the signature covers (every field but "sig", and the body) may have
+    changed since. A key of another org never verifies it, whatever its files say.
+    On VD_OK `signer` (may be NULL) names the key; `reason` (may be NULL) says why otherwise.
+    Returns VD_OK (signed by that key, which may now be revoked: signer->revoked);
+    VD_ESIG (no signature, a malformed one, or one that does not verify: the envelope was
+    changed, or the key did not sign it); VD_ENOTFOUND (no key of the sender's org with the
+    signature's hint in the keyring: a party, or a key, one does not have the file of);
+    VD_EINVAL (NULL keyring or envelope, or no sender); VD_ENOMEM.
+    Cost: a BLAKE2b hash of the envelope and its body, up to six more of the signature's path,
+    a binary search in the keyring, and one Ed25519 verification (tens of µs) unless it is the
+    same key's same tree as the last one checked: a publisher signs the envelopes it sends
+    together as one tree, so a stream of them costs one verification per tree. Envelopes of
+    different trees of one key interleaved (two processes publishing with one key) each cost
+    one.  */
+VD_EXPORT VD_NODISCARD int vd_envelope_verify(vd_keyring_t *keys,
+                                              const vd_envelope_t *env,
+                                              vd_signer_t *signer,
+                                              char *reason,
+                                              size_t reason_size);
 
 /*  -------------------------------------------------------------------------------------------
     Receipts: the broker's answer to one publish.  */
