@@ -3,7 +3,7 @@
         vedetta keygen --org ORG --name NAME --role ROLE --jurisdiction J[,J] [--label L] [--out DIR]
         vedetta pub --topic T --tlp TLP [options] [--body TEXT]      (else the body is stdin)
         vedetta sub PATTERN... [--durable NAME] [--from-seq N | --since TIME] [--count N]
-                    [--timeout MS]
+                    [--timeout MS] [--verify DIR]
         vedetta admin reload|stats [--control PATH]                    (vd_admin_cmd.c)
         vedetta audit verify LOG [--head FILE] [--key BROKER.agency]    (vd_audit_cmd.c)
         vedetta audit query LOG [--org ORG] [--kind KIND] [--since TIME] [--until TIME]
@@ -730,7 +730,7 @@ s_cmd_pub(int argc, char **argv)
 
 static const char *s_sub_help =
     "Usage: vedetta sub PATTERN... [--durable NAME] [--from-seq N | --since TIME]\n"
-    "                   [--count N] [--timeout MS] [--connect-timeout MS]\n"
+    "                   [--count N] [--timeout MS] [--connect-timeout MS] [--verify DIR]\n"
     "\n"
     "Subscribes to each PATTERN ('*' one segment, '>' the rest, e.g. alert.toscana.>) and\n"
     "prints every delivered message as one JSON object per line, flushed at once. Each line\n"
@@ -758,6 +758,15 @@ static const char *s_sub_help =
     "                       2h, 3d (now minus it)\n"
     "--durable takes one PATTERN. With --durable, --from-seq or --since says where the cursor\n"
     "starts (a known NAME is rewound to it). --from-seq and --since exclude each other.\n"
+    "\n"
+    "Signatures:\n"
+    "  --verify DIR         check each message's signature against the public .agency files\n"
+    "                       in DIR (the senders' keys, as the broker's registry holds them).\n"
+    "                       Each line then also carries \"verified\": true with \"signer\"\n"
+    "                       (\"comune:i726/siem\": org/label of the key), and\n"
+    "                       \"signer_revoked\": true if that key is revoked now; or false with\n"
+    "                       \"verify_code\" (ESIG, ENOTFOUND) and \"verify_reason\". Every\n"
+    "                       message is printed either way: select on \"verified\"\n"
     "\n";
 
 #define MS_PER_SECOND 1000LL
@@ -766,6 +775,7 @@ typedef struct {
     long long count;          // stop after this many messages; 0: never
     long long connect_ms;     // wait for the connection and for each subscription's answer
     vd_sub_options_t history; // durable name and where a replay starts; zeros: live only
+    const char *verify_dir;   // --verify: the keyring's directory; NULL: no checking
 } s_sub_args_t;
 
 //  Now, in UTC ms since the epoch.
@@ -857,6 +867,7 @@ s_sub_parse(int argc, char **argv, s_conn_t *conn, s_sub_args_t *args, bool *hel
                                              { "durable", required_argument, NULL, 'D' },
                                              { "from-seq", required_argument, NULL, 'F' },
                                              { "since", required_argument, NULL, 'S' },
+                                             { "verify", required_argument, NULL, 'V' },
                                              { NULL, 0, NULL, 0 } };
     int code = EXIT_OK;
     int opt;
@@ -870,6 +881,8 @@ s_sub_parse(int argc, char **argv, s_conn_t *conn, s_sub_args_t *args, bool *hel
         } else if (opt == 'C') {
             if (!s_parse_int(optarg, INT_MAX, &args->connect_ms))
                 code = vd_cli_usage_error("sub", "invalid --connect-timeout '%s'", optarg);
+        } else if (opt == 'V') {
+            args->verify_dir = optarg;
         } else if (opt == ':') {
             code = vd_cli_usage_error("sub", "option %s needs a value", argv[optind - 1]);
         } else if (!s_history_option(&args->history, opt, optarg, &code) &&
@@ -892,15 +905,49 @@ s_sub_parse(int argc, char **argv, s_conn_t *conn, s_sub_args_t *args, bool *hel
     return EXIT_OK;
 }
 
-/*  The JSON line of a delivery: vd_envelope_to_json(), plus "durable" on a durable
-    subscription, next to "subscription" and before the body like the other broker stamps.
-    Caller frees; NULL if out of memory.  */
+/*  What `sub` adds to a delivery's JSON line, in this order: "durable" on a durable
+    subscription; with --verify, whether its signature verified and by which key. NULL if
+    nothing (or out of memory: the line goes out without them, never lost).  */
+static json_t *
+s_delivery_extras(const vd_envelope_t *env, vd_keyring_t *keys)
+{
+    const char *durable = vd_envelope_durable(env);
+    if (!durable && !keys)
+        return NULL;
+    json_t *extras = json_object();
+    if (!extras)
+        return NULL;
+    if (durable)
+        json_object_set_new(extras, "durable", json_string(durable));
+    if (keys) {
+        vd_signer_t signer;
+        char reason[256] = "";
+        int rc = vd_envelope_verify(keys, env, &signer, reason, sizeof reason);
+        json_object_set_new(extras, "verified", json_boolean(rc == VD_OK));
+        if (rc == VD_OK) {
+            char who[sizeof signer.org + sizeof signer.label];
+            snprintf(who, sizeof who, "%s/%s", signer.org, signer.label);
+            json_object_set_new(extras, "signer", json_string(who));
+            if (signer.revoked)
+                json_object_set_new(extras, "signer_revoked", json_true());
+        } else {
+            json_object_set_new(extras, "verify_code", json_string(vd_strerror_name(rc)));
+            json_object_set_new(extras, "verify_reason",
+                                json_string(*reason ? reason : vd_strerror(rc)));
+        }
+    }
+    return extras;
+}
+
+/*  The JSON line of a delivery: vd_envelope_to_json(), plus `sub`'s own fields
+    (s_delivery_extras) next to "subscription" and before the body, like the other broker
+    stamps. Caller frees; NULL if out of memory.  */
 static char *
-s_delivery_json(const vd_envelope_t *env)
+s_delivery_json(const vd_envelope_t *env, vd_keyring_t *keys)
 {
     char *text = vd_envelope_to_json(env);
-    const char *durable = vd_envelope_durable(env);
-    if (!text || !durable)
+    json_t *extras = text ? s_delivery_extras(env, keys) : NULL;
+    if (!extras)
         return text;
     json_t *parsed = json_loads(text, JSON_ALLOW_NUL, NULL);
     free(text);
@@ -911,28 +958,29 @@ s_delivery_json(const vd_envelope_t *env)
     if (!failed) {
         json_object_foreach(parsed, key, value)
         {
-            if (strcmp(key, "durable") == 0)
+            if (json_object_get(extras, key))
                 continue; // ours goes in its own place
             if (!placed && (strcmp(key, "body") == 0 || strcmp(key, "body_b64") == 0)) {
-                failed |= json_object_set_new(line, "durable", json_string(durable)) != 0;
+                failed |= json_object_update(line, extras) != 0;
                 placed = true;
             }
             failed |= json_object_set(line, key, value) != 0;
         }
         if (!placed)
-            failed |= json_object_set_new(line, "durable", json_string(durable)) != 0;
+            failed |= json_object_update(line, extras) != 0;
     }
     text = failed ? NULL : json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(parsed);
     json_decref(line);
+    json_decref(extras);
     return text;
 }
 
 //  Writes one delivery as a JSON line; false if stdout is gone.
 static bool
-s_print_delivery(const vd_envelope_t *env)
+s_print_delivery(const vd_envelope_t *env, vd_keyring_t *keys)
 {
-    char *text = s_delivery_json(env);
+    char *text = s_delivery_json(env, keys);
     if (!text) {
         fprintf(stderr, "vedetta sub: out of memory formatting a message (seq %llu)\n",
                 (unsigned long long)vd_envelope_seq(env));
@@ -961,9 +1009,9 @@ s_ack(vd_client_t *client, const vd_envelope_t *env)
     vd_client_flush(client); // if libzmq's queue is full, the ack stays queued for the next try
 }
 
-//  Receives until done; returns an exit code.
+//  Receives until done, checking signatures with `keys` if not NULL; returns an exit code.
 static int
-s_sub_loop(vd_client_t *client, long long count, int idle_ms)
+s_sub_loop(vd_client_t *client, vd_keyring_t *keys, long long count, int idle_ms)
 {
     long long received = 0;
     int waited = 0;
@@ -974,7 +1022,7 @@ s_sub_loop(vd_client_t *client, long long count, int idle_ms)
         vd_envelope_t *env = NULL;
         int rc = vd_client_recv(client, &env, slice);
         if (rc == VD_OK) {
-            bool ok = s_print_delivery(env);
+            bool ok = s_print_delivery(env, keys);
             if (ok)
                 s_ack(client, env);
             vd_envelope_destroy(&env);
@@ -1030,6 +1078,18 @@ s_cmd_sub(int argc, char **argv)
     if (code != EXIT_OK)
         return code;
 
+    //  Before connecting: a keyring that does not load is a usage error, and the broker need
+    //  not be bothered for it.
+    vd_keyring_t *keys = NULL;
+    if (args.verify_dir) {
+        char reason[512] = "";
+        keys = vd_keyring_load(args.verify_dir, reason, sizeof reason);
+        if (!keys) {
+            fprintf(stderr, "vedetta sub: --verify: %s\n", reason);
+            return EXIT_USAGE;
+        }
+    }
+
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -1040,12 +1100,12 @@ s_cmd_sub(int argc, char **argv)
 
     vd_client_t *client = NULL;
     code = s_connect("sub", &conn, (int)args.connect_ms, &client);
-    if (code != EXIT_OK)
-        return code;
-    code = s_sub_patterns(client, argv + optind, argc - optind, &args);
     if (code == EXIT_OK)
-        code = s_sub_loop(client, args.count, conn.timeout_set ? conn.timeout_ms : -1);
+        code = s_sub_patterns(client, argv + optind, argc - optind, &args);
+    if (code == EXIT_OK)
+        code = s_sub_loop(client, keys, args.count, conn.timeout_set ? conn.timeout_ms : -1);
     vd_client_destroy(&client); // sends the last acknowledgements before bye
+    vd_keyring_destroy(&keys);
     return code;
 }
 

@@ -12,6 +12,7 @@ Suite *it_cli_durable_suite(void);
 Suite *it_reload_suite(void);
 Suite *it_rate_suite(void);
 Suite *it_audit_suite(void);
+Suite *it_verify_suite(void);
 //  A unit suite of libvedetta, run here because this runner links it.
 Suite *vd_keyring_suite(void);
 

@@ -22,6 +22,7 @@ main(void)
     srunner_add_suite(runner, it_reload_suite());
     srunner_add_suite(runner, it_rate_suite());
     srunner_add_suite(runner, it_audit_suite());
+    srunner_add_suite(runner, it_verify_suite());
     srunner_add_suite(runner, vd_keyring_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
