@@ -151,8 +151,8 @@ typedef struct vd_keyring_t vd_keyring_t;
     file, in name order, other and hidden ("." first) files ignored; every field validated; a
     CURVE key in two files, or two keys of one org that disagree on name, role or
     jurisdictions, fail the load. Revoked keys are loaded too, and reported as such. An empty
-    directory gives an empty keyring. Loading reads each file once; later changes to the
-    directory are not seen (load it again).
+    directory gives an empty keyring. Loading reads and parses each file once and sorts the
+    keys (n log n); later changes to the directory are not seen (load it again).
     Caller owns the result; free with vd_keyring_destroy(). NULL on error, with `reason` (may
     be NULL) naming the directory or the file and what is wrong with it.  */
 VD_EXPORT vd_keyring_t *vd_keyring_load(const char *dir, char *reason, size_t reason_size);
@@ -170,8 +170,9 @@ typedef struct {
 
 /*  Checks the signature of `env` (a delivery, or any envelope with "sender" and "sig") against
     the keys of its sender's org in `keys`: the key named by the signature's hint must have
-    signed it, and nothing the signature covers (every field but "sig", and the body) may have
-    changed since. A key of another org never verifies it, whatever its files say.
+    signed it, and nothing the signature covers may have changed since: every envelope field
+    but "sig", and the body; not the broker's stamps (seq, accepted_at, via, subscription),
+    which are not the sender's. A key of another org never verifies it, whatever its files say.
     On VD_OK `signer` (may be NULL) names the key; `reason` (may be NULL) says why otherwise.
     Returns VD_OK (signed by that key, which may now be revoked: signer->revoked);
     VD_ESIG (no signature, a malformed one, or one that does not verify: the envelope was
@@ -179,7 +180,7 @@ typedef struct {
     signature's hint in the keyring: a party, or a key, one does not have the file of);
     VD_EINVAL (NULL keyring or envelope, or no sender); VD_ENOMEM.
     Cost: a BLAKE2b hash of the envelope and its body, up to six more of the signature's path,
-    a binary search in the keyring, and one Ed25519 verification (tens of µs) unless it is the
+    a binary search in the keyring, and one Ed25519 verification (about 100 µs) unless it is the
     same key's same tree as the last one checked: a publisher signs the envelopes it sends
     together as one tree, so a stream of them costs one verification per tree. Envelopes of
     different trees of one key interleaved (two processes publishing with one key) each cost
