@@ -88,11 +88,12 @@ export VEDETTA_BROKER_KEY="$work/keys/broker-toscana.default.agency"
 say "   vedettad listening on $VEDETTA_BROKER (CurveZMQ; unknown keys are refused)"
 
 step "3. Each party subscribes to what it wants; the broker grants only what the policy allows"
+say "   (each checks every message's signature against the agencies' public files: --verify)"
 subscribe() { # name pattern...
     local name=$1; shift
     local org; org=$(field "$(party "$name")" 1)
     VEDETTA_KEY="$work/keys/$(slug "$org").default.secret" \
-        "$vedetta" sub "$@" >"$work/$name.out" 2>"$work/$name.err" &
+        "$vedetta" sub --verify "$work/agencies" "$@" >"$work/$name.out" 2>"$work/$name.err" &
     pids+=($!)
     say "   $(printf '%-26s' "$(field "$(party "$name")" 4)") $*"
 }
@@ -170,7 +171,7 @@ for p in "${parties[@]}"; do
     name=$(field "$p" 0)
     say "   ${bold}$(field "$p" 4)${plain} ($(field "$p" 1))"
     if [ -s "$work/$name.out" ]; then
-        jq -r '"      seq \(.seq)  TLP:\(.tlp | ascii_upcase)  \(.topic)  from \(.sender): \(.body // "(binary)")"' "$work/$name.out"
+        jq -r '"      seq \(.seq)  TLP:\(.tlp | ascii_upcase)  \(.topic)  from \(.sender): \(.body // "(binary)")\n        \(if .verified then "signed by \(.signer)" else "NOT VERIFIED: \(.verify_reason)" end)"' "$work/$name.out"
     else
         say "      (nothing)"
     fi
@@ -200,6 +201,10 @@ if [ "$check" = 1 ]; then
         "Advisory: patch the VPN appliances (CVE-2024-3400 class)" "end of demo"
     expect cosc-sicilia "Training: phishing awareness session on Monday" "end of demo"
     expect caltanissetta "Training: phishing awareness session on Monday" "end of demo"
+    for name in cosc-toscana siena anci-toscana cosc-sicilia caltanissetta; do
+        unverified=$(jq -r 'select(.verified != true) | .id' "$work/$name.out")
+        [ -z "$unverified" ] || { echo "demo check: $name got messages that did not verify: $unverified" >&2; exit 1; }
+    done
     say ""
-    say "demo check: every party received exactly what it may, and nothing else"
+    say "demo check: every party received exactly what it may, and nothing else, each message signed by its sender"
 fi
