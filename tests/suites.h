@@ -22,5 +22,6 @@ Suite *vdb_control_suite(void);
 Suite *vdb_limiter_suite(void);
 Suite *vdp_audit_suite(void);
 Suite *vdb_audit_suite(void);
+Suite *vdp_sig_suite(void);
 
 #endif
