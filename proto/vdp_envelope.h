@@ -116,7 +116,7 @@ typedef struct vdp_envelope_t {
     char ctype[VDP_MAX_SHORT + 1]; // body media type
     const uint8_t *body;           // borrowed unless owned; may be NULL when body_len == 0
     size_t body_len;
-    uint8_t sig[VDP_MAX_SIG]; // reserved: signatures arrive with a later version
+    uint8_t sig[VDP_MAX_SIG]; // the sender's signature (PROTOCOL.md §4.6, vdp_sig.h)
     size_t sig_len;
 
     //  Optional / conditional (PROTOCOL.md §4.2); empty string, 0 or *_NONE when absent

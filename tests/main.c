@@ -28,6 +28,7 @@ main(void)
     srunner_add_suite(runner, vdb_limiter_suite());
     srunner_add_suite(runner, vdp_audit_suite());
     srunner_add_suite(runner, vdb_audit_suite());
+    srunner_add_suite(runner, vdp_sig_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);
