@@ -4,7 +4,7 @@
 #   usage: deploy/install-deps.sh [--with-clang]   (clang: fuzzing and sanitizer extras)
 set -euo pipefail
 packages=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev
-          libsodium-dev libjansson-dev libsqlite3-dev check jq)
+          libsodium-dev libjansson-dev libsqlite3-dev check jq python3 python3-cryptography)
 [ "${1:-}" = "--with-clang" ] && packages+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
