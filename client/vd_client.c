@@ -475,6 +475,19 @@ s_pubs_trim(vd_client_t *self)
     }
 }
 
+//  Answers a kept publish from here, with a rejection the broker will never send for it.
+static void
+s_pub_reject(vd_client_t *self, const s_pub_t *pub, int code, const char *reason)
+{
+    vd_receipt_t receipt;
+    memset(&receipt, 0, sizeof receipt);
+    memcpy(receipt.id, pub->id, sizeof pub->id);
+    receipt.status = VD_RECEIPT_REJECTED;
+    receipt.code = code;
+    snprintf(receipt.reason, sizeof receipt.reason, "%s", reason);
+    s_receipt_deliver(self, &receipt);
+}
+
 /*  Gives up the oldest kept publish to make room for a new one. If it is in flight in this
     session its receipt still comes from the broker, and a rejection with ESESSION reaches the
     application as it is. If its session is gone it would never be answered: it gets that
@@ -484,16 +497,12 @@ s_pubs_evict(vd_client_t *self)
 {
     s_pub_t *oldest = s_pub_at(self, 0);
     if (oldest->epoch != self->epoch || self->state != S_READY) {
-        vd_receipt_t receipt;
-        memset(&receipt, 0, sizeof receipt);
-        memcpy(receipt.id, oldest->id, sizeof oldest->id);
-        receipt.status = VD_RECEIPT_REJECTED;
-        receipt.code = VD_ESESSION;
-        snprintf(receipt.reason, sizeof receipt.reason,
+        char reason[VDP_MAX_REASON + 1];
+        snprintf(reason, sizeof reason,
                  "session lost before the receipt, with over %d publishes waiting: publish it "
                  "again",
                  VD_MAX_PUBS);
-        s_receipt_deliver(self, &receipt);
+        s_pub_reject(self, oldest, VD_ESESSION, reason);
     }
     s_pub_forget(self, oldest);
 }
@@ -533,14 +542,10 @@ s_pubs_sign(vd_client_t *self, size_t first)
         self->unsigned_count--;
         self->unsigned_bytes -= pub->raw_len;
         if (rc != VD_OK) {
-            vd_receipt_t receipt;
-            memset(&receipt, 0, sizeof receipt);
-            memcpy(receipt.id, pub->id, sizeof pub->id);
-            receipt.status = VD_RECEIPT_REJECTED;
-            receipt.code = VD_ELIMIT;
-            snprintf(receipt.reason, sizeof receipt.reason,
-                     "envelope has %u keys: no room for its sig", VDP_MAX_MAP_KEYS);
-            s_receipt_deliver(self, &receipt);
+            char reason[VDP_MAX_REASON + 1];
+            snprintf(reason, sizeof reason, "envelope has %u keys: no room for its sig",
+                     VDP_MAX_MAP_KEYS);
+            s_pub_reject(self, pub, VD_ELIMIT, reason);
             free(pub->raw); // a hole; trimmed below, so that the indexes above stay valid
             pub->raw = NULL;
             rejected = true;

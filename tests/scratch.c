@@ -17,6 +17,15 @@ vdt_scratch_make(char *dir, size_t size, const char *prefix)
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
+const char *
+vdt_scratch_path(const char *dir, const char *name)
+{
+    static char path[1024];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    ck_assert(n > 0 && (size_t)n < sizeof path);
+    return path;
+}
+
 static int
 s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

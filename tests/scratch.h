@@ -8,6 +8,9 @@
 //  Makes "<tmp>/<prefix>.XXXXXX" and writes its path into dir[size]; aborts the test if it cannot.
 void vdt_scratch_make(char *dir, size_t size, const char *prefix);
 
+//  "<dir>/<name>" in a static buffer, valid until the next call; aborts the test if too long.
+const char *vdt_scratch_path(const char *dir, const char *name);
+
 //  Removes `dir` and everything below it (links are removed, never followed); aborts the test
 //  if something cannot be removed.
 void vdt_scratch_remove(const char *dir);

@@ -35,14 +35,6 @@ s_teardown(void)
     vdt_scratch_remove(s_dir);
 }
 
-static const char *
-s_path(const char *name)
-{
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", s_dir, name);
-    return path;
-}
-
 //  A new key of `org`, with a fresh key pair.
 static vdp_agency_t
 s_agency(const char *org, const char *name, const char *jur, const char *label)
@@ -60,13 +52,13 @@ s_agency(const char *org, const char *name, const char *jur, const char *label)
 static void
 s_install(const vdp_agency_t *agency, const char *name)
 {
-    ck_assert_int_eq(vdp_agency_save(agency, s_path(name)), VD_OK);
+    ck_assert_int_eq(vdp_agency_save(agency, vdt_scratch_path(s_dir, name)), VD_OK);
 }
 
 static void
 s_write(const char *name, const char *text)
 {
-    FILE *file = fopen(s_path(name), "w");
+    FILE *file = fopen(vdt_scratch_path(s_dir, name), "w");
     ck_assert_ptr_nonnull(file);
     ck_assert_int_ge(fputs(text, file), 0);
     ck_assert_int_eq(fclose(file), 0);
@@ -142,7 +134,7 @@ START_TEST(other_and_hidden_files_are_ignored)
     s_write(".comune-i726.siem.agency.swp", "  broken\n");
     s_write(".hidden.agency", "  broken\n");
     s_write("agency", "  broken\n");
-    ck_assert_int_eq(mkdir(s_path("archive"), 0755), 0);
+    ck_assert_int_eq(mkdir(vdt_scratch_path(s_dir, "archive"), 0755), 0);
     s_reg = vdb_registry_load(s_dir, s_err, sizeof s_err);
     ck_assert_msg(s_reg != NULL, "load: %s", s_err);
     ck_assert_uint_eq(vdb_registry_key_count(s_reg), 1);
@@ -210,9 +202,10 @@ START_TEST(duplicate_key_across_files_fails_naming_both)
     ck_assert_ptr_null(s_reg);
     //  Files are read in name order, so the later one is the one at fault.
     char expected[600];
-    snprintf(expected, sizeof expected, "%s: key/curve-public: ", s_path("b-second.agency"));
+    snprintf(expected, sizeof expected,
+             "%s: key/curve-public: ", vdt_scratch_path(s_dir, "b-second.agency"));
     ck_assert_msg(strncmp(s_err, expected, strlen(expected)) == 0, "error \"%s\"", s_err);
-    s_assert_err_has(s_path("a-first.agency"));
+    s_assert_err_has(vdt_scratch_path(s_dir, "a-first.agency"));
     s_assert_err_has(a.curve_public);
 }
 END_TEST
@@ -253,9 +246,9 @@ START_TEST(inconsistent_org_fails_naming_the_field_and_both_files)
     ck_assert_ptr_null(s_reg);
     char expected[600];
     snprintf(expected, sizeof expected, "%s: %s: org comune:i726",
-             s_path("comune-i726.zconsole.agency"), s_inconsistent[_i].field);
+             vdt_scratch_path(s_dir, "comune-i726.zconsole.agency"), s_inconsistent[_i].field);
     ck_assert_msg(strncmp(s_err, expected, strlen(expected)) == 0, "error \"%s\"", s_err);
-    s_assert_err_has(s_path("comune-i726.siem.agency"));
+    s_assert_err_has(vdt_scratch_path(s_dir, "comune-i726.siem.agency"));
 }
 END_TEST
 
@@ -267,7 +260,8 @@ START_TEST(one_invalid_file_fails_the_whole_load)
     s_reg = vdb_registry_load(s_dir, s_err, sizeof s_err);
     ck_assert_ptr_null(s_reg);
     char expected[600];
-    snprintf(expected, sizeof expected, "%s: agency/name: missing", s_path("b.agency"));
+    snprintf(expected, sizeof expected, "%s: agency/name: missing",
+             vdt_scratch_path(s_dir, "b.agency"));
     ck_assert_msg(strncmp(s_err, expected, strlen(expected)) == 0, "error \"%s\"", s_err);
 }
 END_TEST
@@ -278,7 +272,8 @@ START_TEST(secret_file_installed_by_mistake_fails_the_load)
     ck_assert_int_eq(vdp_secret_generate(&secret, "comune:i726", "Comune di Siena", VDP_ROLE_COMUNE,
                                          "toscana", "siem", NULL, 0),
                      VD_OK);
-    ck_assert_int_eq(vdp_secret_save(&secret, s_path("comune-i726.siem.agency")), VD_OK);
+    ck_assert_int_eq(vdp_secret_save(&secret, vdt_scratch_path(s_dir, "comune-i726.siem.agency")),
+                     VD_OK);
     s_reg = vdb_registry_load(s_dir, s_err, sizeof s_err);
     ck_assert_ptr_null(s_reg);
     s_assert_err_has("a secret key in a public agency file");
@@ -289,7 +284,7 @@ END_TEST
 
 START_TEST(directory_named_like_an_agency_file_fails_the_load)
 {
-    ck_assert_int_eq(mkdir(s_path("odd.agency"), 0755), 0);
+    ck_assert_int_eq(mkdir(vdt_scratch_path(s_dir, "odd.agency"), 0755), 0);
     s_reg = vdb_registry_load(s_dir, s_err, sizeof s_err);
     ck_assert_ptr_null(s_reg);
     s_assert_err_has("odd.agency: not a regular file");
@@ -298,9 +293,9 @@ END_TEST
 
 START_TEST(missing_directory_fails_naming_it)
 {
-    s_reg = vdb_registry_load(s_path("absent"), s_err, sizeof s_err);
+    s_reg = vdb_registry_load(vdt_scratch_path(s_dir, "absent"), s_err, sizeof s_err);
     ck_assert_ptr_null(s_reg);
-    s_assert_err_has(s_path("absent"));
+    s_assert_err_has(vdt_scratch_path(s_dir, "absent"));
     s_assert_err_has("cannot open");
 }
 END_TEST

@@ -50,14 +50,6 @@ s_teardown(void)
     vdt_scratch_remove(s_dir);
 }
 
-static const char *
-s_path(const char *name)
-{
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", s_dir, name);
-    return path;
-}
-
 static void
 s_write(const char *path, const char *text, size_t size, mode_t mode)
 {
@@ -213,8 +205,8 @@ END_TEST
 
 START_TEST(save_then_load_round_trips_both_files)
 {
-    const char *secret_path = strdup(s_path("comune-i726.default.secret"));
-    const char *public_path = strdup(s_path("comune-i726.default.agency"));
+    const char *secret_path = strdup(vdt_scratch_path(s_dir, "comune-i726.default.secret"));
+    const char *public_path = strdup(vdt_scratch_path(s_dir, "comune-i726.default.agency"));
     ck_assert_int_eq(vdp_secret_save(&s_key, secret_path), VD_OK);
     ck_assert_int_eq(vdp_agency_save(&s_key.agency, public_path), VD_OK);
     ck_assert_uint_eq(s_mode(secret_path), 0600);
@@ -243,7 +235,7 @@ START_TEST(round_trip_keeps_several_jurisdictions_utf8_names_and_revocation)
                                          sizeof s_err),
                      VD_OK);
     key.agency.status = VDP_KEY_REVOKED;
-    const char *path = s_path("anci-sicilia.mailer.agency");
+    const char *path = vdt_scratch_path(s_dir, "anci-sicilia.mailer.agency");
     ck_assert_int_eq(vdp_agency_save(&key.agency, path), VD_OK);
     vdp_agency_t agency;
     ck_assert_int_eq(vdp_agency_load(path, &agency, s_err, sizeof s_err), VD_OK);
@@ -259,7 +251,7 @@ END_TEST
 
 START_TEST(public_file_is_text_with_its_header)
 {
-    const char *path = s_path("x.agency");
+    const char *path = vdt_scratch_path(s_dir, "x.agency");
     ck_assert_int_eq(vdp_agency_save(&s_key.agency, path), VD_OK);
     char text[4096] = "";
     FILE *file = fopen(path, "r");
@@ -283,7 +275,7 @@ END_TEST
 
 START_TEST(public_save_replaces_atomically_leaving_no_temporary)
 {
-    const char *path = strdup(s_path("x.agency"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "x.agency"));
     ck_assert_int_eq(vdp_agency_save(&s_key.agency, path), VD_OK);
     vdp_agency_t revoked = s_key.agency;
     revoked.status = VDP_KEY_REVOKED;
@@ -300,19 +292,19 @@ START_TEST(save_refuses_an_invalid_agency)
 {
     vdp_agency_t bad = s_key.agency;
     strcpy(bad.org, "cosc:toscana"); // the role still says comune
-    ck_assert_int_eq(vdp_agency_save(&bad, s_path("x.agency")), VD_EINVAL);
-    ck_assert_int_ne(access(s_path("x.agency"), F_OK), 0);
+    ck_assert_int_eq(vdp_agency_save(&bad, vdt_scratch_path(s_dir, "x.agency")), VD_EINVAL);
+    ck_assert_int_ne(access(vdt_scratch_path(s_dir, "x.agency"), F_OK), 0);
     vdp_secret_t mismatched = s_key;
     mismatched.curve_secret[0] = mismatched.curve_secret[0] == 'a' ? 'b' : 'a';
-    ck_assert_int_eq(vdp_secret_save(&mismatched, s_path("x.secret")), VD_EINVAL);
-    ck_assert_int_ne(access(s_path("x.secret"), F_OK), 0);
+    ck_assert_int_eq(vdp_secret_save(&mismatched, vdt_scratch_path(s_dir, "x.secret")), VD_EINVAL);
+    ck_assert_int_ne(access(vdt_scratch_path(s_dir, "x.secret"), F_OK), 0);
     vdp_secret_wipe(&mismatched);
 }
 END_TEST
 
 START_TEST(secret_save_refuses_to_overwrite)
 {
-    const char *path = strdup(s_path("x.secret"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "x.secret"));
     ck_assert_int_eq(vdp_secret_save(&s_key, path), VD_OK);
     vdp_secret_t other;
     ck_assert_int_eq(vdp_secret_generate(&other, "comune:b429", "Comune di Caltanissetta",
@@ -332,8 +324,8 @@ END_TEST
 
 START_TEST(secret_save_refuses_to_follow_a_symlink)
 {
-    const char *target = strdup(s_path("target"));
-    const char *link = strdup(s_path("link.secret"));
+    const char *target = strdup(vdt_scratch_path(s_dir, "target"));
+    const char *link = strdup(vdt_scratch_path(s_dir, "link.secret"));
     ck_assert_int_eq(symlink(target, link), 0);
     ck_assert_int_eq(vdp_secret_save(&s_key, link), VD_EIO);
     ck_assert_int_ne(access(target, F_OK), 0);
@@ -346,7 +338,7 @@ static const mode_t s_open_modes[] = { 0640, 0604, 0660, 0644, 0610, 0601, 0700 
 
 START_TEST(secret_load_refuses_group_or_other_access)
 {
-    const char *path = strdup(s_path("x.secret"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "x.secret"));
     ck_assert_int_eq(vdp_secret_save(&s_key, path), VD_OK);
     ck_assert_int_eq(chmod(path, s_open_modes[_i]), 0);
     vdp_secret_t loaded;
@@ -364,7 +356,7 @@ END_TEST
 
 START_TEST(secret_load_accepts_owner_only_modes)
 {
-    const char *path = strdup(s_path("x.secret"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "x.secret"));
     ck_assert_int_eq(vdp_secret_save(&s_key, path), VD_OK);
     ck_assert_int_eq(chmod(path, 0400), 0);
     vdp_secret_t loaded;
@@ -376,7 +368,7 @@ END_TEST
 
 START_TEST(secret_load_refuses_what_is_not_a_regular_file)
 {
-    const char *path = strdup(s_path("d.secret"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "d.secret"));
     ck_assert_int_eq(mkdir(path, 0700), 0);
     vdp_secret_t loaded;
     ck_assert_int_eq(vdp_secret_load(path, &loaded, s_err, sizeof s_err), VD_EACCES);
@@ -387,7 +379,7 @@ END_TEST
 
 START_TEST(load_of_a_missing_file_is_an_io_error_naming_it)
 {
-    const char *path = strdup(s_path("absent.agency"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "absent.agency"));
     vdp_agency_t agency;
     vdp_secret_t secret;
     ck_assert_int_eq(vdp_agency_load(path, &agency, s_err, sizeof s_err), VD_EIO);
@@ -400,7 +392,7 @@ END_TEST
 
 START_TEST(secret_file_is_refused_as_a_public_file)
 {
-    const char *path = strdup(s_path("wrong.agency"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "wrong.agency"));
     ck_assert_int_eq(vdp_secret_save(&s_key, path), VD_OK);
     vdp_agency_t agency;
     ck_assert_int_eq(vdp_agency_load(path, &agency, s_err, sizeof s_err), VD_ECONFIG);
@@ -413,7 +405,7 @@ END_TEST
 
 START_TEST(public_file_is_refused_as_a_secret_file)
 {
-    const char *path = strdup(s_path("x.agency"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "x.agency"));
     ck_assert_int_eq(vdp_agency_save(&s_key.agency, path), VD_OK);
     ck_assert_int_eq(chmod(path, 0600), 0);
     vdp_secret_t secret;
@@ -734,7 +726,7 @@ END_TEST
 
 START_TEST(load_error_names_the_file_and_field)
 {
-    const char *path = strdup(s_path("comune-i726.default.agency"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "comune-i726.default.agency"));
     char text[2048];
     const char *const set[][2] = { { "role", "cosc" } };
     size_t size = s_text(text, sizeof text, set, 1);
@@ -806,7 +798,7 @@ START_TEST(rate_limits_load_with_both_one_or_none)
         set_count++;
     char text[2048];
     size_t size = s_text(text, sizeof text, s_limit_files[_i].set, set_count);
-    const char *path = strdup(s_path("x.agency"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "x.agency"));
     s_write(path, text, size, 0644);
     vdp_agency_t agency;
     ck_assert_msg(vdp_agency_load(path, &agency, s_err, sizeof s_err) == VD_OK, "refused: %s",
@@ -844,8 +836,8 @@ START_TEST(rate_limits_round_trip_through_both_files)
     vdp_secret_t key = s_key;
     key.agency.rate = (vdp_rate_t){ 200, 2000 };
     key.agency.bytes = (vdp_rate_t){ 4ull << 20, 16ull << 20 };
-    const char *secret_path = strdup(s_path("x.secret"));
-    const char *public_path = strdup(s_path("x.agency"));
+    const char *secret_path = strdup(vdt_scratch_path(s_dir, "x.secret"));
+    const char *public_path = strdup(vdt_scratch_path(s_dir, "x.agency"));
     ck_assert_int_eq(vdp_secret_save(&key, secret_path), VD_OK);
     ck_assert_int_eq(vdp_agency_save(&key.agency, public_path), VD_OK);
 
@@ -908,10 +900,10 @@ START_TEST(check_refuses_bad_rate_limits)
     ck_assert_msg(strstr(s_err, s_bad_limits[_i].fragment), "error \"%s\" lacks \"%s\"", s_err,
                   s_bad_limits[_i].fragment);
     //  Nor is such an agency saved, in either file.
-    ck_assert_int_eq(vdp_agency_save(&agency, s_path("x.agency")), VD_EINVAL);
+    ck_assert_int_eq(vdp_agency_save(&agency, vdt_scratch_path(s_dir, "x.agency")), VD_EINVAL);
     vdp_secret_t key = s_key;
     key.agency = agency;
-    ck_assert_int_eq(vdp_secret_save(&key, s_path("x.secret")), VD_EINVAL);
+    ck_assert_int_eq(vdp_secret_save(&key, vdt_scratch_path(s_dir, "x.secret")), VD_EINVAL);
     vdp_secret_wipe(&key);
     ck_assert_uint_eq(s_entries(s_dir), 0);
 }
@@ -926,7 +918,7 @@ START_TEST(check_accepts_rate_limits_at_the_bounds)
     agency.rate = (vdp_rate_t){ 1, VDP_RATE_MAX };
     agency.bytes = (vdp_rate_t){ 0, 0 };
     ck_assert_msg(vdp_agency_check(&agency, s_err, sizeof s_err) == VD_OK, "%s", s_err);
-    const char *path = strdup(s_path("x.agency"));
+    const char *path = strdup(vdt_scratch_path(s_dir, "x.agency"));
     ck_assert_int_eq(vdp_agency_save(&agency, path), VD_OK);
     vdp_agency_t loaded;
     ck_assert_int_eq(vdp_agency_load(path, &loaded, s_err, sizeof s_err), VD_OK);

@@ -306,6 +306,17 @@ START_TEST(garbage_gets_an_error_and_others_are_served)
 END_TEST
 
 //  A publish built by hand: sender and fields as given, so the broker's checks can be reached.
+//  Opens a session on a raw dealer.
+static void
+s_raw_hello(zsock_t *raw)
+{
+    vdp_writer_t writer;
+    vdp_writer_init(&writer);
+    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
+    ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
+    vdp_writer_release(&writer);
+}
+
 static vdp_cmd_t
 s_raw_pub(zsock_t *raw, vdp_envelope_t *env)
 {
@@ -340,11 +351,7 @@ s_good_envelope(vdp_envelope_t *env, const char *sender)
 START_TEST(envelope_checks_answer_with_rejected_receipts)
 {
     zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
-    vdp_writer_t writer;
-    vdp_writer_init(&writer);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
-    ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
-    vdp_writer_release(&writer);
+    s_raw_hello(raw);
 
     vdp_envelope_t env;
     s_good_envelope(&env, "cosc:toscana"); // not the key's org
@@ -384,14 +391,11 @@ END_TEST
 START_TEST(signatures_are_checked_and_kept)
 {
     zsock_t *raw = vdt_raw_dealer(s_world, "comune:i726");
-    vdp_writer_t writer;
-    vdp_writer_init(&writer);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
-    ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
-    vdp_writer_release(&writer);
+    s_raw_hello(raw);
 
     vdp_envelope_t env;
     s_good_envelope(&env, "comune:i726");
+    vdp_writer_t writer;
     vdp_writer_init(&writer);
     ck_assert_int_eq(vdp_writer_pub(&writer, &env), VD_OK); // unsigned: s_raw_pub would sign
     vdp_cmd_t reply = s_raw_writer(raw, &writer);
@@ -531,17 +535,6 @@ s_raw_send(zsock_t *dealer, vdp_writer_t *writer)
     zframe_t *frame = zframe_new(writer->data, writer->size);
     ck_assert_int_eq(zframe_send(&frame, dealer, 0), 0);
     vdp_writer_reset(writer);
-}
-
-//  Opens a session on a raw dealer.
-static void
-s_raw_hello(zsock_t *raw)
-{
-    vdp_writer_t writer;
-    vdp_writer_init(&writer);
-    ck_assert_int_eq(vdp_writer_hello(&writer, 1, "raw-test", 2000, 0), VD_OK);
-    ck_assert_int_eq(s_raw_writer(raw, &writer).op, VDP_OP_WELCOME);
-    vdp_writer_release(&writer);
 }
 
 //  Lines of the broker's log that contain `text` (at_start: that begin with it).

@@ -44,14 +44,6 @@ s_teardown(void)
     vdt_scratch_remove(s_dir);
 }
 
-static const char *
-s_path(const char *name)
-{
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", s_dir, name);
-    return path;
-}
-
 //  A new key of `org` (its role from the org id) with fresh key pairs.
 static vdp_secret_t
 s_secret(const char *org, const char *name, const char *jur, const char *label)
@@ -68,13 +60,13 @@ s_secret(const char *org, const char *name, const char *jur, const char *label)
 static void
 s_install(const vdp_agency_t *agency, const char *name)
 {
-    ck_assert_int_eq(vdp_agency_save(agency, s_path(name)), VD_OK);
+    ck_assert_int_eq(vdp_agency_save(agency, vdt_scratch_path(s_dir, name)), VD_OK);
 }
 
 static void
 s_write(const char *name, const char *text)
 {
-    FILE *file = fopen(s_path(name), "w");
+    FILE *file = fopen(vdt_scratch_path(s_dir, name), "w");
     ck_assert_ptr_nonnull(file);
     ck_assert_int_ge(fputs(text, file), 0);
     ck_assert_int_eq(fclose(file), 0);
@@ -515,16 +507,16 @@ START_TEST(a_bad_file_fails_the_load_naming_it)
     s_write("comune-b429.default.agency", "agency\n    org = \"comune:b429\"\n");
     s_keys = vd_keyring_load(s_dir, s_reason, sizeof s_reason);
     ck_assert_ptr_null(s_keys);
-    s_assert_reason_has(s_path("comune-b429.default.agency"));
+    s_assert_reason_has(vdt_scratch_path(s_dir, "comune-b429.default.agency"));
     vdp_secret_wipe(&siem);
 }
 END_TEST
 
 START_TEST(a_missing_directory_fails_naming_it)
 {
-    s_keys = vd_keyring_load(s_path("absent"), s_reason, sizeof s_reason);
+    s_keys = vd_keyring_load(vdt_scratch_path(s_dir, "absent"), s_reason, sizeof s_reason);
     ck_assert_ptr_null(s_keys);
-    s_assert_reason_has(s_path("absent"));
+    s_assert_reason_has(vdt_scratch_path(s_dir, "absent"));
     s_assert_reason_has("cannot open");
 }
 END_TEST
@@ -607,13 +599,14 @@ static void
 s_case_secret_file_installed(void)
 {
     vdp_secret_t a = s_secret("comune:i726", "Comune di Siena", "toscana", "siem");
-    ck_assert_int_eq(vdp_secret_save(&a, s_path("comune-i726.siem.agency")), VD_OK);
+    ck_assert_int_eq(vdp_secret_save(&a, vdt_scratch_path(s_dir, "comune-i726.siem.agency")),
+                     VD_OK);
     vdp_secret_wipe(&a);
 }
 static void
 s_case_directory_named_like_a_file(void)
 {
-    ck_assert_int_eq(mkdir(s_path("odd.agency"), 0755), 0);
+    ck_assert_int_eq(mkdir(vdt_scratch_path(s_dir, "odd.agency"), 0755), 0);
 }
 static void
 s_case_keys_of_one_org_agree(void)
