@@ -26,6 +26,15 @@ vdt_scratch_path(const char *dir, const char *name)
     return path;
 }
 
+void
+vdt_scratch_write(const char *dir, const char *name, const char *text)
+{
+    FILE *file = fopen(vdt_scratch_path(dir, name), "w");
+    ck_assert_ptr_nonnull(file);
+    ck_assert_int_ge(fputs(text, file), 0);
+    ck_assert_int_eq(fclose(file), 0);
+}
+
 static int
 s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

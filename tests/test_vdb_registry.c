@@ -56,15 +56,6 @@ s_install(const vdp_agency_t *agency, const char *name)
 }
 
 static void
-s_write(const char *name, const char *text)
-{
-    FILE *file = fopen(vdt_scratch_path(s_dir, name), "w");
-    ck_assert_ptr_nonnull(file);
-    ck_assert_int_ge(fputs(text, file), 0);
-    ck_assert_int_eq(fclose(file), 0);
-}
-
-static void
 s_assert_err_has(const char *fragment)
 {
     ck_assert_msg(strstr(s_err, fragment), "error \"%s\" lacks \"%s\"", s_err, fragment);
@@ -128,12 +119,12 @@ START_TEST(other_and_hidden_files_are_ignored)
     vdp_agency_t siem = s_agency("comune:i726", "Comune di Siena", "toscana", "siem");
     s_install(&siem, "comune-i726.siem.agency");
     //  Each of these would fail the load if it were read.
-    s_write("README", "not ZPL at all {\n");
-    s_write("comune-i726.siem.agency.bak", "  broken\n");
-    s_write("comune-i726.siem.agency~", "  broken\n");
-    s_write(".comune-i726.siem.agency.swp", "  broken\n");
-    s_write(".hidden.agency", "  broken\n");
-    s_write("agency", "  broken\n");
+    vdt_scratch_write(s_dir, "README", "not ZPL at all {\n");
+    vdt_scratch_write(s_dir, "comune-i726.siem.agency.bak", "  broken\n");
+    vdt_scratch_write(s_dir, "comune-i726.siem.agency~", "  broken\n");
+    vdt_scratch_write(s_dir, ".comune-i726.siem.agency.swp", "  broken\n");
+    vdt_scratch_write(s_dir, ".hidden.agency", "  broken\n");
+    vdt_scratch_write(s_dir, "agency", "  broken\n");
     ck_assert_int_eq(mkdir(vdt_scratch_path(s_dir, "archive"), 0755), 0);
     s_reg = vdb_registry_load(s_dir, s_err, sizeof s_err);
     ck_assert_msg(s_reg != NULL, "load: %s", s_err);
@@ -256,7 +247,7 @@ START_TEST(one_invalid_file_fails_the_whole_load)
 {
     vdp_agency_t a = s_agency("comune:i726", "Comune di Siena", "toscana", "siem");
     s_install(&a, "a.agency");
-    s_write("b.agency", "agency\n    org = \"comune:I726\"\n");
+    vdt_scratch_write(s_dir, "b.agency", "agency\n    org = \"comune:I726\"\n");
     s_reg = vdb_registry_load(s_dir, s_err, sizeof s_err);
     ck_assert_ptr_null(s_reg);
     char expected[600];

@@ -64,15 +64,6 @@ s_install(const vdp_agency_t *agency, const char *name)
 }
 
 static void
-s_write(const char *name, const char *text)
-{
-    FILE *file = fopen(vdt_scratch_path(s_dir, name), "w");
-    ck_assert_ptr_nonnull(file);
-    ck_assert_int_ge(fputs(text, file), 0);
-    ck_assert_int_eq(fclose(file), 0);
-}
-
-static void
 s_load(void)
 {
     vd_keyring_destroy(&s_keys);
@@ -491,9 +482,9 @@ START_TEST(other_and_hidden_files_are_ignored)
 {
     vdp_secret_t siem = s_secret("comune:i726", "Comune di Siena", "toscana", "siem");
     s_install(&siem.agency, "comune-i726.siem.agency");
-    s_write("README", "not ZPL at all {\n");
-    s_write("comune-i726.siem.agency.bak", "  broken\n");
-    s_write(".comune-i726.siem.agency", "  broken\n");
+    vdt_scratch_write(s_dir, "README", "not ZPL at all {\n");
+    vdt_scratch_write(s_dir, "comune-i726.siem.agency.bak", "  broken\n");
+    vdt_scratch_write(s_dir, ".comune-i726.siem.agency", "  broken\n");
     s_load();
     ck_assert_uint_eq(vd_keyring_size(s_keys), 1);
     vdp_secret_wipe(&siem);
@@ -504,7 +495,7 @@ START_TEST(a_bad_file_fails_the_load_naming_it)
 {
     vdp_secret_t siem = s_secret("comune:i726", "Comune di Siena", "toscana", "siem");
     s_install(&siem.agency, "comune-i726.siem.agency");
-    s_write("comune-b429.default.agency", "agency\n    org = \"comune:b429\"\n");
+    vdt_scratch_write(s_dir, "comune-b429.default.agency", "agency\n    org = \"comune:b429\"\n");
     s_keys = vd_keyring_load(s_dir, s_reason, sizeof s_reason);
     ck_assert_ptr_null(s_keys);
     s_assert_reason_has(vdt_scratch_path(s_dir, "comune-b429.default.agency"));
