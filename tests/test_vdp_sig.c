@@ -17,6 +17,7 @@
 #include <msgpack.h>
 #include <sodium.h>
 
+#include "sig_envelopes.h"
 #include "suites.h"
 #include "vdp_envelope.h"
 #include "vdp_mp.h"
@@ -114,11 +115,6 @@
     "f4d85aa4110377bd8809145745a9eba022d2f0011c476d4fcd2bdf7bf09601c0"                             \
     "b51e2a25f5cafdf76f83fc50179727425bb108983681e25f50bf388105e79698"                             \
     "6f9c917ffbf2"
-#define S_E2_BODY     "{\"ip\":\"203.0.113.7\",\"port\":22,\"attempts\":1843}"
-#define S_E1_ID       "9b2d6f4e-3c1a-4e8b-a7d5-0f6e2c9b1a38"
-#define S_E3_BODY_LEN 300
-
-static uint8_t s_e3_body[S_E3_BODY_LEN];
 
 //  Decodes `hex` into out[size], failing the test unless it is exactly `size` bytes.
 static void
@@ -146,79 +142,9 @@ s_keypair(int which, uint8_t pk[VDP_KEY_BYTES], uint8_t sk[64])
     ck_assert_int_eq(crypto_sign_seed_keypair(pk, sk, seed), 0);
 }
 
-static void
-s_fill_e1(vdp_envelope_t *e)
-{
-    memset(e, 0, sizeof *e);
-    e->v = 1;
-    strcpy(e->id, S_E1_ID);
-    strcpy(e->sender, "comune:i726");
-    e->sent = 1718000000000;
-    strcpy(e->topic, "alert.toscana.i726");
-    e->kind = VDP_KIND_ALERT;
-    e->status = VDP_STATUS_TEST;
-    e->tlp = VDP_TLP_GREEN;
-    strcpy(e->category, "other");
-    e->severity = VDP_SEVERITY_MINOR;
-    strcpy(e->ctype, "text/plain");
-}
-
 //  Every optional field: arrays, and maps inside an array; 22 fields, so a map 16.
-static void
-s_fill_e2(vdp_envelope_t *e)
-{
-    memset(e, 0, sizeof *e);
-    e->v = 1;
-    strcpy(e->id, "c4e81a97-5d2b-4f36-8e0a-71b9d3f2c645");
-    strcpy(e->sender, "comune:i726");
-    e->sent = 1718000000250;
-    strcpy(e->topic, "inbox");
-    e->kind = VDP_KIND_UPDATE;
-    e->status = VDP_STATUS_ACTUAL;
-    e->tlp = VDP_TLP_RED;
-    strcpy(e->category, "intrusions");
-    e->severity = VDP_SEVERITY_SEVERE;
-    strcpy(e->ctype, "application/json");
-    e->body = (const uint8_t *)S_E2_BODY;
-    e->body_len = sizeof S_E2_BODY - 1;
-    strcpy(e->to[0], "cosc:toscana");
-    strcpy(e->to[1], "cnaipic");
-    e->to_count = 2;
-    strcpy(e->refs[0].sender, "comune:i726");
-    strcpy(e->refs[0].id, S_E1_ID);
-    e->refs_count = 1;
-    strcpy(e->incident, "INC-2024-0042");
-    e->stage = VDP_STAGE_EARLY_WARNING;
-    e->aware_at = 1717990000000;
-    e->expires = 1718600000000;
-    e->ack_by = 1718086400000;
-    e->urgency = VDP_URGENCY_IMMEDIATE;
-    e->certainty = VDP_CERTAINTY_LIKELY;
-    strcpy(e->lang, "it");
-}
 
 //  A ctype of 33 bytes (str 8) and a body of 300 bytes, byte i being i mod 256.
-static void
-s_fill_e3(vdp_envelope_t *e)
-{
-    memset(e, 0, sizeof *e);
-    for (size_t i = 0; i < sizeof s_e3_body; i++)
-        s_e3_body[i] = (uint8_t)i;
-    e->v = 1;
-    strcpy(e->id, "1f0a3b5c-7d9e-4a2b-9c4d-6e8f0a1b2c3d");
-    strcpy(e->sender, "comune:i726");
-    e->sent = 1718000000500;
-    strcpy(e->topic, "report.toscana.i726");
-    e->kind = VDP_KIND_ALERT;
-    e->status = VDP_STATUS_EXERCISE;
-    e->tlp = VDP_TLP_AMBER_STRICT;
-    strcpy(e->category, "malicious-code");
-    e->severity = VDP_SEVERITY_MODERATE;
-    strcpy(e->ctype, "application/stix+json;version=2.1");
-    e->body = s_e3_body;
-    e->body_len = sizeof s_e3_body;
-    strcpy(e->lang, "en-GB");
-}
 
 static const struct {
     void (*fill)(vdp_envelope_t *e);
@@ -227,9 +153,9 @@ static const struct {
     const char *leaf;
     const char *sig;
 } s_vectors[] = {
-    { s_fill_e1, S_E1_BODY_HASH, S_E1_CANONICAL, S_E1_LEAF, S_E1_SIG },
-    { s_fill_e2, S_E2_BODY_HASH, S_E2_CANONICAL, S_E2_LEAF, S_E2_SIG },
-    { s_fill_e3, S_E3_BODY_HASH, S_E3_CANONICAL, S_E3_LEAF, S_E3_SIG },
+    { vdt_sig_e1, S_E1_BODY_HASH, S_E1_CANONICAL, S_E1_LEAF, S_E1_SIG },
+    { vdt_sig_e2, S_E2_BODY_HASH, S_E2_CANONICAL, S_E2_LEAF, S_E2_SIG },
+    { vdt_sig_e3, S_E3_BODY_HASH, S_E3_CANONICAL, S_E3_LEAF, S_E3_SIG },
 };
 #define S_VECTORS (sizeof s_vectors / sizeof s_vectors[0])
 
@@ -256,7 +182,7 @@ static void
 s_fill_nth(vdp_envelope_t *e, size_t i)
 {
     static uint8_t bodies[VDP_SIG_MAX_LEAVES][8];
-    s_fill_e1(e);
+    vdt_sig_e1(e);
     snprintf(e->id, sizeof e->id, "00000000-0000-4000-8000-%012zx", i);
     snprintf((char *)bodies[i % VDP_SIG_MAX_LEAVES], sizeof bodies[0], "msg %zu", i);
     e->body = bodies[i % VDP_SIG_MAX_LEAVES];
@@ -497,7 +423,7 @@ static const char *const s_changes[] = {
 };
 #define S_CHANGES (sizeof s_changes / sizeof s_changes[0])
 
-static uint8_t s_longer_body[sizeof S_E2_BODY];
+static uint8_t s_longer_body[sizeof VDT_SIG_E2_BODY];
 
 static void
 s_change(vdp_envelope_t *e, size_t which)
@@ -655,7 +581,7 @@ START_TEST(an_added_optional_field_fails)
             break;
         default:
             strcpy(e.refs[0].sender, "comune:i726");
-            strcpy(e.refs[0].id, S_E1_ID);
+            strcpy(e.refs[0].id, VDT_SIG_E1_ID);
             e.refs_count = 1;
         }
         ck_assert_msg(s_verify(&e, pk, NULL) == VD_ESIG, "field %d added: still verifies", field);
@@ -668,15 +594,15 @@ START_TEST(every_body_byte_matters)
     uint8_t pk[VDP_KEY_BYTES];
     vdp_envelope_t envs[S_VECTORS];
     s_vector_tree(envs, pk);
-    uint8_t body[S_E3_BODY_LEN];
+    uint8_t body[VDT_SIG_E3_BODY_LEN];
     vdp_envelope_t e = envs[2];
     e.body = body;
     for (size_t i = 0; i < sizeof body; i++) {
-        memcpy(body, s_e3_body, sizeof body);
+        memcpy(body, vdt_sig_e3_body, sizeof body);
         body[i] ^= 0x80;
         ck_assert_msg(s_verify(&e, pk, NULL) == VD_ESIG, "body byte %zu changed: verifies", i);
     }
-    memcpy(body, s_e3_body, sizeof body);
+    memcpy(body, vdt_sig_e3_body, sizeof body);
     ck_assert_int_eq(s_verify(&e, pk, NULL), VD_OK);
 }
 END_TEST
@@ -981,7 +907,7 @@ START_TEST(attach_grows_a_fixmap_of_15_into_a_map16)
     uint8_t pk[VDP_KEY_BYTES], sk[64];
     s_keypair(0, pk, sk);
     vdp_envelope_t env;
-    s_fill_e1(&env); // 12 fields
+    vdt_sig_e1(&env); // 12 fields
     strcpy(env.incident, "INC-7");
     env.urgency = VDP_URGENCY_FUTURE;
     strcpy(env.lang, "it");

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "../sig_envelopes.h"
 #include "vdp_envelope.h"
 #include "vdp_sig.h"
 #include "vedetta.h"
@@ -39,69 +40,6 @@ static size_t s_sig_len;
 static vdp_sig_cache_t s_primed; // holds the root of the vectors' tree
 static bool s_ready;
 
-#define S_E2_BODY "{\"ip\":\"203.0.113.7\",\"port\":22,\"attempts\":1843}"
-
-//  The test vectors' e1, e2, e3 (PROTOCOL.md §4.6.8), fields only.
-static void
-s_fill(vdp_envelope_t *e, int which)
-{
-    static uint8_t body3[300];
-    memset(e, 0, sizeof *e);
-    e->v = 1;
-    strcpy(e->sender, "comune:i726");
-    e->kind = VDP_KIND_ALERT;
-    if (which == 0) {
-        strcpy(e->id, "9b2d6f4e-3c1a-4e8b-a7d5-0f6e2c9b1a38");
-        e->sent = 1718000000000;
-        strcpy(e->topic, "alert.toscana.i726");
-        e->status = VDP_STATUS_TEST;
-        e->tlp = VDP_TLP_GREEN;
-        strcpy(e->category, "other");
-        e->severity = VDP_SEVERITY_MINOR;
-        strcpy(e->ctype, "text/plain");
-    } else if (which == 1) {
-        strcpy(e->id, "c4e81a97-5d2b-4f36-8e0a-71b9d3f2c645");
-        e->sent = 1718000000250;
-        strcpy(e->topic, "inbox");
-        e->kind = VDP_KIND_UPDATE;
-        e->status = VDP_STATUS_ACTUAL;
-        e->tlp = VDP_TLP_RED;
-        strcpy(e->category, "intrusions");
-        e->severity = VDP_SEVERITY_SEVERE;
-        strcpy(e->ctype, "application/json");
-        e->body = (const uint8_t *)S_E2_BODY;
-        e->body_len = sizeof S_E2_BODY - 1;
-        strcpy(e->to[0], "cosc:toscana");
-        strcpy(e->to[1], "cnaipic");
-        e->to_count = 2;
-        strcpy(e->refs[0].sender, "comune:i726");
-        strcpy(e->refs[0].id, "9b2d6f4e-3c1a-4e8b-a7d5-0f6e2c9b1a38");
-        e->refs_count = 1;
-        strcpy(e->incident, "INC-2024-0042");
-        e->stage = VDP_STAGE_EARLY_WARNING;
-        e->aware_at = 1717990000000;
-        e->expires = 1718600000000;
-        e->ack_by = 1718086400000;
-        e->urgency = VDP_URGENCY_IMMEDIATE;
-        e->certainty = VDP_CERTAINTY_LIKELY;
-        strcpy(e->lang, "it");
-    } else {
-        for (size_t i = 0; i < sizeof body3; i++)
-            body3[i] = (uint8_t)i;
-        strcpy(e->id, "1f0a3b5c-7d9e-4a2b-9c4d-6e8f0a1b2c3d");
-        e->sent = 1718000000500;
-        strcpy(e->topic, "report.toscana.i726");
-        e->status = VDP_STATUS_EXERCISE;
-        e->tlp = VDP_TLP_AMBER_STRICT;
-        strcpy(e->category, "malicious-code");
-        e->severity = VDP_SEVERITY_MODERATE;
-        strcpy(e->ctype, "application/stix+json;version=2.1");
-        e->body = body3;
-        e->body_len = sizeof body3;
-        strcpy(e->lang, "en-GB");
-    }
-}
-
 //  Once per process: the vector key, the tree of e1, e2, e3, and a cache primed with its root.
 static void
 s_init(void)
@@ -116,7 +54,7 @@ s_init(void)
     vdp_envelope_t envs[3];
     uint8_t leaves[3][VDP_SIG_HASH_BYTES];
     for (int i = 0; i < 3; i++) {
-        s_fill(&envs[i], i);
+        vdt_sig_envelope(&envs[i], i);
         s_require(vdp_sig_leaf(&envs[i], leaves[i]) == VD_OK);
     }
     vdp_sig_t sigs[3];
