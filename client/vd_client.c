@@ -561,6 +561,36 @@ s_pubs_sign(vd_client_t *self, size_t first)
     return VD_OK;
 }
 
+/*  Takes the signatures off the kept publishes, to be signed again with the new key: the
+    signing key changed (vd_client_connect() with another key file, e.g. a rotated key), and
+    the broker checks each signature against the key of the session that sends it. Each is
+    encoded again from its fields, without `sig` (a relayed envelope's unknown keys are lost
+    with it); its leaf is unchanged, as `sig` is no part of it. One that cannot be (no memory)
+    keeps its old signature, and the broker rejects it with ESIG.  */
+static void
+s_pubs_unsign(vd_client_t *self)
+{
+    for (size_t i = 0; i < self->pubs.count; i++) {
+        s_pub_t *pub = s_pub_at(self, i);
+        if (!pub->raw || !pub->is_signed)
+            continue;
+        uint8_t *data;
+        size_t len;
+        if (vdp_envelope_decode(&self->scratch, pub->raw, pub->raw_len, NULL, 0) != VD_OK)
+            continue; // not reached: libvedetta encoded and checked it
+        self->scratch.sig_len = 0;
+        if (vdp_envelope_encode(&self->scratch, &data, &len) != VD_OK)
+            continue;
+        free(pub->raw);
+        pub->raw = data;
+        pub->raw_len = len;
+        pub->is_signed = false;
+        self->unsigned_count++;
+        self->unsigned_bytes += len;
+    }
+    vdp_envelope_reset(&self->scratch);
+}
+
 /*  Writes the kept publishes not yet written in this session to the batch, oldest first,
     signing them first (s_pubs_sign()) and sending the batch whenever the next one might not
     fit. Only in an open session: the ones kept while a session is being opened wait for its
@@ -1279,9 +1309,16 @@ vd_client_connect(vd_client_t *self,
     self->org_len = 0;
     self->inbox_count = 0;
     self->hb_ms = self->heartbeat_ms;
+    //  An Ed25519 secret key ends with its public key.
+    uint8_t signed_with[VDP_KEY_BYTES];
+    memcpy(signed_with, self->keys.sign_secret + VDP_SIGN_SECRET_BYTES - VDP_KEY_BYTES,
+           sizeof signed_with);
     int rc = s_load_keys(self, broker_public_key, secret_path);
     if (rc != VD_OK)
         return rc;
+    if (memcmp(signed_with, self->keys.sign_secret + VDP_SIGN_SECRET_BYTES - VDP_KEY_BYTES,
+               sizeof signed_with) != 0)
+        s_pubs_unsign(self);
     free(self->endpoint);
     self->endpoint = strdup(endpoint);
     if (!self->endpoint)

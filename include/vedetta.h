@@ -239,7 +239,8 @@ VD_EXPORT int vd_client_set_heartbeat(vd_client_t *self, int interval_ms);
     vd_client_reason() says what was wrong. Connecting again first closes the previous
     connection and forgets its subscriptions; queued deliveries and receipts stay, and
     asynchronous publishes still waiting for their receipt are sent again once the new session
-    is open (under another key, the broker rejects them with VD_ESENDER).  */
+    is open, signed again if the key is another one (a rotated key of the same org; under a key
+    of another org, the broker rejects them with VD_ESENDER).  */
 VD_EXPORT VD_NODISCARD int vd_client_connect(vd_client_t *self,
                                              const char *endpoint,
                                              const char *broker_public_key,

@@ -732,6 +732,44 @@ START_TEST(publish_without_receipt_times_out)
 }
 END_TEST
 
+/*  Publishes kept for their receipt were signed with the key of the connection that first
+    sent them. Connecting again with the agency's rotated key sends them again signed with that
+    one, so that the broker, which checks each signature against the session's key, takes them.
+    The first broker (scripted) never answers; the second is the real one.  */
+START_TEST(kept_publishes_are_signed_again_under_a_rotated_key)
+{
+    char secret[600], public[600];
+    snprintf(secret, sizeof secret, "%s", vdt_path(s_world, "comune-i726.next.secret"));
+    snprintf(public, sizeof public, "%s", vdt_path(s_world, "agencies/comune-i726.next.agency"));
+    ck_assert_int_eq(vd_keygen_rotate(vdt_secret(s_world, "comune:i726"), "next", secret, public),
+                     VD_OK);
+    vdt_broker_start(s_world); // loads both keys of the Comune
+    fake_t fake;
+    zactor_t *actor = s_fake_start(&fake, SCRIPT_SILENT);
+    vd_client_t *client = s_connect("comune:i726", fake.endpoint, fake.public_key);
+    enum { COUNT = 3 };
+    for (int i = 0; i < COUNT; i++) {
+        vd_envelope_t *env = vdt_envelope("alert.toscana.i726", "green", "kept");
+        ck_assert_int_eq(vd_client_publish_async(client, env), VD_OK);
+        vd_envelope_destroy(&env);
+    }
+    ck_assert_int_eq(vd_client_flush(client), VD_OK);
+    ck_assert_int_eq(s_fake_wait_pubs(actor, COUNT), COUNT); // signed with the old key, sent
+
+    ck_assert_int_eq(
+        vd_client_connect(client, vdt_endpoint(s_world), vdt_broker_key(s_world), secret, 5000),
+        VD_OK);
+    for (int i = 0; i < COUNT; i++) {
+        vd_receipt_t receipt;
+        ck_assert_int_eq(vd_client_receipt(client, &receipt, 5000), VD_OK);
+        ck_assert_msg(receipt.status == VD_RECEIPT_ACCEPTED, "receipt %d: %s %s", i,
+                      vd_strerror_name(receipt.code), receipt.reason);
+    }
+    vd_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+END_TEST
+
 START_TEST(forgotten_session_is_reopened_and_publish_resent)
 {
     fake_t fake;
@@ -848,6 +886,7 @@ it_client_suite(void)
     tcase_add_test(broker, a_wrong_broker_key_gets_no_session);
     tcase_add_test(broker, async_publishes_get_one_receipt_each);
     tcase_add_test(broker, async_publishes_are_signed_in_trees);
+    tcase_add_test(broker, kept_publishes_are_signed_again_under_a_rotated_key);
     suite_add_tcase(suite, broker);
 
     TCase *scripted = tcase_create("scripted_broker");
