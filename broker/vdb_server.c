@@ -652,7 +652,8 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     uint8_t sign_public[VDP_KEY_BYTES];
     rc = vdp_agency_sign_key(who, sign_public) == VD_OK
              ? vdp_sig_verify(env, sign_public, &session->sig_cache, reason, sizeof reason)
-             : vdp_errorf(reason, sizeof reason, VD_ESIG, "no signing key registered");
+             : vdp_errorf(reason, sizeof reason, VD_ESIG,
+                          "sig: the key has no signing key registered");
     if (rc != VD_OK) {
         s_reject(self, session, env->id, rc == VD_ENOMEM ? VD_ENOMEM : VD_ESIG, reason);
         return;

@@ -496,7 +496,7 @@ static void
 s_pubs_evict(vd_client_t *self)
 {
     s_pub_t *oldest = s_pub_at(self, 0);
-    if (oldest->epoch != self->epoch || self->state != S_READY) {
+    if (oldest->raw && (oldest->epoch != self->epoch || self->state != S_READY)) {
         char reason[VDP_MAX_REASON + 1];
         snprintf(reason, sizeof reason,
                  "session lost before the receipt, with over %d publishes waiting: publish it "
@@ -507,10 +507,30 @@ s_pubs_evict(vd_client_t *self)
     s_pub_forget(self, oldest);
 }
 
+/*  Encodes a kept publish again from its fields, without `sig`. Returns VD_OK, VD_ENOMEM, or
+    VD_EINVAL (its bytes do not decode: not reached, libvedetta checked them), unchanged then.  */
+static int
+s_pub_reencode(vd_client_t *self, s_pub_t *pub)
+{
+    uint8_t *data;
+    size_t len;
+    int rc = vdp_envelope_decode(&self->scratch, pub->raw, pub->raw_len, NULL, 0);
+    if (rc == VD_OK) {
+        self->scratch.sig_len = 0;
+        rc = vdp_envelope_encode(&self->scratch, &data, &len);
+    }
+    vdp_envelope_reset(&self->scratch);
+    if (rc != VD_OK)
+        return rc == VD_ENOMEM ? VD_ENOMEM : VD_EINVAL;
+    free(pub->raw);
+    pub->raw = data;
+    pub->raw_len = len;
+    return VD_OK;
+}
+
 /*  Signs the unsigned kept publishes from pubs[first] on, up to VDP_SIG_MAX_LEAVES of them,
-    as one tree, and appends its sig to each one's bytes. A publish whose map has no room for
-    one more key (a relayed envelope full of unknown keys) is answered here with a rejection.
-    Returns VD_OK or VD_ENOMEM (nothing signed).  */
+    as one tree, and appends its sig to each one's bytes. Returns VD_OK or VD_ENOMEM (the ones
+    not signed yet are signed by a later call).  */
 static int
 s_pubs_sign(vd_client_t *self, size_t first)
 {
@@ -530,34 +550,30 @@ s_pubs_sign(vd_client_t *self, size_t first)
                      self->sigs) != VD_OK)
         return VD_ENOMEM; // not reached: 1 <= count <= VDP_SIG_MAX_LEAVES
     uint8_t sig[VDP_SIG_MAX_BYTES];
-    bool rejected = false;
     for (size_t k = 0; k < count; k++) {
         s_pub_t *pub = s_pub_at(self, index[k]);
         size_t sig_len = vdp_sig_encode(&self->sigs[k], sig);
         uint8_t *signed_raw;
         size_t signed_len;
         int rc = vdp_sig_attach(pub->raw, pub->raw_len, sig, sig_len, &signed_raw, &signed_len);
-        if (rc == VD_ENOMEM)
-            return VD_ENOMEM; // the ones signed so far keep their sig; the rest are signed later
+        if (rc == VD_EINVAL) {
+            //  Not reached: s_pub_keep() kept only bytes with room for a sig. Its fields
+            //  alone, then, which always have room.
+            size_t before = pub->raw_len;
+            if (s_pub_reencode(self, pub) != VD_OK)
+                return VD_ENOMEM;
+            self->unsigned_bytes = self->unsigned_bytes - before + pub->raw_len;
+            rc = vdp_sig_attach(pub->raw, pub->raw_len, sig, sig_len, &signed_raw, &signed_len);
+        }
+        if (rc != VD_OK)
+            return VD_ENOMEM;
         self->unsigned_count--;
         self->unsigned_bytes -= pub->raw_len;
-        if (rc != VD_OK) {
-            char reason[VDP_MAX_REASON + 1];
-            snprintf(reason, sizeof reason, "envelope has %u keys: no room for its sig",
-                     VDP_MAX_MAP_KEYS);
-            s_pub_reject(self, pub, VD_ELIMIT, reason);
-            free(pub->raw); // a hole; trimmed below, so that the indexes above stay valid
-            pub->raw = NULL;
-            rejected = true;
-            continue;
-        }
         free(pub->raw);
         pub->raw = signed_raw;
         pub->raw_len = signed_len;
         pub->is_signed = true;
     }
-    if (rejected)
-        s_pubs_trim(self);
     return VD_OK;
 }
 
@@ -572,23 +588,12 @@ s_pubs_unsign(vd_client_t *self)
 {
     for (size_t i = 0; i < self->pubs.count; i++) {
         s_pub_t *pub = s_pub_at(self, i);
-        if (!pub->raw || !pub->is_signed)
+        if (!pub->raw || !pub->is_signed || s_pub_reencode(self, pub) != VD_OK)
             continue;
-        uint8_t *data;
-        size_t len;
-        if (vdp_envelope_decode(&self->scratch, pub->raw, pub->raw_len, NULL, 0) != VD_OK)
-            continue; // not reached: libvedetta encoded and checked it
-        self->scratch.sig_len = 0;
-        if (vdp_envelope_encode(&self->scratch, &data, &len) != VD_OK)
-            continue;
-        free(pub->raw);
-        pub->raw = data;
-        pub->raw_len = len;
         pub->is_signed = false;
         self->unsigned_count++;
-        self->unsigned_bytes += len;
+        self->unsigned_bytes += pub->raw_len;
     }
-    vdp_envelope_reset(&self->scratch);
 }
 
 /*  Writes the kept publishes not yet written in this session to the batch, oldest first,
@@ -646,7 +651,7 @@ s_pub_keep(vd_client_t *self, const vdp_envelope_t *env)
     memcpy(pub.id, env->id, sizeof pub.id); // a checked id: a UUID and its NUL
     if (vdp_sig_leaf(env, pub.leaf) != VD_OK)
         return VD_ENOMEM;
-    if (env->raw) {
+    if (env->raw && vdp_sig_attachable(env->raw, env->raw_len)) {
         pub.raw = malloc(env->raw_len);
         if (!pub.raw)
             return VD_ENOMEM;
@@ -1210,6 +1215,7 @@ static void
 s_disconnect(vd_client_t *self)
 {
     if (self->sock && self->state == S_READY) {
+        s_pubs_send(self, true); // what waits to be signed leaves before the bye
         vdp_writer_bye(&self->out);
         s_flush(self);
     }
@@ -1382,7 +1388,6 @@ s_queue_pub(vd_client_t *self, vd_envelope_t *env)
     bool changes = !env->id[0] || env->sent == 0 || env->v == 0 || !same_sender || env->sig_len > 0;
     if (changes && vdp_envelope_drop_raw(env) != VD_OK)
         return VD_ENOMEM;
-    env->sig_len = 0;
     if (!env->id[0])
         vdp_uuid_generate(env->id);
     if (env->sent == 0)
@@ -1397,6 +1402,7 @@ s_queue_pub(vd_client_t *self, vd_envelope_t *env)
         s_set_reason(self, reason);
         return rc == VD_ELIMIT ? VD_ELIMIT : VD_EINVAL;
     }
+    env->sig_len = 0; // its raw bytes, if it had a sig, were dropped above
     return s_pub_keep(self, env);
 }
 

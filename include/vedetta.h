@@ -278,10 +278,13 @@ VD_EXPORT uint64_t vd_client_dropped(const vd_client_t *self);
 VD_EXPORT VD_NODISCARD int
 vd_client_publish(vd_client_t *self, vd_envelope_t *env, vd_receipt_t *receipt, int timeout_ms);
 
-/*  Queues `env` for publishing without waiting (fills id/sent/sender as above). Queued commands
-    leave in one batch at the next vd_client_flush() or any call that waits, or as soon as the
-    batch is full (while a lost session is being reopened, publishes wait for it); receipts are
-    read with vd_client_receipt().
+/*  Queues `env` for publishing without waiting (fills id/sent/sender as above). Every publish is
+    signed with the key's Ed25519 key (PROTOCOL.md §4.6), many under one signature: queued
+    publishes leave, signed, as soon as a tree of 64 (or 64 KiB) waits, at the next
+    vd_client_flush(), vd_client_publish() or vd_client_destroy(), and at any other call that
+    waits (vd_client_receipt(), vd_client_recv(), ...) once none of this session's publishes is
+    waiting for its receipt. While a lost session is being reopened, publishes wait for it.
+    Receipts are read with vd_client_receipt().
     Each publish gets exactly one receipt: libvedetta keeps every publish (its encoded
     envelope, same id) until its receipt arrives and, when the session is lost (a reconnect
     after heartbeat silence, or the broker forgot it), sends them all again once a new session

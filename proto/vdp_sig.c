@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "vdp_errors.h"
+#include "vdp_mp.h"
 #include "vedetta.h"
 
 _Static_assert(VDP_SIG_HASH_BYTES == crypto_generichash_BYTES, "BLAKE2b-256");
@@ -476,6 +477,29 @@ s_map_header(const uint8_t *raw, size_t len, size_t *header_len, size_t *pairs)
         return false;
     }
     return true;
+}
+
+bool
+vdp_sig_attachable(const uint8_t *raw, size_t raw_len)
+{
+    vdp_mp_t mp;
+    vdp_mp_init(&mp, raw, raw_len);
+    uint32_t pairs;
+    if (vdp_mp_read_map(&mp, &pairs) != VD_OK || pairs + 1 > VDP_MAX_MAP_KEYS)
+        return false;
+    for (uint32_t i = 0; i < pairs; i++) {
+        const char *key;
+        uint32_t len;
+        if (vdp_mp_read_str(&mp, &key, &len) != VD_OK)
+            return false;
+        if (len == 3 && memcmp(key, "sig", 3) == 0)
+            return false;
+        //  VDP_MAX_DEPTH counts from the command (command > env > refs > ref): a value in
+        //  an envelope may open two levels, as the envelope decoder allows.
+        if (vdp_mp_skip(&mp, VDP_MAX_DEPTH - 2) != VD_OK)
+            return false;
+    }
+    return vdp_mp_left(&mp) == 0;
 }
 
 int

@@ -117,10 +117,17 @@ int vdp_sig_verify(const vdp_envelope_t *env,
                    char *reason,
                    size_t rsize);
 
+/*  True if raw[0..raw_len) is a well-formed map with no `sig` key and room for one more key:
+    what vdp_sig_attach() needs. For bytes a caller did not encode itself (a relayed envelope):
+    one it encoded from fields without `sig` always qualifies.  */
+bool vdp_sig_attachable(const uint8_t *raw, size_t raw_len);
+
 /*  Adds the key `sig` with the bin value sig[0..sig_len) at the end of the encoded envelope map
-    raw[0..raw_len) (which has no `sig`), growing the map's count. The result, in a new buffer
-    the caller frees, is a valid envelope map whose other bytes are raw's. Returns VD_OK,
-    VD_EINVAL (raw is not a map header followed by its pairs), VD_ENOMEM.  */
+    raw[0..raw_len), growing the map's count. raw MUST have no `sig` key (vdp_sig_attachable()):
+    only its header is read here, so that signing costs no walk through the envelope. The
+    result, in a new buffer the caller frees, is a valid envelope map whose other bytes are
+    raw's. Returns VD_OK, VD_EINVAL (raw does not start with a map header, or the map is full),
+    VD_ENOMEM.  */
 int vdp_sig_attach(const uint8_t *raw,
                    size_t raw_len,
                    const uint8_t *sig,

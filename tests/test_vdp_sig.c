@@ -994,6 +994,66 @@ static const struct {
     { "\x80", 1, VDP_MAX_SIG + 1 },    // a sig over its cap
 };
 
+//  What vdp_sig_attachable() must refuse: what attach refuses, a map that has a `sig` already
+//  (an empty one too), and bytes that are not one whole, well-formed map.
+static const struct {
+    const char *raw;
+    size_t raw_len;
+} s_not_attachable[] = {
+    { "", 0 },                                  // nothing
+    { "\x93\x01\x02\x03", 4 },                  // an array
+    { "\xde\x00\x40", 3 },                      // 64 pairs announced: no room
+    { "\x81\xa3sig\xc4\x00", 7 },               // an empty sig
+    { "\x82\xa1v\x01\xa3sig\xc4\x01\x01", 10 }, // a sig after another key
+    { "\x82\xa1v\x01", 4 },                     // a pair missing
+    { "\x81\xa1v\x01\x00", 5 },                 // a byte after the map
+    { "\x81\x01\x01", 3 },                      // a key that is not a string
+    { "\x81\xa1x\x91\x91\x91\x01", 8 },         // a value nested too deep
+};
+
+START_TEST(attachable_refuses_what_attach_must_not_get)
+{
+    ck_assert(!vdp_sig_attachable((const uint8_t *)s_not_attachable[_i].raw,
+                                  s_not_attachable[_i].raw_len));
+}
+END_TEST
+
+//  An encoded envelope without sig qualifies, and so does one with a 63rd unknown key; a 64th
+//  leaves no room.
+START_TEST(attachable_takes_an_envelope_with_room)
+{
+    vdp_envelope_t env;
+    vdt_sig_e2(&env);
+    uint8_t *raw;
+    size_t len;
+    ck_assert_int_eq(vdp_envelope_encode(&env, &raw, &len), VD_OK);
+    ck_assert(vdp_sig_attachable(raw, len));
+    //  The same map grown to 63 and to 64 pairs with unknown keys "k00".. (nil values).
+    size_t header = raw[0] == 0xde ? 3 : 1;
+    size_t pairs = header == 3 ? ((size_t)raw[1] << 8 | raw[2]) : (raw[0] & 0x0f);
+    for (size_t total = 63; total <= 64; total++) {
+        size_t extra = total - pairs;
+        uint8_t *grown = malloc(3 + len - header + extra * 5);
+        ck_assert_ptr_nonnull(grown);
+        grown[0] = 0xde;
+        grown[1] = 0;
+        grown[2] = (uint8_t)total;
+        memcpy(grown + 3, raw + header, len - header);
+        uint8_t *p = grown + 3 + len - header;
+        for (size_t k = 0; k < extra; k++) {
+            *p++ = 0xa3;
+            *p++ = 'k';
+            *p++ = (uint8_t)('0' + k / 10);
+            *p++ = (uint8_t)('0' + k % 10);
+            *p++ = 0xc0;
+        }
+        ck_assert_int_eq(vdp_sig_attachable(grown, (size_t)(p - grown)), total < 64);
+        free(grown);
+    }
+    free(raw);
+}
+END_TEST
+
 START_TEST(attach_refuses_what_is_not_a_map_with_room)
 {
     static uint8_t sig[VDP_MAX_SIG + 1];
@@ -1248,6 +1308,9 @@ vdp_sig_suite(void)
     tcase_add_test(tc, attach_accepts_a_map32_header);
     tcase_add_loop_test(tc, attach_refuses_what_is_not_a_map_with_room, 0,
                         sizeof s_bad_attach / sizeof s_bad_attach[0]);
+    tcase_add_loop_test(tc, attachable_refuses_what_attach_must_not_get, 0,
+                        sizeof s_not_attachable / sizeof s_not_attachable[0]);
+    tcase_add_test(tc, attachable_takes_an_envelope_with_room);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cache");

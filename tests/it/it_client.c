@@ -732,6 +732,24 @@ START_TEST(publish_without_receipt_times_out)
 }
 END_TEST
 
+//  A publish queued and never flushed still leaves, signed, when its client is destroyed.
+START_TEST(a_queued_publish_leaves_at_destroy)
+{
+    vdt_broker_start(s_world);
+    vd_client_t *cosc = s_connect("cosc:toscana", vdt_endpoint(s_world), vdt_broker_key(s_world));
+    vdt_subscribe(cosc, "alert.toscana.i726", VD_OK);
+    vd_client_t *siena = s_connect("comune:i726", vdt_endpoint(s_world), vdt_broker_key(s_world));
+    vd_envelope_t *env = vdt_envelope("alert.toscana.i726", "green", "fire and forget");
+    ck_assert_int_eq(vd_client_publish_async(siena, env), VD_OK);
+    vd_envelope_destroy(&env);
+    vd_client_destroy(&siena);
+    char *body = vdt_recv_body(cosc);
+    ck_assert_str_eq(body ? body : "(nothing)", "fire and forget");
+    free(body);
+    vd_client_destroy(&cosc);
+}
+END_TEST
+
 /*  Publishes kept for their receipt were signed with the key of the connection that first
     sent them. Connecting again with the agency's rotated key sends them again signed with that
     one, so that the broker, which checks each signature against the session's key, takes them.
@@ -887,6 +905,7 @@ it_client_suite(void)
     tcase_add_test(broker, async_publishes_get_one_receipt_each);
     tcase_add_test(broker, async_publishes_are_signed_in_trees);
     tcase_add_test(broker, kept_publishes_are_signed_again_under_a_rotated_key);
+    tcase_add_test(broker, a_queued_publish_leaves_at_destroy);
     suite_add_tcase(suite, broker);
 
     TCase *scripted = tcase_create("scripted_broker");
