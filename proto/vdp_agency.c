@@ -68,18 +68,18 @@ static const struct {
     bool secret;
     bool optional; // may be absent: its value is then "not set"
 } s_fields[F_COUNT] = {
-    [F_ORG] = { "agency", "org", false },
-    [F_NAME] = { "agency", "name", false },
-    [F_ROLE] = { "agency", "role", false },
-    [F_JUR] = { "agency", "jurisdiction", false },
-    [F_LABEL] = { "key", "label", false },
-    [F_CURVE_PUBLIC] = { "key", "curve-public", false },
-    [F_SIGN_PUBLIC] = { "key", "sign-public", false },
-    [F_STATUS] = { "key", "status", false },
+    [F_ORG] = { "agency", "org", false, false },
+    [F_NAME] = { "agency", "name", false, false },
+    [F_ROLE] = { "agency", "role", false, false },
+    [F_JUR] = { "agency", "jurisdiction", false, false },
+    [F_LABEL] = { "key", "label", false, false },
+    [F_CURVE_PUBLIC] = { "key", "curve-public", false, false },
+    [F_SIGN_PUBLIC] = { "key", "sign-public", false, false },
+    [F_STATUS] = { "key", "status", false, false },
     [F_RATE] = { "key", "rate", false, true },
     [F_BYTES] = { "key", "bytes", false, true },
-    [F_CURVE_SECRET] = { "key", "curve-secret", true },
-    [F_SIGN_SECRET] = { "key", "sign-secret", true },
+    [F_CURVE_SECRET] = { "key", "curve-secret", true, false },
+    [F_SIGN_SECRET] = { "key", "sign-secret", true, false },
 };
 
 //  A value as error messages quote it: printable ASCII, truncated. Never call it on a secret.
