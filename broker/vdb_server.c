@@ -649,9 +649,14 @@ s_publish(vdb_server_t *self, vdb_session_t *session, vdp_envelope_t *env)
     //  Last of the checks, as the costliest (an Ed25519 verification when the tree is new to
     //  this session) and after the rate limit, so that a key sending bad signatures pays for
     //  them in its own tokens rather than in everyone's broker time.
-    uint8_t sign_public[VDP_KEY_BYTES];
-    rc = vdp_agency_sign_key(who, sign_public) == VD_OK
-             ? vdp_sig_verify(env, sign_public, &session->sig_cache, reason, sizeof reason)
+    //  Decoded again only when the text differs: after a reload that changed the file.
+    if (memcmp(session->sign_z85, who->sign_public, sizeof session->sign_z85) != 0) {
+        bool valid = vdp_agency_sign_key(who, session->sign_public) == VD_OK;
+        memcpy(session->sign_z85, valid ? who->sign_public : "",
+               valid ? sizeof session->sign_z85 : 1);
+    }
+    rc = session->sign_z85[0]
+             ? vdp_sig_verify(env, session->sign_public, &session->sig_cache, reason, sizeof reason)
              : vdp_errorf(reason, sizeof reason, VD_ESIG,
                           "sig: the key has no signing key registered");
     if (rc != VD_OK) {

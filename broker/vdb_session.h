@@ -47,6 +47,8 @@ typedef struct {
     int64_t gone_at;           // monotonic ms when a send found the peer gone; 0 while it is there
     uint64_t dropped;          // deliveries dropped for overflow
     vdp_sig_cache_t sig_cache; // the last tree of its publishes verified
+    char sign_z85[VDP_KEY_Z85_LEN + 1]; // its agency file's signing key, as the file has it
+    uint8_t sign_public[VDP_KEY_BYTES]; // and decoded: once, not per publish; "" if invalid
 } vdb_session_t;
 
 //  A new session for routing id `rid` authenticated as `key`. NULL on no memory.
