@@ -475,19 +475,6 @@ s_pubs_trim(vd_client_t *self)
     }
 }
 
-//  Answers a kept publish from here, with a rejection the broker will never send for it.
-static void
-s_pub_reject(vd_client_t *self, const s_pub_t *pub, int code, const char *reason)
-{
-    vd_receipt_t receipt;
-    memset(&receipt, 0, sizeof receipt);
-    memcpy(receipt.id, pub->id, sizeof pub->id);
-    receipt.status = VD_RECEIPT_REJECTED;
-    receipt.code = code;
-    snprintf(receipt.reason, sizeof receipt.reason, "%s", reason);
-    s_receipt_deliver(self, &receipt);
-}
-
 /*  Gives up the oldest kept publish to make room for a new one. If it is in flight in this
     session its receipt still comes from the broker, and a rejection with ESESSION reaches the
     application as it is. If its session is gone it would never be answered: it gets that
@@ -497,12 +484,16 @@ s_pubs_evict(vd_client_t *self)
 {
     s_pub_t *oldest = s_pub_at(self, 0);
     if (oldest->raw && (oldest->epoch != self->epoch || self->state != S_READY)) {
-        char reason[VDP_MAX_REASON + 1];
-        snprintf(reason, sizeof reason,
+        vd_receipt_t receipt;
+        memset(&receipt, 0, sizeof receipt);
+        memcpy(receipt.id, oldest->id, sizeof oldest->id);
+        receipt.status = VD_RECEIPT_REJECTED;
+        receipt.code = VD_ESESSION;
+        snprintf(receipt.reason, sizeof receipt.reason,
                  "session lost before the receipt, with over %d publishes waiting: publish it "
                  "again",
                  VD_MAX_PUBS);
-        s_pub_reject(self, oldest, VD_ESESSION, reason);
+        s_receipt_deliver(self, &receipt);
     }
     s_pub_forget(self, oldest);
 }
@@ -596,6 +587,13 @@ s_pubs_unsign(vd_client_t *self)
     }
 }
 
+//  True once the unsigned kept publishes fill a tree, or a batch: they are signed at once.
+static bool
+s_tree_full(const vd_client_t *self)
+{
+    return self->unsigned_count >= VDP_SIG_MAX_LEAVES || self->unsigned_bytes >= VDP_BATCH_BYTES;
+}
+
 /*  Writes the kept publishes not yet written in this session to the batch, oldest first,
     signing them first (s_pubs_sign()) and sending the batch whenever the next one might not
     fit. Only in an open session: the ones kept while a session is being opened wait for its
@@ -607,9 +605,7 @@ s_pubs_send(vd_client_t *self, bool now)
 {
     if (self->state != S_READY)
         return VD_OK;
-    bool full =
-        self->unsigned_count >= VDP_SIG_MAX_LEAVES || self->unsigned_bytes >= VDP_BATCH_BYTES;
-    bool sign = now || full || self->in_flight == 0;
+    bool sign = now || s_tree_full(self) || self->in_flight == 0;
     while (self->pubs_next < self->pubs.count) {
         s_pub_t *pub = s_pub_at(self, self->pubs_next);
         if (pub->raw && !pub->is_signed) {
@@ -617,7 +613,7 @@ s_pubs_send(vd_client_t *self, bool now)
                 return VD_OK; // the rest are unsigned too: they wait for the next call
             if (s_pubs_sign(self, self->pubs_next) != VD_OK)
                 return VD_ENOMEM;
-            continue; // it may have been answered and forgotten instead
+            continue; // signed now: written below
         }
         if (pub->raw) {
             if (self->out.count > 0 &&
@@ -667,7 +663,7 @@ s_pub_keep(vd_client_t *self, const vdp_envelope_t *env)
     }
     self->unsigned_count++;
     self->unsigned_bytes += pub.raw_len;
-    if (self->unsigned_count < VDP_SIG_MAX_LEAVES && self->unsigned_bytes < VDP_BATCH_BYTES)
+    if (!s_tree_full(self))
         return VD_OK;
     int rc = s_pubs_send(self, false);
     if (rc != VD_OK && self->pubs_next < self->pubs.count) {

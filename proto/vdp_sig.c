@@ -123,7 +123,6 @@ typedef struct {
     uint8_t *data; // stack or heap
     size_t size;
     size_t capacity;
-    bool failed;
 } s_canon_t;
 
 static int
@@ -133,10 +132,8 @@ s_canon_write(void *data, const char *buf, size_t len)
     if (self->size + len > self->capacity) {
         size_t capacity = (self->size + len) * 2;
         uint8_t *grown = malloc(capacity);
-        if (!grown) {
-            self->failed = true;
-            return -1;
-        }
+        if (!grown)
+            return -1; // msgpack-c passes it on: vdp_envelope_pack_signed() fails
         memcpy(grown, self->data, self->size);
         if (self->data != self->stack)
             free(self->data);
@@ -160,7 +157,6 @@ vdp_sig_leaf(const vdp_envelope_t *env, uint8_t leaf[VDP_SIG_HASH_BYTES])
     canon.stack[0] = S_LEAF_PREFIX;
     canon.size = 1;
     canon.capacity = sizeof canon.stack;
-    canon.failed = false;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &canon, s_canon_write);
     int rc = vdp_envelope_pack_signed(env, &pk, body_hash);
@@ -193,25 +189,11 @@ s_split(size_t n)
     return k;
 }
 
-void
-vdp_sig_root(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES], size_t count, uint8_t root[32])
-{
-    assert(count >= 1 && count <= VDP_SIG_MAX_LEAVES);
-    if (count == 1) {
-        memcpy(root, leaves[0], VDP_SIG_HASH_BYTES);
-        return;
-    }
-    size_t k = s_split(count);
-    s_hash_t left, right;
-    vdp_sig_root(leaves, k, left);
-    vdp_sig_root(leaves + k, count - k, right);
-    s_node(left, right, root);
-}
-
-/*  The root of leaves[0..n), as vdp_sig_root(), appending to each leaf's path the sibling its
-    RFC 9162 PATH gets at this level. Children are done first, so each path is built from the
-    leaf up, and every node is hashed once: n - 1 hashes for the whole tree, where computing
-    each path on its own would hash every sibling subtree again for each leaf.  */
+/*  The root of leaves[0..n) (RFC 9162's MTH), and, unless `sigs` is NULL, the sibling each
+    leaf's RFC 9162 PATH gets at each level appended to its path. Children are done first, so
+    each path is built from the leaf up, and every node is hashed once: n - 1 hashes for the
+    whole tree, where computing each path on its own would hash every sibling subtree again
+    for each leaf.  */
 static void
 s_build(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES],
         size_t n,
@@ -225,8 +207,8 @@ s_build(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES],
     size_t k = s_split(n);
     s_hash_t left, right;
     s_build(leaves, k, sigs, left);
-    s_build(leaves + k, n - k, sigs + k, right);
-    for (size_t i = 0; i < n; i++) {
+    s_build(leaves + k, n - k, sigs ? sigs + k : NULL, right);
+    for (size_t i = 0; sigs && i < n; i++) {
         vdp_sig_t *sig = &sigs[i];
         assert(sig->path_len < VDP_SIG_MAX_PATH);
         memcpy(sig->path[sig->path_len++], i < k ? right : left, VDP_SIG_HASH_BYTES);
@@ -235,27 +217,10 @@ s_build(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES],
 }
 
 void
-vdp_sig_root_of(const vdp_sig_t *sig, const uint8_t leaf[32], uint8_t root[32])
+vdp_sig_root(const uint8_t (*leaves)[VDP_SIG_HASH_BYTES], size_t count, uint8_t root[32])
 {
-    assert(sig && sig->index < sig->count);
-    //  RFC 9162 §2.1.3.2; vdp_sig_decode() has checked that the path has the right length.
-    size_t fn = sig->index, sn = (size_t)sig->count - 1;
-    s_hash_t r;
-    memcpy(r, leaf, sizeof r);
-    for (size_t i = 0; i < sig->path_len && sn > 0; i++) {
-        if ((fn & 1) || fn == sn) {
-            s_node(sig->path[i], r, r);
-            while ((fn & 1) == 0 && fn != 0) {
-                fn >>= 1;
-                sn >>= 1;
-            }
-        } else {
-            s_node(r, sig->path[i], r);
-        }
-        fn >>= 1;
-        sn >>= 1;
-    }
-    memcpy(root, r, sizeof r);
+    assert(count >= 1 && count <= VDP_SIG_MAX_LEAVES);
+    s_build(leaves, count, NULL, root);
 }
 
 //  The bytes the Ed25519 signature covers.
@@ -379,6 +344,19 @@ s_climb(const vdp_sig_t *sig,
         }
     }
     return (int)depth;
+}
+
+void
+vdp_sig_root_of(const vdp_sig_t *sig, const uint8_t leaf[32], uint8_t root[32])
+{
+    assert(sig && sig->index < sig->count);
+    vdp_sig_node_t anc[VDP_SIG_MAX_PATH + 1], sib[VDP_SIG_MAX_PATH];
+    bool left[VDP_SIG_MAX_PATH];
+    size_t depth = s_walk(sig->index, sig->count, anc, sib, left);
+    assert(depth == sig->path_len); // vdp_sig_decode() checked it
+    memcpy(anc[0].hash, leaf, VDP_SIG_HASH_BYTES);
+    s_climb(sig, anc, sib, left, depth, NULL);
+    memcpy(root, anc[depth].hash, VDP_SIG_HASH_BYTES);
 }
 
 //  Replaces the cached nodes with those of a leaf just verified (its ancestors hashed up to
